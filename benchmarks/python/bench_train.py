@@ -1,0 +1,222 @@
+"""Training-step benchmark of the PyTorch CoLM peer (and a chain-linear micro-benchmark).
+
+  /usr/bin/python3 bench_train.py --steps 30 --warmup 5 --threads 2 [--config JSON|@file]
+  /usr/bin/python3 bench_train.py --chain-linear-bench --threads 2
+
+Default model = the reference model: vocab 4096, head_dim 64, chains [2,2] (D 256, 4 heads),
+4 layers, FFN 1024 (ffn_mult 4), gelu, layernorm, colm, bias, loss_weights [0.5, 0.5]; B 16, T 128.
+Random tokens (seeded); next-token loss on [B, T+1] windows (T predicted positions per row).
+AdamW lr 3e-4, weight decay 0.1 (all parameters), betas 0.9/0.95, eps 1e-8; grad-norm clip 1.0.
+A timed step = zero_grad(set_to_none) + forward + loss + backward + clip + optimizer step + loss.item().
+Prints ONE JSON line.
+
+OpenBLAS kernel: OpenBLAS reads OPENBLAS_CORETYPE when torch is imported, so this script decides it
+first. --coretype auto (default): if the environment says Haswell (an AVX2 kernel forced on this AVX-512
+machine), use SkylakeX; otherwise keep what the environment says (unset = OpenBLAS's own detection).
+The JSON reports what was seen, what was used and the kernel OpenBLAS actually runs.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+DEFAULT_CONFIG = dict(vocab_size=4096, head_dim=64, chains=[2, 2], layers=4, kv_heads=None, ffn_mult=4,
+                      activation="gelu", norm="layernorm", norm_eps=1e-5, rope_theta=10000.0,
+                      variant="colm", max_seq_len=128, bias=True, loss_weights=[0.5, 0.5])
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", default=None,
+                    help="JSON object (or @path to one) overriding keys of the default model config")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128, help="T, predicted positions per row")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--foreach", choices=("auto", "on", "off"), default="auto",
+                    help="AdamW multi-tensor implementation (auto = torch's default)")
+    ap.add_argument("--coretype", default="auto",
+                    help="auto | keep | <OpenBLAS core name> (see module doc)")
+    ap.add_argument("--chain-linear-bench", action="store_true",
+                    help="time fwd+bwd of a chain linear [1,1,1,1] 1024->1024 vs dense, 2048 rows")
+    ap.add_argument("--reps", type=int, default=30, help="timed reps of --chain-linear-bench")
+    return ap.parse_args(argv)
+
+
+ARGS = parse_args()
+CORETYPE_SEEN = os.environ.get("OPENBLAS_CORETYPE")
+L2_SEEN = os.environ.get("OPENBLAS_L2_SIZE")
+if ARGS.coretype == "auto":
+    if CORETYPE_SEEN is not None and CORETYPE_SEEN.lower() == "haswell":
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+elif ARGS.coretype != "keep":
+    os.environ["OPENBLAS_CORETYPE"] = ARGS.coretype
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
+CORETYPE_USED = os.environ.get("OPENBLAS_CORETYPE")
+
+import ctypes  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_colm as tc  # noqa: E402
+
+
+def blas_info(threads):
+    """Which BLAS torch really calls (libraries mapped in this process) and OpenBLAS's kernel."""
+    torch.ones(8, 8) @ torch.ones(8, 8)  # make sure the BLAS is loaded
+    libs = sorted({ln.split()[-1] for ln in open("/proc/self/maps")
+                   if ("blas" in ln.lower() or "mkl" in ln.lower()) and "/" in ln})
+    info = {"libs": libs, "torch_blas_info": None}
+    for part in torch.__config__.show().replace(",", "\n").splitlines():
+        if "BLAS_INFO" in part:
+            info["torch_blas_info"] = part.strip()
+    for p in libs:
+        try:
+            lib = ctypes.CDLL(p)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+        except (OSError, AttributeError):
+            continue
+        lib.openblas_set_num_threads(threads)
+        info.update(openblas_corename=lib.openblas_get_corename().decode(),
+                    openblas_config=lib.openblas_get_config().decode(),
+                    openblas_threads=lib.openblas_get_num_threads())
+        break
+    return info
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+
+
+def useful_mflop_per_token(cfg, T):
+    """Training FLOPs per token actually needed: 6 x (chain-linear + LM-head weights) + causal-free
+    attention 12*T*D*L (QK^T and PV over all T, fwd 4TD, x3 for training). Embedding lookup free."""
+    w = sum(int(np.prod(s)) for n, s, _ in tc.tensor_specs(cfg) if n.endswith(".weight") or n.startswith("head."))
+    return (6 * w + 12 * T * cfg.d_model * cfg.layers) / 1e6
+
+
+def common_fields(threads):
+    return {
+        "torch": torch.__version__, "threads": threads, "torch_num_threads": torch.get_num_threads(),
+        "blas": blas_info(threads),
+        "OPENBLAS_CORETYPE_seen": CORETYPE_SEEN, "OPENBLAS_CORETYPE_used": CORETYPE_USED,
+        "OPENBLAS_L2_SIZE_seen": L2_SEEN,
+    }
+
+
+def bench_train(a):
+    cfgd = dict(DEFAULT_CONFIG)
+    if a.config:
+        text = open(a.config[1:]).read() if a.config.startswith("@") else a.config
+        cfgd.update(json.loads(text))
+    cfgd["max_seq_len"] = max(int(cfgd.get("max_seq_len", a.seq)), a.seq)
+    if cfgd.get("loss_weights") is not None and not isinstance(cfgd["loss_weights"], str) \
+            and len(cfgd["loss_weights"]) != len(cfgd["chains"]):
+        cfgd["loss_weights"] = None     # chains overridden without weights: default 1/n
+    cfg = tc.ColmConfig.from_dict(cfgd, warn=False)
+    info = common_fields(a.threads)
+
+    g = torch.Generator().manual_seed(a.seed)
+    model = tc.ColmModel(cfg)
+    model.init_weights(generator=g)
+    model.train()
+    foreach = {"auto": None, "on": True, "off": False}[a.foreach]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=0.1, foreach=foreach)
+    total = a.warmup + a.steps
+    data = torch.randint(0, cfg.vocab_size, (total, a.batch, a.seq + 1), generator=g)
+    params = list(model.parameters())
+
+    times, losses = [], []
+    torch.set_grad_enabled(True)
+    for s in range(total):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss, _ = model.lm_loss(data[s])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        lv = loss.item()
+        dt = time.perf_counter() - t0
+        losses.append(lv)
+        if s >= a.warmup:
+            times.append(dt)
+    med = statistics.median(times)
+    tok = a.batch * a.seq
+    mf = useful_mflop_per_token(cfg, a.seq)
+    out = {
+        "bench": "train_step", "engine": "pytorch", "config": cfg.to_dict(), "batch": a.batch,
+        "seq": a.seq, "steps": a.steps, "warmup": a.warmup, "params": model.num_params(),
+        "ms_per_step": round(med * 1e3, 2), "ms_mean": round(statistics.mean(times) * 1e3, 2),
+        "ms_min": round(min(times) * 1e3, 2), "ms_max": round(max(times) * 1e3, 2),
+        "tokens_per_s": round(tok / med, 1), "useful_mflop_per_token": round(mf, 2),
+        "useful_gflop_per_s": round(mf * tok / med / 1e3, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4),
+        "adamw_foreach": a.foreach,
+    }
+    out.update(info)
+    print(json.dumps(out))
+
+
+def bench_chain_linear(a):
+    info = common_fields(a.threads)
+    N, widths = 2048, [256, 256, 256, 256]
+    g = torch.Generator().manual_seed(a.seed)
+    chain = tc.ChainLinear(widths, widths, bias=True)
+    dense = nn.Linear(1024, 1024, bias=True)
+    with torch.no_grad():
+        for p in list(chain.parameters()) + list(dense.parameters()):
+            p.normal_(0, 0.02, generator=g)
+    x = torch.randn(N, 1024, generator=g).requires_grad_(True)
+    gy = torch.randn(N, 1024, generator=g)
+
+    def step(mod):
+        t0 = time.perf_counter()
+        x.grad = None
+        mod.zero_grad(set_to_none=True)
+        y = mod(x)
+        y.backward(gy)
+        return time.perf_counter() - t0
+
+    for _ in range(5):
+        step(chain)
+        step(dense)
+    tc_, td = [], []
+    for _ in range(a.reps):          # alternate the two so drift hits both equally
+        tc_.append(step(chain))
+        td.append(step(dense))
+    mc, md = statistics.median(tc_), statistics.median(td)
+    frac = sum(w * sum(widths[:i + 1]) for i, w in enumerate(widths)) / 1024 ** 2
+    dense_flop = 3 * 2 * N * 1024 * 1024
+    out = {
+        "bench": "chain_linear_fwd_bwd", "rows": N, "in": 1024, "out": 1024, "chains": [1, 1, 1, 1],
+        "reps": a.reps, "chain_ms": round(mc * 1e3, 3), "dense_ms": round(md * 1e3, 3),
+        "chain_over_dense": round(mc / md, 3), "dense_fraction": frac,
+        "chain_useful_gflop_per_s": round(frac * dense_flop / mc / 1e9, 1),
+        "dense_gflop_per_s": round(dense_flop / md / 1e9, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    out.update(info)
+    print(json.dumps(out))
+
+
+def main():
+    torch.set_num_threads(ARGS.threads)
+    if ARGS.chain_linear_bench:
+        bench_chain_linear(ARGS)
+    else:
+        bench_train(ARGS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+package io.catena.model.kernel;
+
+import org.nd4j.linalg.api.blas.params.MMulTranspose;
+import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * The one place that calls ND4J's GEMM: {@code C = op(A) op(B)} or {@code C += op(A) op(B)},
+ * straight into preallocated (possibly strided) regions. {@code Nd4j.matmul} runs on oneDNN; the
+ * accumulating form goes through the {@code Mmul} op with beta = 1 (Nd4j.gemm refuses views).
+ */
+public final class Gemm {
+    private static final MMulTranspose NN = new MMulTranspose(false, false, false);
+    private static final MMulTranspose NT = new MMulTranspose(false, true, false);
+    private static final MMulTranspose TN = new MMulTranspose(true, false, false);
+    private static final MMulTranspose TT = new MMulTranspose(true, true, false);
+
+    private Gemm() {
+    }
+
+    public static void mm(Mat a, boolean transA, Mat b, boolean transB, Mat c, boolean accumulate) {
+        int m = transA ? a.cols : a.rows;
+        int k = transA ? a.rows : a.cols;
+        int kb = transB ? b.cols : b.rows;
+        int n = transB ? b.rows : b.cols;
+        if (k != kb || c.rows != m || c.cols != n) {
+            throw new IllegalArgumentException("GEMM shapes do not agree: op(A) " + m + "x" + k + ", op(B) " + kb + "x" + n
+                    + ", C " + c.rows + "x" + c.cols);
+        }
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            if (!accumulate) {
+                c.fill(0);
+            }
+            return;
+        }
+        if (!accumulate) {
+            Nd4j.matmul(a.nd(), b.nd(), c.nd(), transA, transB, false);
+        } else {
+            MMulTranspose t = transA ? (transB ? TT : TN) : (transB ? NT : NN);
+            Nd4j.exec(new Mmul(a.nd(), b.nd(), c.nd(), 1.0, 1.0, t));
+        }
+    }
+}

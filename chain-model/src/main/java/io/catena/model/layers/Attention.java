@@ -1,0 +1,263 @@
+package io.catena.model.layers;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.Params;
+import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.HeadTensor;
+import io.catena.model.kernel.Mat;
+import io.catena.model.kernel.Parallel;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * Chain attention. Heads are chain-major (chain 0's heads first) and query head j reads only its
+ * own columns of q, so chain i's output depends on chains <= i. CoLM: Q, K, V, O are chain linears.
+ * CoLM-Air: K and V are plain dense projections of chain 0 with kv_heads heads, tiled over the
+ * query heads (query head j uses kv head j mod kv_heads), so every scale shares one KV cache.
+ * Scores use batched GEMMs over [heads, batch, T, hd]; RoPE is fused into the head split and the
+ * causal mask and 1/sqrt(hd) scale into the softmax.
+ */
+public final class Attention {
+
+    /** Buffers shared by every layer (only one layer runs at a time). */
+    public static final class Scratch {
+        final Mat q;
+        final Mat k;
+        final Mat v;
+        final Mat dq;
+        final Mat dk;
+        final Mat dv;
+        final Mat datt;
+        final HeadTensor oh;
+        final HeadTensor dOh;
+        final HeadTensor dQh;
+        final HeadTensor dKh;
+        final HeadTensor dVh;
+        final HeadTensor dP;
+
+        public Scratch(ColmConfig cfg, int batch, int seqLen, DataType type) {
+            int n = batch * seqLen, d = cfg.dModel(), h = cfg.heads(), hd = cfg.headDim();
+            int kvCols = cfg.isAir() ? cfg.kvWidth() : d;
+            q = Mat.allocate(type, n, d);
+            k = Mat.allocate(type, n, kvCols);
+            v = Mat.allocate(type, n, kvCols);
+            dq = Mat.allocate(type, n, d);
+            dk = Mat.allocate(type, n, kvCols);
+            dv = Mat.allocate(type, n, kvCols);
+            datt = Mat.allocate(type, n, d);
+            oh = new HeadTensor(type, h, batch, seqLen, hd);
+            dOh = new HeadTensor(type, h, batch, seqLen, hd);
+            dQh = new HeadTensor(type, h, batch, seqLen, hd);
+            dKh = new HeadTensor(type, h, batch, seqLen, hd);
+            dVh = new HeadTensor(type, h, batch, seqLen, hd);
+            dP = new HeadTensor(type, h, batch, seqLen, seqLen);
+        }
+    }
+
+    private final ColmConfig cfg;
+    private final Rope rope;
+    private final ChainLinear qProj;
+    private final ChainLinear kProj;
+    private final ChainLinear vProj;
+    private final ChainLinear oProj;
+    private final Scratch s;
+    private final int batch;
+    private final int seqLen;
+    // Saved for backward (per layer).
+    private final HeadTensor qh;
+    private final HeadTensor kh;
+    private final HeadTensor vh;
+    private final HeadTensor probs;
+    private final Mat att;
+
+    public Attention(ColmConfig cfg, Params params, Params grads, String prefix, Rope rope, Scratch scratch,
+                     int batch, int seqLen, DataType type) {
+        this.cfg = cfg;
+        this.rope = rope;
+        this.s = scratch;
+        this.batch = batch;
+        this.seqLen = seqLen;
+        int n = cfg.numChains();
+        int[] widths = new int[n];
+        int[] prefixes = new int[n];
+        for (int i = 0; i < n; i++) {
+            widths[i] = cfg.chainWidth(i);
+            prefixes[i] = cfg.prefixWidth(i + 1);
+        }
+        qProj = new ChainLinear(params, grads, prefix + "attn.q", 0, widths, prefixes);
+        oProj = new ChainLinear(params, grads, prefix + "attn.o", 0, widths, prefixes);
+        if (cfg.isAir()) {
+            int[] kvw = {cfg.kvWidth()};
+            int[] kvin = {cfg.chainWidth(0)};
+            kProj = new ChainLinear(params, grads, prefix + "attn.k", 0, kvw, kvin);
+            vProj = new ChainLinear(params, grads, prefix + "attn.v", 0, kvw, kvin);
+        } else {
+            kProj = new ChainLinear(params, grads, prefix + "attn.k", 0, widths, prefixes);
+            vProj = new ChainLinear(params, grads, prefix + "attn.v", 0, widths, prefixes);
+        }
+        int h = cfg.heads(), hd = cfg.headDim();
+        qh = new HeadTensor(type, h, batch, seqLen, hd);
+        kh = new HeadTensor(type, h, batch, seqLen, hd);
+        vh = new HeadTensor(type, h, batch, seqLen, hd);
+        probs = new HeadTensor(type, h, batch, seqLen, seqLen);
+        att = Mat.allocate(type, batch * seqLen, cfg.dModel());
+    }
+
+    /** Source column of the k/v projection that feeds query head j. */
+    private int kvColumn(int head) {
+        return (cfg.isAir() ? head % cfg.kvHeads() : head) * cfg.headDim();
+    }
+
+    /** y[:, :D_k] = attention(h) at scale k. */
+    public void forward(Mat h, Mat y, int k) {
+        int heads = cfg.headsUpTo(k);
+        qProj.forward(h, s.q, k);
+        kProj.forward(h, s.k, k);
+        vProj.forward(h, s.v, k);
+        splitHeads(heads);
+        HeadTensor.bmm(qh, false, kh, true, probs, heads);
+        causalSoftmax(heads);
+        HeadTensor.bmm(probs, false, vh, false, s.oh, heads);
+        mergeHeads(s.oh, att, heads, false);
+        oProj.forward(att, y, k);
+    }
+
+    /** dh[:, :D_k] (+)= d attention / dh given dy; parameter gradients of chains >= firstTrainable. */
+    public void backward(Mat h, Mat dy, Mat dh, int k, int firstTrainable, boolean accParams, boolean accInput) {
+        int heads = cfg.headsUpTo(k);
+        oProj.backward(att, dy, s.datt, k, firstTrainable, accParams, false);
+        splitGradient(s.datt, s.dOh, heads);
+        HeadTensor.bmm(s.dOh, false, vh, true, s.dP, heads);
+        HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, heads);
+        softmaxBackward(heads);
+        HeadTensor.bmm(s.dP, false, kh, false, s.dQh, heads);
+        HeadTensor.bmm(s.dP, true, qh, false, s.dKh, heads);
+        mergeHeads(s.dQh, s.dq, heads, true);
+        mergeKv(s.dKh, s.dk, heads, true);
+        mergeKv(s.dVh, s.dv, heads, false);
+        qProj.backward(h, s.dq, dh, k, firstTrainable, accParams, accInput);
+        kProj.backward(h, s.dk, dh, k, firstTrainable, accParams, true);
+        vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
+    }
+
+    /** q/k/v [N, *] -> per-head tensors, RoPE applied to q and k. */
+    private void splitHeads(int heads) {
+        final int hd = cfg.headDim();
+        Parallel.forRows(batch * seqLen, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int b = r / seqLen, t = r % seqLen;
+                for (int j = 0; j < heads; j++) {
+                    int dst = qh.index(j, b, t);
+                    rope.rotate(s.q.buf, s.q.index(r, j * hd), qh.buf, dst, t, false);
+                    rope.rotate(s.k.buf, s.k.index(r, kvColumn(j)), kh.buf, dst, t, false);
+                    s.v.buf.copyTo(s.v.index(r, kvColumn(j)), vh.buf, dst, hd);
+                }
+            }
+        });
+    }
+
+    /** d att [N, D] -> dOh per head. */
+    private void splitGradient(Mat src, HeadTensor dst, int heads) {
+        final int hd = cfg.headDim();
+        Parallel.forRows(batch * seqLen, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int b = r / seqLen, t = r % seqLen;
+                for (int j = 0; j < heads; j++) {
+                    src.buf.copyTo(src.index(r, j * hd), dst.buf, dst.index(j, b, t), hd);
+                }
+            }
+        });
+    }
+
+    /** Per-head -> [N, D] (query-head layout); with unrotate, RoPE's transpose is applied (dq). */
+    private void mergeHeads(HeadTensor src, Mat dst, int heads, boolean unrotate) {
+        final int hd = cfg.headDim();
+        Parallel.forRows(batch * seqLen, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int b = r / seqLen, t = r % seqLen;
+                for (int j = 0; j < heads; j++) {
+                    if (unrotate) {
+                        rope.rotate(src.buf, src.index(j, b, t), dst.buf, dst.index(r, j * hd), t, true);
+                    } else {
+                        src.buf.copyTo(src.index(j, b, t), dst.buf, dst.index(r, j * hd), hd);
+                    }
+                }
+            }
+        });
+    }
+
+    /** Per-head k/v gradients -> dk/dv; for CoLM-Air the tiled heads sum into their kv head. */
+    private void mergeKv(HeadTensor src, Mat dst, int heads, boolean unrotate) {
+        if (!cfg.isAir()) {
+            mergeHeads(src, dst, heads, unrotate);
+            return;
+        }
+        final int hd = cfg.headDim();
+        Parallel.forRows(batch * seqLen, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int b = r / seqLen, t = r % seqLen;
+                dst.buf.fill(dst.index(r, 0), cfg.kvWidth(), 0.0);
+                for (int j = 0; j < heads; j++) {
+                    int so = src.index(j, b, t), dOff = dst.index(r, kvColumn(j));
+                    if (unrotate) {
+                        rope.rotateAdd(src.buf, so, dst.buf, dOff, t, true);
+                    } else {
+                        for (int c = 0; c < hd; c++) {
+                            dst.buf.set(dOff + c, dst.buf.get(dOff + c) + src.buf.get(so + c));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** probs = softmax(scores / sqrt(hd)) over keys <= query position; masked entries are exact zeros. */
+    private void causalSoftmax(int heads) {
+        final double scale = 1.0 / Math.sqrt(cfg.headDim());
+        final Buf p = probs.buf;
+        final int t = seqLen;
+        Parallel.forRows(heads * batch * t, (from, to) -> {
+            for (int row = from; row < to; row++) {
+                int pos = row % t, o = row * t;
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j <= pos; j++) {
+                    max = Math.max(max, p.get(o + j) * scale);
+                }
+                double sum = 0;
+                for (int j = 0; j <= pos; j++) {
+                    double e = Math.exp(p.get(o + j) * scale - max);
+                    p.set(o + j, e);
+                    sum += e;
+                }
+                double inv = 1.0 / sum;
+                for (int j = 0; j <= pos; j++) {
+                    p.set(o + j, p.get(o + j) * inv);
+                }
+                for (int j = pos + 1; j < t; j++) {
+                    p.set(o + j, 0.0);
+                }
+            }
+        });
+    }
+
+    /** dP -> dScores in place: dS = P * (dP - sum(P * dP)) / sqrt(hd), zero above the diagonal. */
+    private void softmaxBackward(int heads) {
+        final double scale = 1.0 / Math.sqrt(cfg.headDim());
+        final Buf p = probs.buf, d = s.dP.buf;
+        final int t = seqLen;
+        Parallel.forRows(heads * batch * t, (from, to) -> {
+            for (int row = from; row < to; row++) {
+                int pos = row % t, o = row * t;
+                double dot = 0;
+                for (int j = 0; j <= pos; j++) {
+                    dot += p.get(o + j) * d.get(o + j);
+                }
+                for (int j = 0; j <= pos; j++) {
+                    d.set(o + j, p.get(o + j) * (d.get(o + j) - dot) * scale);
+                }
+                for (int j = pos + 1; j < t; j++) {
+                    d.set(o + j, 0.0);
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,154 @@
+package io.catena.model.layers;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.Params;
+import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.Mat;
+import io.catena.model.kernel.Parallel;
+
+/**
+ * Per-chain LayerNorm / RMSNorm: each chain's slice of a row has its own statistics and gain, so
+ * no chain's output depends on a later chain (a norm over all of D would leak).
+ */
+public final class ChainNorm {
+    private final boolean layerNorm;
+    private final double eps;
+    private final int[] offset;
+    private final int[] width;
+    private final Mat[] gain;
+    private final Mat[] beta;
+    private final Mat[] gainGrad;
+    private final Mat[] betaGrad;
+    /** Saved per (row, chain): mean (LayerNorm) and 1/std. */
+    private final double[] mean;
+    private final double[] rstd;
+    private final int chains;
+
+    public ChainNorm(ColmConfig cfg, Params params, Params grads, String name, int rows) {
+        this.layerNorm = cfg.norm() == ColmConfig.NormKind.LAYERNORM;
+        this.eps = cfg.normEps();
+        this.chains = cfg.numChains();
+        offset = new int[chains];
+        width = new int[chains];
+        gain = new Mat[chains];
+        beta = new Mat[chains];
+        gainGrad = new Mat[chains];
+        betaGrad = new Mat[chains];
+        for (int i = 0; i < chains; i++) {
+            offset[i] = cfg.chainOffset(i);
+            width[i] = cfg.chainWidth(i);
+            gain[i] = params.mat(name + ".c" + i + ".gain");
+            gainGrad[i] = grads.mat(name + ".c" + i + ".gain");
+            if (layerNorm) {
+                beta[i] = params.mat(name + ".c" + i + ".bias");
+                betaGrad[i] = grads.mat(name + ".c" + i + ".bias");
+            }
+        }
+        mean = new double[rows * chains];
+        rstd = new double[rows * chains];
+    }
+
+    /** y = norm(x) for chains < k; statistics are kept for backward. */
+    public void forward(Mat x, Mat y, int k) {
+        Parallel.forRows(x.rows, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                for (int i = 0; i < k; i++) {
+                    forwardSegment(x, y, r, i);
+                }
+            }
+        });
+    }
+
+    private void forwardSegment(Mat x, Mat y, int r, int i) {
+        final Buf xb = x.buf, yb = y.buf, gb = gain[i].buf;
+        final int xo = x.index(r, offset[i]), yo = y.index(r, offset[i]), go = gain[i].offset, w = width[i];
+        double mu = 0;
+        if (layerNorm) {
+            for (int c = 0; c < w; c++) {
+                mu += xb.get(xo + c);
+            }
+            mu /= w;
+        }
+        double var = 0;
+        for (int c = 0; c < w; c++) {
+            double d = xb.get(xo + c) - mu;
+            var += d * d;
+        }
+        double rs = 1.0 / Math.sqrt(var / w + eps);
+        mean[r * chains + i] = mu;
+        rstd[r * chains + i] = rs;
+        if (layerNorm) {
+            final Buf bb = beta[i].buf;
+            final int bo = beta[i].offset;
+            for (int c = 0; c < w; c++) {
+                yb.set(yo + c, (xb.get(xo + c) - mu) * rs * gb.get(go + c) + bb.get(bo + c));
+            }
+        } else {
+            for (int c = 0; c < w; c++) {
+                yb.set(yo + c, xb.get(xo + c) * rs * gb.get(go + c));
+            }
+        }
+    }
+
+    /**
+     * dx += d norm(x) given dy (the residual stream's gradient is accumulated, not overwritten);
+     * gain/bias gradients of chains >= firstTrainable are written or accumulated.
+     */
+    public void backward(Mat x, Mat dy, Mat dx, int k, int firstTrainable, boolean accumulateParams) {
+        int parts = Parallel.parts(x.rows);
+        int d = offset[k - 1] + width[k - 1];
+        double[][] dGain = new double[parts][d];
+        double[][] dBeta = new double[parts][d];
+        Parallel.forParts(x.rows, (p, from, to) -> {
+            for (int r = from; r < to; r++) {
+                for (int i = 0; i < k; i++) {
+                    backwardSegment(x, dy, dx, r, i, dGain[p], dBeta[p]);
+                }
+            }
+        });
+        for (int i = Math.max(0, firstTrainable); i < k; i++) {
+            for (int c = 0; c < width[i]; c++) {
+                double g = 0, b = 0;
+                for (int p = 0; p < parts; p++) {
+                    g += dGain[p][offset[i] + c];
+                    b += dBeta[p][offset[i] + c];
+                }
+                addOrSet(gainGrad[i], c, g, accumulateParams);
+                if (layerNorm) {
+                    addOrSet(betaGrad[i], c, b, accumulateParams);
+                }
+            }
+        }
+    }
+
+    private static void addOrSet(Mat m, int c, double v, boolean accumulate) {
+        int idx = m.offset + c;
+        m.buf.set(idx, accumulate ? m.buf.get(idx) + v : v);
+    }
+
+    private void backwardSegment(Mat x, Mat dy, Mat dx, int r, int i, double[] dGain, double[] dBeta) {
+        final Buf xb = x.buf, dyb = dy.buf, dxb = dx.buf, gb = gain[i].buf;
+        final int xo = x.index(r, offset[i]), dyo = dy.index(r, offset[i]), dxo = dx.index(r, offset[i]);
+        final int go = gain[i].offset, w = width[i], co = offset[i];
+        final double mu = mean[r * chains + i], rs = rstd[r * chains + i];
+        // dxhat = dy * g;  dx = rs * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))   (LayerNorm)
+        //                   dx = rs * (dxhat - xhat * mean(dxhat * xhat))                  (RMSNorm)
+        double sumD = 0, sumDX = 0;
+        for (int c = 0; c < w; c++) {
+            double xhat = (xb.get(xo + c) - mu) * rs;
+            double g = dyb.get(dyo + c);
+            double dxhat = g * gb.get(go + c);
+            sumD += dxhat;
+            sumDX += dxhat * xhat;
+            dGain[co + c] += g * xhat;
+            dBeta[co + c] += g;
+        }
+        double meanD = layerNorm ? sumD / w : 0.0;
+        double meanDX = sumDX / w;
+        for (int c = 0; c < w; c++) {
+            double xhat = (xb.get(xo + c) - mu) * rs;
+            double dxhat = dyb.get(dyo + c) * gb.get(go + c);
+            dxb.set(dxo + c, dxb.get(dxo + c) + rs * (dxhat - meanD - xhat * meanDX));
+        }
+    }
+}

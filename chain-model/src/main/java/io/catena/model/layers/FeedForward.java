@@ -1,0 +1,134 @@
+package io.catena.model.layers;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.Params;
+import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.Mat;
+import io.catena.model.kernel.Parallel;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * Chain FFN: every linear is a chain linear with the model's chain ratios (chain i's hidden width is
+ * F * c_i / sum(C)). GELU: {@code down(gelu(up(h)))}; SwiGLU: {@code down(silu(gate(h)) * up(h))}.
+ * The activation is applied in one fused pass and differentiated in one fused pass.
+ */
+public final class FeedForward {
+    private static final double SQRT_2_OVER_PI = Math.sqrt(2.0 / Math.PI);
+
+    /** Gradient scratch shared by every layer. */
+    public static final class Scratch {
+        final Mat dAct;
+        final Mat dUp;
+        final Mat dGate;
+
+        public Scratch(ColmConfig cfg, int rows, DataType type) {
+            dAct = Mat.allocate(type, rows, cfg.ffnWidth());
+            dUp = Mat.allocate(type, rows, cfg.ffnWidth());
+            dGate = cfg.activation() == ColmConfig.Activation.SWIGLU ? Mat.allocate(type, rows, cfg.ffnWidth()) : null;
+        }
+    }
+
+    private final ColmConfig cfg;
+    private final boolean swiglu;
+    private final ChainLinear up;
+    private final ChainLinear gate;
+    private final ChainLinear down;
+    private final Scratch s;
+    // Saved for backward.
+    private final Mat u;
+    private final Mat g;
+    private final Mat act;
+
+    public FeedForward(ColmConfig cfg, Params params, Params grads, String prefix, Scratch scratch, int rows, DataType type) {
+        this.cfg = cfg;
+        this.swiglu = cfg.activation() == ColmConfig.Activation.SWIGLU;
+        this.s = scratch;
+        int n = cfg.numChains();
+        int[] hidden = new int[n];
+        int[] inPrefix = new int[n];
+        int[] outWidth = new int[n];
+        int[] hiddenPrefix = new int[n];
+        for (int i = 0; i < n; i++) {
+            hidden[i] = cfg.ffnChainWidth(i);
+            inPrefix[i] = cfg.prefixWidth(i + 1);
+            outWidth[i] = cfg.chainWidth(i);
+            hiddenPrefix[i] = cfg.ffnPrefixWidth(i + 1);
+        }
+        up = new ChainLinear(params, grads, prefix + "ffn.up", 0, hidden, inPrefix);
+        gate = swiglu ? new ChainLinear(params, grads, prefix + "ffn.gate", 0, hidden, inPrefix) : null;
+        down = new ChainLinear(params, grads, prefix + "ffn.down", 0, outWidth, hiddenPrefix);
+        u = Mat.allocate(type, rows, cfg.ffnWidth());
+        g = swiglu ? Mat.allocate(type, rows, cfg.ffnWidth()) : null;
+        act = Mat.allocate(type, rows, cfg.ffnWidth());
+    }
+
+    public void forward(Mat h, Mat y, int k) {
+        int f = cfg.ffnPrefixWidth(k);
+        up.forward(h, u, k);
+        if (swiglu) {
+            gate.forward(h, g, k);
+        }
+        activate(f);
+        down.forward(act, y, k);
+    }
+
+    public void backward(Mat h, Mat dy, Mat dh, int k, int firstTrainable, boolean accParams, boolean accInput) {
+        int f = cfg.ffnPrefixWidth(k);
+        down.backward(act, dy, s.dAct, k, firstTrainable, accParams, false);
+        activationBackward(f);
+        up.backward(h, s.dUp, dh, k, firstTrainable, accParams, accInput);
+        if (swiglu) {
+            gate.backward(h, s.dGate, dh, k, firstTrainable, accParams, true);
+        }
+    }
+
+    private void activate(int f) {
+        final Buf ub = u.buf, ab = act.buf, gb = swiglu ? g.buf : null;
+        Parallel.forRows(u.rows, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int o = r * u.ld;
+                for (int c = 0; c < f; c++) {
+                    double x = ub.get(o + c);
+                    ab.set(o + c, swiglu ? silu(gb.get(o + c)) * x : gelu(x));
+                }
+            }
+        });
+    }
+
+    private void activationBackward(int f) {
+        final Buf ub = u.buf, da = s.dAct.buf, du = s.dUp.buf;
+        final Buf gb = swiglu ? g.buf : null, dg = swiglu ? s.dGate.buf : null;
+        Parallel.forRows(u.rows, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int o = r * u.ld;
+                for (int c = 0; c < f; c++) {
+                    double x = ub.get(o + c), d = da.get(o + c);
+                    if (swiglu) {
+                        double z = gb.get(o + c);
+                        double sig = 1.0 / (1.0 + Math.exp(-z));
+                        du.set(o + c, d * z * sig);
+                        dg.set(o + c, d * x * sig * (1.0 + z * (1.0 - sig)));
+                    } else {
+                        du.set(o + c, d * geluGrad(x));
+                    }
+                }
+            }
+        });
+    }
+
+    /** GELU, tanh approximation (GPT-2's). */
+    public static double gelu(double x) {
+        return 0.5 * x * (1.0 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+    }
+
+    public static double geluGrad(double x) {
+        double inner = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+        double th = Math.tanh(inner);
+        double dInner = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
+        return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * dInner;
+    }
+
+    public static double silu(double z) {
+        return z / (1.0 + Math.exp(-z));
+    }
+}

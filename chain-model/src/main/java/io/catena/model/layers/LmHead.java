@@ -1,0 +1,144 @@
+package io.catena.model.layers;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.Params;
+import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.Gemm;
+import io.catena.model.kernel.Kernels;
+import io.catena.model.kernel.Mat;
+import io.catena.model.kernel.Parallel;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * LM head and multi-chain cross-entropy. The head is stored per chain ({@code head.c{i}: [D_i, V]});
+ * the logits of every scale come from one running sum, {@code logits_k = logits_{k-1} + h_k W_k}.
+ * The loss is {@code sum_k w_k CE(logits_k)}; its gradient is computed in place over the logits
+ * (softmax and CE fused in one pass per row) and summed over scales from the widest down.
+ */
+public final class LmHead {
+    private final ColmConfig cfg;
+    private final Mat[] weight;
+    private final Mat[] grad;
+    /** logits[j] = logits of scale j+1, [rows, V]. */
+    private final Mat[] logits;
+    private final Mat scratch;
+    private final double[] rowLoss;
+
+    public LmHead(ColmConfig cfg, Params params, Params grads, int rows, DataType type) {
+        this.cfg = cfg;
+        int n = cfg.numChains();
+        weight = new Mat[n];
+        grad = new Mat[n];
+        logits = new Mat[n];
+        for (int i = 0; i < n; i++) {
+            weight[i] = params.mat("head.c" + i);
+            grad[i] = grads.mat("head.c" + i);
+            logits[i] = Mat.allocate(type, rows, cfg.vocabSize());
+        }
+        scratch = Mat.allocate(type, rows, cfg.vocabSize());
+        rowLoss = new double[rows];
+    }
+
+    /** Logits of scale j (1-based), valid after forward. */
+    public Mat logits(int scale) {
+        return logits[scale - 1];
+    }
+
+    /** Logits of scales 1..k from the final-normed hidden state h. */
+    public void forward(Mat h, int k) {
+        for (int i = 0; i < k; i++) {
+            Mat hi = h.colsCached(cfg.chainOffset(i), cfg.chainWidth(i));
+            if (i == 0) {
+                Gemm.mm(hi, false, weight[0], false, logits[0], false);
+            } else {
+                Gemm.mm(hi, false, weight[i], false, scratch, false);
+                Kernels.add(logits[i - 1], scratch, logits[i]);
+            }
+        }
+    }
+
+    /** Mean cross-entropy of scale j's logits against targets (logits untouched). */
+    public double loss(int scale, int[] targets, int targetOffset) {
+        Mat l = logits[scale - 1];
+        Parallel.forRows(l.rows, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                rowLoss[r] = crossEntropyRow(l, r, targets[targetOffset + r], false, 0.0);
+            }
+        });
+        return meanOf(rowLoss, l.rows);
+    }
+
+    /**
+     * Per-scale mean losses for scales 1..k, and the loss gradient written over the logits:
+     * logits[j] becomes sum_{s >= j} w_s dCE_s/dlogits_s, ready for backward. weights[j] is w_{j+1}.
+     */
+    public double[] lossAndGradient(int[] targets, int targetOffset, int k, double[] weights) {
+        double[] losses = new double[k];
+        for (int j = 0; j < k; j++) {
+            Mat l = logits[j];
+            double scale = weights[j] / l.rows;
+            Parallel.forRows(l.rows, (from, to) -> {
+                for (int r = from; r < to; r++) {
+                    rowLoss[r] = crossEntropyRow(l, r, targets[targetOffset + r], true, scale);
+                }
+            });
+            losses[j] = meanOf(rowLoss, l.rows);
+        }
+        for (int j = k - 2; j >= 0; j--) {
+            Kernels.add(logits[j], logits[j + 1], logits[j]);
+        }
+        return losses;
+    }
+
+    private static double meanOf(double[] v, int n) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            s += v[i];
+        }
+        return s / n;
+    }
+
+    /**
+     * CE of one row; when writeGradient the row is overwritten with gradScale * (softmax - onehot).
+     * Log-sum-exp with the row maximum subtracted, accumulated in double.
+     */
+    private static double crossEntropyRow(Mat l, int r, int target, boolean writeGradient, double gradScale) {
+        final Buf b = l.buf;
+        final int o = l.index(r, 0), v = l.cols;
+        if (target < 0 || target >= v) {
+            throw new IllegalArgumentException("target token " + target + " at row " + r + " is outside the vocabulary [0, " + v + ")");
+        }
+        double max = Double.NEGATIVE_INFINITY;
+        for (int c = 0; c < v; c++) {
+            max = Math.max(max, b.get(o + c));
+        }
+        double sum = 0;
+        for (int c = 0; c < v; c++) {
+            sum += Math.exp(b.get(o + c) - max);
+        }
+        double lse = max + Math.log(sum);
+        double loss = lse - b.get(o + target);
+        if (writeGradient) {
+            double inv = 1.0 / sum;
+            for (int c = 0; c < v; c++) {
+                b.set(o + c, gradScale * Math.exp(b.get(o + c) - max) * inv);
+            }
+            b.set(o + target, b.get(o + target) - gradScale);
+        }
+        return loss;
+    }
+
+    /**
+     * Backward from the summed logit gradients (after lossAndGradient): dh chains < k written,
+     * head gradients of chains >= firstTrainable written or accumulated.
+     */
+    public void backward(Mat h, Mat dh, int k, int firstTrainable, boolean accumulateParams) {
+        for (int i = 0; i < k; i++) {
+            Mat hi = h.colsCached(cfg.chainOffset(i), cfg.chainWidth(i));
+            if (i >= firstTrainable) {
+                Gemm.mm(hi, true, logits[i], false, grad[i], accumulateParams);
+            }
+            Gemm.mm(logits[i], false, weight[i], true, dh.colsCached(cfg.chainOffset(i), cfg.chainWidth(i)), false);
+        }
+    }
+}

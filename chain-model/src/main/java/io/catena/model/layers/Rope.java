@@ -1,0 +1,54 @@
+package io.catena.model.layers;
+
+import io.catena.model.kernel.Buf;
+
+/**
+ * Rotary position embedding, rotate-half convention: for m < hd/2 the pair (x[m], x[m + hd/2])
+ * is rotated by angle pos * theta^(-2m/hd). Tables are computed once in double.
+ */
+public final class Rope {
+    private final int half;
+    private final double[] cos;
+    private final double[] sin;
+
+    public Rope(int headDim, int maxSeqLen, double theta) {
+        this.half = headDim / 2;
+        cos = new double[maxSeqLen * half];
+        sin = new double[maxSeqLen * half];
+        for (int t = 0; t < maxSeqLen; t++) {
+            for (int m = 0; m < half; m++) {
+                double a = t * Math.pow(theta, -2.0 * m / headDim);
+                cos[t * half + m] = Math.cos(a);
+                sin[t * half + m] = Math.sin(a);
+            }
+        }
+    }
+
+    public int maxPositions() {
+        return cos.length / half;
+    }
+
+    /** dst[0..hd) = R(pos) src[0..hd) (inverse: R(pos)^T, the backward of the rotation). */
+    public void rotate(Buf src, int so, Buf dst, int dOff, int pos, boolean inverse) {
+        final int base = pos * half;
+        final double sign = inverse ? -1.0 : 1.0;
+        for (int m = 0; m < half; m++) {
+            double c = cos[base + m], s = sign * sin[base + m];
+            double x1 = src.get(so + m), x2 = src.get(so + m + half);
+            dst.set(dOff + m, x1 * c - x2 * s);
+            dst.set(dOff + m + half, x1 * s + x2 * c);
+        }
+    }
+
+    /** Like {@link #rotate} but adds the result into dst. */
+    public void rotateAdd(Buf src, int so, Buf dst, int dOff, int pos, boolean inverse) {
+        final int base = pos * half;
+        final double sign = inverse ? -1.0 : 1.0;
+        for (int m = 0; m < half; m++) {
+            double c = cos[base + m], s = sign * sin[base + m];
+            double x1 = src.get(so + m), x2 = src.get(so + m + half);
+            dst.set(dOff + m, dst.get(dOff + m) + x1 * c - x2 * s);
+            dst.set(dOff + m + half, dst.get(dOff + m + half) + x1 * s + x2 * c);
+        }
+    }
+}
