@@ -1,0 +1,304 @@
+package io.catena.model.io;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.catena.model.ColmConfig;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.kernel.Buf;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.zip.CRC32C;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * Checkpoints on any Hadoop FileSystem (file://, hdfs://, s3a://): {@code model.json} plus one .npy
+ * per tensor for parameters and AdamW moments (see MODEL.md). A step directory is written under a
+ * temporary name and renamed when complete, then the root's {@code latest} file is replaced the
+ * same way, so a crash mid-write never leaves a checkpoint that looks complete but is not.
+ */
+public final class CheckpointStore {
+    public static final String FORMAT = "catena-checkpoint";
+    public static final int FORMAT_VERSION = 1;
+    public static final String LATEST = "latest";
+    public static final String MODEL_JSON = "model.json";
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    private final Configuration hadoopConf;
+
+    public CheckpointStore() {
+        this(new Configuration());
+    }
+
+    public CheckpointStore(Configuration hadoopConf) {
+        this.hadoopConf = hadoopConf;
+    }
+
+    private FileSystem fs(Path p) throws IOException {
+        FileSystem fs = p.getFileSystem(hadoopConf);
+        fs.setWriteChecksum(false); // each tensor carries its own CRC32C in model.json
+        fs.setVerifyChecksum(false);
+        return fs;
+    }
+
+    private static Path path(String uri) {
+        URI u = URI.create(uri.replace(" ", "%20"));
+        return u.getScheme() == null ? new Path(new java.io.File(uri).getAbsoluteFile().toURI()) : new Path(u);
+    }
+
+    /** Writes a step directory under root and points {@code latest} at it; returns the step directory URI. */
+    public String save(String root, TrainingState state) {
+        try {
+            Path rootPath = path(root);
+            FileSystem fs = fs(rootPath);
+            fs.mkdirs(rootPath);
+            String name = String.format("step-%08d", state.step());
+            Path tmp = new Path(rootPath, "_tmp-" + name + "-" + UUID.randomUUID());
+            Path dest = new Path(rootPath, name);
+            writeStepDir(fs, tmp, state);
+            if (fs.exists(dest)) {
+                Path old = new Path(rootPath, "_old-" + name + "-" + UUID.randomUUID());
+                rename(fs, dest, old);
+                rename(fs, tmp, dest);
+                fs.delete(old, true);
+            } else {
+                rename(fs, tmp, dest);
+            }
+            writeAtomically(fs, new Path(rootPath, LATEST), (name + "\n").getBytes(StandardCharsets.UTF_8));
+            return dest.toString();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint under " + root + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Writes one self-contained checkpoint directory at exactly {@code dir} (temp + rename). */
+    public String saveTo(String dir, TrainingState state) {
+        try {
+            Path dest = path(dir);
+            FileSystem fs = fs(dest);
+            if (fs.exists(dest)) {
+                throw new IllegalArgumentException("output " + dir + " already exists; choose a new directory (nothing was written)");
+            }
+            Path parent = dest.getParent();
+            fs.mkdirs(parent);
+            Path tmp = new Path(parent, "_tmp-" + dest.getName() + "-" + UUID.randomUUID());
+            writeStepDir(fs, tmp, state);
+            rename(fs, tmp, dest);
+            return dest.toString();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void rename(FileSystem fs, Path from, Path to) throws IOException {
+        if (!fs.rename(from, to)) {
+            throw new IOException("rename " + from + " -> " + to + " failed");
+        }
+    }
+
+    private static void writeAtomically(FileSystem fs, Path target, byte[] content) throws IOException {
+        Path tmp = new Path(target.getParent(), "_tmp-" + target.getName() + "-" + UUID.randomUUID());
+        try (OutputStream out = fs.create(tmp, false)) {
+            out.write(content);
+        }
+        if (fs.exists(target)) {
+            fs.delete(target, false);
+        }
+        rename(fs, tmp, target);
+    }
+
+    private void writeStepDir(FileSystem fs, Path dir, TrainingState st) throws IOException {
+        fs.mkdirs(dir);
+        List<Map<String, Object>> tensors = new ArrayList<>();
+        ParamLayout layout = st.params().layout();
+        for (ParamLayout.Entry e : layout.entries()) {
+            Map<String, Object> t = new LinkedHashMap<>();
+            t.put("name", e.name());
+            t.put("shape", e.shape());
+            t.put("chain", e.chain());
+            t.put("offset", e.offset());
+            t.put("crc32c", writeTensor(fs, new Path(dir, "params/" + e.name() + ".npy"), st.params(), e));
+            if (st.hasOptimizerState()) {
+                t.put("crc32c_m", writeTensor(fs, new Path(dir, "optim/m/" + e.name() + ".npy"), st.adamM(), e));
+                t.put("crc32c_v", writeTensor(fs, new Path(dir, "optim/v/" + e.name() + ".npy"), st.adamV(), e));
+            }
+            tensors.add(t);
+        }
+        Map<String, Object> trainer = new LinkedHashMap<>();
+        trainer.put("step", st.step());
+        trainer.put("tokens_seen", st.tokensSeen());
+        trainer.put("data_position", st.dataPosition());
+        trainer.put("frozen_chains", st.frozenChains());
+        trainer.put("has_optimizer_state", st.hasOptimizerState());
+        Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("format", FORMAT);
+        doc.put("format_version", FORMAT_VERSION);
+        doc.put("config", st.config().toMap());
+        doc.put("parameter_count", layout.size());
+        doc.put("trainer", trainer);
+        doc.put("info", st.info());
+        doc.put("tensors", tensors);
+        // model.json last: a directory without it is never mistaken for a checkpoint
+        try (OutputStream out = fs.create(new Path(dir, MODEL_JSON), false)) {
+            out.write(JSON.writeValueAsBytes(doc));
+        }
+    }
+
+    private static long writeTensor(FileSystem fs, Path file, Params p, ParamLayout.Entry e) throws IOException {
+        float[] data = new float[(int) e.size()];
+        Buf b = p.buf();
+        int off = (int) e.offset();
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (float) b.get(off + i);
+        }
+        try (OutputStream out = fs.create(file, false)) {
+            Npy.writeFloat32(out, e.shape(), data);
+        }
+        return crc(data);
+    }
+
+    private static long crc(float[] data) {
+        CRC32C c = new CRC32C();
+        java.nio.ByteBuffer bb = java.nio.ByteBuffer.allocate(data.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        bb.asFloatBuffer().put(data);
+        c.update(bb.array());
+        return c.getValue();
+    }
+
+    /** Resolves a checkpoint root (via {@code latest}) or a step directory to the directory holding model.json. */
+    public String resolve(String uri) {
+        try {
+            Path p = path(uri);
+            FileSystem fs = fs(p);
+            if (fs.exists(new Path(p, MODEL_JSON))) {
+                return p.toString();
+            }
+            Path latest = new Path(p, LATEST);
+            if (fs.exists(latest)) {
+                String name;
+                try (InputStream in = fs.open(latest)) {
+                    name = new String(in.readAllBytes(), StandardCharsets.UTF_8).trim();
+                }
+                Path step = new Path(p, name);
+                if (!fs.exists(new Path(step, MODEL_JSON))) {
+                    throw new IllegalArgumentException("checkpoint root " + uri + ": 'latest' names " + name
+                            + " but " + step + "/" + MODEL_JSON + " does not exist; point --ckpt at an existing step directory");
+                }
+                return step.toString();
+            }
+            if (!fs.exists(p)) {
+                throw new IllegalArgumentException("no checkpoint at " + uri + ": the path does not exist");
+            }
+            FileStatus[] list = fs.listStatus(p);
+            throw new IllegalArgumentException("no checkpoint at " + uri + ": expected " + MODEL_JSON + " or a '" + LATEST
+                    + "' file, found " + Arrays.stream(list).map(s -> s.getPath().getName()).toList());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read checkpoint " + uri + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Reads only model.json (config and trainer facts) of a checkpoint. */
+    @SuppressWarnings("unchecked")
+    public Map<String, Object> readManifest(String uri) {
+        String dir = resolve(uri);
+        Path file = new Path(path(dir), MODEL_JSON);
+        try (InputStream in = fs(file).open(file)) {
+            Map<String, Object> doc = JSON.readValue(in, Map.class);
+            if (!FORMAT.equals(doc.get("format"))) {
+                throw new IllegalArgumentException(file + ": expected format '" + FORMAT + "', found '" + doc.get("format") + "'");
+            }
+            Object v = doc.get("format_version");
+            if (!(v instanceof Number n) || n.intValue() != FORMAT_VERSION) {
+                throw new IllegalArgumentException(file + ": expected format_version " + FORMAT_VERSION + ", found " + v);
+            }
+            doc.put("_dir", dir);
+            return doc;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(file + " is not valid JSON: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Loads and validates a checkpoint (config, every tensor's shape and CRC). */
+    @SuppressWarnings("unchecked")
+    public TrainingState load(String uri, boolean withOptimizerState) {
+        Map<String, Object> doc = readManifest(uri);
+        String dir = (String) doc.get("_dir");
+        ColmConfig cfg = ColmConfig.fromMap((Map<String, Object>) doc.get("config"));
+        ParamLayout layout = new ParamLayout(cfg);
+        List<Map<String, Object>> tensors = (List<Map<String, Object>>) doc.get("tensors");
+        if (tensors == null || tensors.size() != layout.entries().size()) {
+            throw new IllegalArgumentException(dir + "/" + MODEL_JSON + ": lists " + (tensors == null ? 0 : tensors.size())
+                    + " tensors, the config " + cfg.chains() + " needs " + layout.entries().size());
+        }
+        Map<String, Object> trainer = (Map<String, Object>) doc.getOrDefault("trainer", Map.of());
+        boolean hasOpt = Boolean.TRUE.equals(trainer.get("has_optimizer_state"));
+        if (withOptimizerState && !hasOpt) {
+            throw new IllegalArgumentException("checkpoint " + dir + " has no optimizer state (an inference export); "
+                    + "it can be evaluated or expanded but not resumed");
+        }
+        Params params = new Params(layout, DataType.FLOAT);
+        Params m = withOptimizerState ? new Params(layout, DataType.FLOAT) : null;
+        Params v = withOptimizerState ? new Params(layout, DataType.FLOAT) : null;
+        try {
+            for (int i = 0; i < tensors.size(); i++) {
+                Map<String, Object> t = tensors.get(i);
+                ParamLayout.Entry e = layout.entries().get(i);
+                if (!e.name().equals(t.get("name"))) {
+                    throw new IllegalArgumentException(dir + "/" + MODEL_JSON + ": tensor #" + i + " is '" + t.get("name")
+                            + "', the layout expects '" + e.name() + "'");
+                }
+                readTensor(dir, "params/", e, params, (Number) t.get("crc32c"));
+                if (withOptimizerState) {
+                    readTensor(dir, "optim/m/", e, m, (Number) t.get("crc32c_m"));
+                    readTensor(dir, "optim/v/", e, v, (Number) t.get("crc32c_v"));
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot load checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+        Map<String, Object> info = (Map<String, Object>) doc.getOrDefault("info", Map.of());
+        return new TrainingState(cfg, params, m, v, num(trainer.get("step")), num(trainer.get("tokens_seen")),
+                num(trainer.get("data_position")), (int) num(trainer.get("frozen_chains")), info);
+    }
+
+    private static long num(Object o) {
+        return o instanceof Number n ? n.longValue() : 0L;
+    }
+
+    private void readTensor(String dir, String sub, ParamLayout.Entry e, Params into, Number expectedCrc) throws IOException {
+        Path file = new Path(path(dir), sub + e.name() + ".npy");
+        float[] data;
+        try (InputStream in = fs(file).open(file)) {
+            data = Npy.readFloat32(in, e.shape(), file.toString());
+        } catch (FileNotFoundException ex) {
+            throw new IOException("missing tensor file " + file + " (tensor " + e.name() + ", shape " + e.shapeString()
+                    + "); the checkpoint is incomplete — use an earlier step", ex);
+        }
+        if (expectedCrc != null && crc(data) != expectedCrc.longValue()) {
+            throw new IOException(file + ": CRC32C " + crc(data) + " does not match " + expectedCrc + " recorded in "
+                    + MODEL_JSON + "; the file is corrupt — use an earlier step");
+        }
+        Buf b = into.buf();
+        int off = (int) e.offset();
+        for (int i = 0; i < data.length; i++) {
+            b.set(off + i, data[i]);
+        }
+    }
+}

@@ -1,0 +1,25 @@
+package io.catena.model.optim;
+
+/** Linear warmup to the peak, then cosine decay to min_lr at total steps (constant after). */
+public record LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps) {
+    public LrSchedule {
+        if (!(peakLr > 0) || minLr < 0 || minLr > peakLr) {
+            throw new IllegalArgumentException("learning rates need 0 <= min_lr <= lr and lr > 0, got lr=" + peakLr + " min_lr=" + minLr);
+        }
+        if (warmupSteps < 0 || totalSteps < 1) {
+            throw new IllegalArgumentException("warmup_steps must be >= 0 and steps >= 1, got " + warmupSteps + ", " + totalSteps);
+        }
+    }
+
+    /** Learning rate for step (1-based). */
+    public double at(long step) {
+        if (warmupSteps > 0 && step <= warmupSteps) {
+            return peakLr * step / warmupSteps;
+        }
+        if (step >= totalSteps) {
+            return minLr;
+        }
+        double progress = (double) (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps);
+        return minLr + 0.5 * (peakLr - minLr) * (1 + Math.cos(Math.PI * progress));
+    }
+}
