@@ -75,7 +75,7 @@ public final class ColmModel {
         h1 = new Mat[layers];
         h2 = new Mat[layers];
         for (int i = 0; i < resid.length; i++) {
-            resid[i] = Mat.allocate(type, rows, d);
+            resid[i] = Mat.allocateActivation(type, rows, d);
         }
         for (int l = 0; l < layers; l++) {
             String p = "layers." + l + ".";
@@ -83,15 +83,15 @@ public final class ColmModel {
             attention[l] = new Attention(cfg, params, grads, p, rope, attScratch, batch, seqLen, type);
             norm2[l] = new ChainNorm(cfg, params, grads, p + "norm2", rows);
             ffn[l] = new FeedForward(cfg, params, grads, p, ffnScratch, rows, type);
-            h1[l] = Mat.allocate(type, rows, d);
-            h2[l] = Mat.allocate(type, rows, d);
+            h1[l] = Mat.allocateActivation(type, rows, d);
+            h2[l] = Mat.allocateActivation(type, rows, d);
         }
         normF = new ChainNorm(cfg, params, grads, "norm_f", rows);
         head = new LmHead(cfg, params, grads, rows, type);
-        hf = Mat.allocate(type, rows, d);
-        branch = Mat.allocate(type, rows, d);
-        dx = Mat.allocate(type, rows, d);
-        dh = Mat.allocate(type, rows, d);
+        hf = Mat.allocateActivation(type, rows, d);
+        branch = Mat.allocateActivation(type, rows, d);
+        dx = Mat.allocateActivation(type, rows, d);
+        dh = Mat.allocateActivation(type, rows, d);
     }
 
     public ColmConfig config() {

@@ -38,6 +38,7 @@ public final class Prepare {
         } else if (!conf.contains("spark.master")) {
             conf.setMaster("local[2]");
         }
+        boolean own = SparkSession.getActiveSession().isEmpty() && SparkSession.getDefaultSession().isEmpty();
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {
             PrepareJob.Result r = PrepareJob.run(spark, o);
@@ -48,7 +49,9 @@ public final class Prepare {
             e.printStackTrace(System.err);
             return 1;
         } finally {
-            spark.stop();
+            if (own) {
+                spark.stop();
+            }
         }
     }
 }

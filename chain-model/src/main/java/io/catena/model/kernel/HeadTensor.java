@@ -16,7 +16,7 @@ public final class HeadTensor {
     public final int batch;
     public final int rows;
     public final int cols;
-    private final INDArray[] prefixViews;
+    private final java.util.Map<Integer, INDArray> rangeViews = new java.util.HashMap<>();
 
     public HeadTensor(DataType type, int heads, int batch, int rows, int cols) {
         this.heads = heads;
@@ -25,7 +25,6 @@ public final class HeadTensor {
         this.cols = cols;
         this.storage = Nd4j.zeros(type, (long) heads * batch * rows * cols);
         this.buf = Buf.of(storage);
-        this.prefixViews = new INDArray[heads + 1];
     }
 
     /** Offset of element (head, b, row, 0). */
@@ -33,19 +32,20 @@ public final class HeadTensor {
         return ((head * batch + b) * rows + row) * cols;
     }
 
-    /** [activeHeads * batch, rows, cols] view over the first activeHeads heads. */
-    public INDArray view(int activeHeads) {
-        INDArray v = prefixViews[activeHeads];
-        if (v == null) {
-            v = Nd4j.create(storage.data(), new long[] {(long) activeHeads * batch, rows, cols},
-                    new long[] {(long) rows * cols, cols, 1}, 0, 'c', storage.dataType());
-            prefixViews[activeHeads] = v;
-        }
-        return v;
+    /** [count * batch, rows, cols] view over heads [first, first + count). */
+    public INDArray view(int first, int count) {
+        return rangeViews.computeIfAbsent(first << 16 | count, key -> Nd4j.create(storage.data(),
+                new long[] {(long) count * batch, rows, cols}, new long[] {(long) rows * cols, cols, 1},
+                (long) first * batch * rows * cols, 'c', storage.dataType()));
     }
 
-    /** Batched C = op(A) op(B) over the first activeHeads heads. */
-    public static void bmm(HeadTensor a, boolean transA, HeadTensor b, boolean transB, HeadTensor c, int activeHeads) {
-        Nd4j.matmul(a.view(activeHeads), b.view(activeHeads), c.view(activeHeads), transA, transB, false);
+    /**
+     * Batched C = op(A) op(B) over heads [first, first + count). Callers run one call per chain, so
+     * a chain's GEMMs have the same shape whatever chains follow it: growing the model or running a
+     * smaller scale leaves its results bit-identical (one call over all heads would let the BLAS pick
+     * a different blocking for a different batch count).
+     */
+    public static void bmm(HeadTensor a, boolean transA, HeadTensor b, boolean transB, HeadTensor c, int first, int count) {
+        Nd4j.matmul(a.view(first, count), b.view(first, count), c.view(first, count), transA, transB, false);
     }
 }

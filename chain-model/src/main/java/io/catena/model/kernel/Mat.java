@@ -38,6 +38,21 @@ public final class Mat {
         return new Mat(a, Buf.of(a), 0, rows, cols, cols);
     }
 
+    /** Extra floats at the end of every activation row (64 bytes). */
+    public static final int ROW_PAD = 16;
+
+    /**
+     * An activation matrix whose rows are padded by {@link #ROW_PAD}, so every chain-prefix view of
+     * it is strided. oneDNN computes a contiguous GEMM operand slightly differently (other rounding)
+     * from a strided one of the same values; with padding a chain's GEMMs see the same kind of operand
+     * whatever the model's width, so growing the model keeps old scales bit-identical.
+     */
+    public static Mat allocateActivation(DataType type, int rows, int cols) {
+        int ld = cols + ROW_PAD;
+        INDArray a = Nd4j.zeros(type, Math.max(1, (long) rows * ld));
+        return new Mat(a, Buf.of(a), 0, rows, cols, ld);
+    }
+
     public DataType dataType() {
         return storage.dataType();
     }

@@ -37,13 +37,13 @@ public final class Attention {
         public Scratch(ColmConfig cfg, int batch, int seqLen, DataType type) {
             int n = batch * seqLen, d = cfg.dModel(), h = cfg.heads(), hd = cfg.headDim();
             int kvCols = cfg.isAir() ? cfg.kvWidth() : d;
-            q = Mat.allocate(type, n, d);
-            k = Mat.allocate(type, n, kvCols);
-            v = Mat.allocate(type, n, kvCols);
-            dq = Mat.allocate(type, n, d);
-            dk = Mat.allocate(type, n, kvCols);
-            dv = Mat.allocate(type, n, kvCols);
-            datt = Mat.allocate(type, n, d);
+            q = Mat.allocateActivation(type, n, d);
+            k = Mat.allocateActivation(type, n, kvCols);
+            v = Mat.allocateActivation(type, n, kvCols);
+            dq = Mat.allocateActivation(type, n, d);
+            dk = Mat.allocateActivation(type, n, kvCols);
+            dv = Mat.allocateActivation(type, n, kvCols);
+            datt = Mat.allocateActivation(type, n, d);
             oh = new HeadTensor(type, h, batch, seqLen, hd);
             dOh = new HeadTensor(type, h, batch, seqLen, hd);
             dQh = new HeadTensor(type, h, batch, seqLen, hd);
@@ -99,7 +99,17 @@ public final class Attention {
         kh = new HeadTensor(type, h, batch, seqLen, hd);
         vh = new HeadTensor(type, h, batch, seqLen, hd);
         probs = new HeadTensor(type, h, batch, seqLen, seqLen);
-        att = Mat.allocate(type, batch * seqLen, cfg.dModel());
+        att = Mat.allocateActivation(type, batch * seqLen, cfg.dModel());
+    }
+
+    private interface HeadRange {
+        void run(int firstHead, int heads);
+    }
+
+    private void perChain(int k, HeadRange body) {
+        for (int i = 0; i < k; i++) {
+            body.run(cfg.headsUpTo(i), cfg.chains().get(i));
+        }
     }
 
     /** Source column of the k/v projection that feeds query head j. */
@@ -114,9 +124,9 @@ public final class Attention {
         kProj.forward(h, s.k, k);
         vProj.forward(h, s.v, k);
         splitHeads(heads);
-        HeadTensor.bmm(qh, false, kh, true, probs, heads);
+        perChain(k, (first, count) -> HeadTensor.bmm(qh, false, kh, true, probs, first, count));
         causalSoftmax(heads);
-        HeadTensor.bmm(probs, false, vh, false, s.oh, heads);
+        perChain(k, (first, count) -> HeadTensor.bmm(probs, false, vh, false, s.oh, first, count));
         mergeHeads(s.oh, att, heads, false);
         oProj.forward(att, y, k);
     }
@@ -126,11 +136,15 @@ public final class Attention {
         int heads = cfg.headsUpTo(k);
         oProj.backward(att, dy, s.datt, k, firstTrainable, accParams, false);
         splitGradient(s.datt, s.dOh, heads);
-        HeadTensor.bmm(s.dOh, false, vh, true, s.dP, heads);
-        HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, heads);
+        perChain(k, (first, count) -> {
+            HeadTensor.bmm(s.dOh, false, vh, true, s.dP, first, count);
+            HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, first, count);
+        });
         softmaxBackward(heads);
-        HeadTensor.bmm(s.dP, false, kh, false, s.dQh, heads);
-        HeadTensor.bmm(s.dP, true, qh, false, s.dKh, heads);
+        perChain(k, (first, count) -> {
+            HeadTensor.bmm(s.dP, false, kh, false, s.dQh, first, count);
+            HeadTensor.bmm(s.dP, true, qh, false, s.dKh, first, count);
+        });
         mergeHeads(s.dQh, s.dq, heads, true);
         mergeKv(s.dKh, s.dk, heads, true);
         mergeKv(s.dVh, s.dv, heads, false);

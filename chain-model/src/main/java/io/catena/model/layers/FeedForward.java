@@ -22,9 +22,9 @@ public final class FeedForward {
         final Mat dGate;
 
         public Scratch(ColmConfig cfg, int rows, DataType type) {
-            dAct = Mat.allocate(type, rows, cfg.ffnWidth());
-            dUp = Mat.allocate(type, rows, cfg.ffnWidth());
-            dGate = cfg.activation() == ColmConfig.Activation.SWIGLU ? Mat.allocate(type, rows, cfg.ffnWidth()) : null;
+            dAct = Mat.allocateActivation(type, rows, cfg.ffnWidth());
+            dUp = Mat.allocateActivation(type, rows, cfg.ffnWidth());
+            dGate = cfg.activation() == ColmConfig.Activation.SWIGLU ? Mat.allocateActivation(type, rows, cfg.ffnWidth()) : null;
         }
     }
 
@@ -57,9 +57,9 @@ public final class FeedForward {
         up = new ChainLinear(params, grads, prefix + "ffn.up", 0, hidden, inPrefix);
         gate = swiglu ? new ChainLinear(params, grads, prefix + "ffn.gate", 0, hidden, inPrefix) : null;
         down = new ChainLinear(params, grads, prefix + "ffn.down", 0, outWidth, hiddenPrefix);
-        u = Mat.allocate(type, rows, cfg.ffnWidth());
-        g = swiglu ? Mat.allocate(type, rows, cfg.ffnWidth()) : null;
-        act = Mat.allocate(type, rows, cfg.ffnWidth());
+        u = Mat.allocateActivation(type, rows, cfg.ffnWidth());
+        g = swiglu ? Mat.allocateActivation(type, rows, cfg.ffnWidth()) : null;
+        act = Mat.allocateActivation(type, rows, cfg.ffnWidth());
     }
 
     public void forward(Mat h, Mat y, int k) {

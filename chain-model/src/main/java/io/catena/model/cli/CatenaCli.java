@@ -1,0 +1,310 @@
+package io.catena.model.cli;
+
+import io.catena.model.ChainExpansion;
+import io.catena.model.ColmConfig;
+import io.catena.model.ColmModel;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.data.ByteTokenizer;
+import io.catena.model.data.TextByteSource;
+import io.catena.model.infer.Generator;
+import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
+import io.catena.model.kernel.Parallel;
+import io.catena.model.train.LocalTrainer;
+import io.catena.model.train.Recipe;
+import io.catena.model.train.TrainSettings;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/** The {@code catena} command (chain-model's part: local training, eval, generate, expand, inspect, demo). */
+public final class CatenaCli {
+    static final String USAGE = """
+            catena — train Chain-of-Model language models (CoLM, CoLM-Air)
+
+            usage: catena <command> [options]     (catena <command> --help for its options)
+
+              demo          train a small CoLM on bundled public-domain text, grow it by a chain, evaluate every
+                            scale and generate at every k (about 3 minutes on 2 cores)
+              train-local   train in this process: --recipe <file> --data <text file|dir|builtin:genesis> --out <ckpt dir>
+              eval          validation loss and perplexity per number of chains: --ckpt <dir> --data <text>
+              generate      sample text at k chains with a KV cache: --ckpt <dir> --prompt "..."
+              expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] --out <dir>
+              inspect       print a checkpoint's config, chains, parameter counts and training state
+            """;
+
+    private final PrintStream out;
+
+    public CatenaCli(PrintStream out) {
+        this.out = out;
+    }
+
+    public static void main(String[] argv) {
+        int code;
+        try {
+            code = new CatenaCli(System.out).run(argv);
+        } catch (IllegalArgumentException | IllegalStateException | java.io.UncheckedIOException e) {
+            System.err.println("catena: " + e.getMessage());
+            code = 2;
+        }
+        System.out.flush();
+        System.exit(code);
+    }
+
+    public int run(String[] argv) {
+        if (argv.length == 0 || argv[0].equals("--help") || argv[0].equals("-h") || argv[0].equals("help")) {
+            out.print(USAGE);
+            return argv.length == 0 ? 1 : 0;
+        }
+        String cmd = argv[0];
+        switch (cmd) {
+            case "train-local" -> trainLocal(argv);
+            case "eval" -> eval(argv);
+            case "generate" -> generate(argv);
+            case "expand" -> expand(argv);
+            case "inspect" -> inspect(argv);
+            case "demo" -> new Demo(out).run(new Args("demo", argv, 1, Set.of("out", "steps", "grow-steps"), Set.of()));
+            default -> throw new IllegalArgumentException("unknown command '" + cmd + "'\n" + USAGE);
+        }
+        return 0;
+    }
+
+    private boolean help(Args a, String text) {
+        if (a.has("help")) {
+            out.print(text);
+            return true;
+        }
+        return false;
+    }
+
+    // ---- train-local --------------------------------------------------------------------------
+
+    static Recipe loadRecipe(String spec) {
+        if (spec.startsWith("builtin:")) {
+            String name = spec.substring("builtin:".length());
+            try (InputStream in = CatenaCli.class.getResourceAsStream("/io/catena/recipes/" + name + ".properties")) {
+                if (in == null) {
+                    throw new IllegalArgumentException("no bundled recipe '" + name + "'; bundled: tiny, reference");
+                }
+                Properties p = new Properties();
+                p.load(new java.io.InputStreamReader(in, StandardCharsets.UTF_8));
+                Map<String, String> m = new TreeMap<>();
+                p.forEach((k, v) -> m.put(k.toString().trim(), v.toString().trim()));
+                return Recipe.of(m, spec);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+        return Recipe.load(Path.of(spec));
+    }
+
+    private void trainLocal(String[] argv) {
+        Args a = new Args("train-local", argv, 1, Set.of("recipe", "data", "out", "steps", "set", "metrics", "threads"),
+                Set.of("resume"));
+        if (help(a, """
+                catena train-local --recipe <file|builtin:tiny> --data <text file|dir|builtin:genesis> --out <ckpt root>
+                                   [--steps N] [--set key=value]... [--resume] [--metrics <file.jsonl>] [--threads N]
+                  Trains in this process with the byte tokenizer. --resume continues from the latest checkpoint under
+                  --out with the same step, optimizer state and data position (bit-for-bit like an uninterrupted run).
+                """)) {
+            return;
+        }
+        if (a.has("threads")) {
+            Parallel.setThreads(a.integer("threads", 2));
+        }
+        Recipe recipe = loadRecipe(a.require("recipe")).with(a.all("set"));
+        String data = a.require("data");
+        String outRoot = a.require("out");
+        TrainSettings s = recipe.trainSettings();
+        if (a.has("steps")) {
+            s = s.withSteps(a.integer("steps", 0));
+        }
+        int[] corpus = Corpus.read(data);
+        TrainingState state;
+        if (a.has("resume")) {
+            state = new CheckpointStore().load(outRoot, true);
+            out.println("resuming " + outRoot + " at step " + state.step());
+        } else {
+            state = LocalTrainer.freshState(recipe.modelConfig(ByteTokenizer.VOCAB_SIZE), s.seed());
+        }
+        var train = TextByteSource.open(corpus, data, s.seqLen(), s.valFraction(), TextByteSource.Split.TRAIN, s.seed(), 0, 1);
+        var val = TextByteSource.open(corpus, data, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, s.seed(), 0, 1);
+        Path metrics = Path.of(a.get("metrics", Path.of(outRoot.replace("file://", ""), "metrics.jsonl").toString()));
+        Map<String, Object> info = new LinkedHashMap<>();
+        info.put("recipe", recipe.values());
+        out.println("model " + state.config().chains() + " chains, " + new ParamLayout(state.config()).size() + " parameters; data "
+                + train.describe());
+        LocalTrainer trainer = new LocalTrainer(state, s, train, val, outRoot, metrics, out, info);
+        trainer.run(s.steps());
+    }
+
+    // ---- eval ---------------------------------------------------------------------------------
+
+    private void eval(String[] argv) {
+        Args a = new Args("eval", argv, 1, Set.of("ckpt", "data", "chains", "batches", "batch-size", "seq-len", "val-fraction"), Set.of());
+        if (help(a, """
+                catena eval --ckpt <dir> --data <text file|dir|builtin:genesis> [--chains k|all] [--batches 8]
+                            [--batch-size 8] [--seq-len 128] [--val-fraction 0.05]
+                  Prints, per number of chains k: parameters used, validation loss and perplexity.
+                """)) {
+            return;
+        }
+        TrainingState st = new CheckpointStore().load(a.require("ckpt"), false);
+        ColmConfig cfg = st.config();
+        String data = a.require("data");
+        int seq = Math.min(a.integer("seq-len", Math.min(128, cfg.maxSeqLen())), cfg.maxSeqLen());
+        int batch = a.integer("batch-size", 8);
+        int[] corpus = Corpus.read(data);
+        var val = TextByteSource.open(corpus, data, seq, a.dbl("val-fraction", 0.05), TextByteSource.Split.VALIDATION, 0, 0, 1);
+        List<Integer> scales = new ArrayList<>();
+        String ch = a.get("chains", "all");
+        if (ch.equals("all")) {
+            for (int k = 1; k <= cfg.numChains(); k++) {
+                scales.add(k);
+            }
+        } else {
+            int k = Integer.parseInt(ch);
+            cfg.checkScale(k);
+            scales.add(k);
+        }
+        double[] losses = evaluate(st, val, batch, a.integer("batches", 8), scales);
+        out.println(evalTable(st, scales, losses));
+    }
+
+    /** Mean validation loss per requested scale; each scale runs its own forward touching only its chains. */
+    static double[] evaluate(TrainingState st, TextByteSource val, int batch, int batches, List<Integer> scales) {
+        ColmConfig cfg = st.config();
+        int seq = val.seqLen();
+        ColmModel model = new ColmModel(cfg, st.params(), new Params(st.params().layout(), DataType.FLOAT), batch, seq);
+        int[] window = new int[batch * (seq + 1)];
+        int[] in = new int[batch * seq];
+        int[] tg = new int[batch * seq];
+        double[] out = new double[scales.size()];
+        int usable = (int) Math.max(1, Math.min(batches, val.windowsPerEpoch() / batch));
+        for (int s = 0; s < scales.size(); s++) {
+            val.seek(0);
+            for (int b = 0; b < usable; b++) {
+                val.nextBatch(window, batch);
+                LocalTrainer.splitWindows(window, batch, seq, in, tg);
+                model.forward(in, 0, scales.get(s));
+                out[s] += model.losses(tg, 0)[scales.get(s) - 1] / usable;
+            }
+        }
+        return out;
+    }
+
+    static String evalTable(TrainingState st, List<Integer> scales, double[] losses) {
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-7s %-12s %-12s %-10s %-10s%n", "chains", "heads",
+                "params", "val_loss", "ppl"));
+        ParamLayout layout = st.params().layout();
+        for (int s = 0; s < scales.size(); s++) {
+            int k = scales.get(s);
+            sb.append(String.format(Locale.ROOT, "%-7d %-12s %-12d %-10.4f %-10.3f%n", k, st.config().chains().subList(0, k),
+                    layout.prefixSize(k), losses[s], Math.exp(losses[s])));
+        }
+        return sb.toString();
+    }
+
+    // ---- generate -----------------------------------------------------------------------------
+
+    private void generate(String[] argv) {
+        Args a = new Args("generate", argv, 1, Set.of("ckpt", "prompt", "chains", "max-new-tokens", "temperature", "top-k",
+                "seed", "switch-at"), Set.of());
+        if (help(a, """
+                catena generate --ckpt <dir> --prompt "text" [--chains k] [--max-new-tokens 200] [--temperature 0.8]
+                                [--top-k 40] [--seed 1] [--switch-at T:K]...
+                  Samples with a KV cache at k chains (default: all). --switch-at 50:1 switches to 1 chain from the
+                  50th generated token on (seamless for CoLM-Air; CoLM recomputes the cache when k grows).
+                  CoLM-Air prefills the prompt with the chain-1 sub-model.
+                """)) {
+            return;
+        }
+        TrainingState st = new CheckpointStore().load(a.require("ckpt"), false);
+        ColmConfig cfg = st.config();
+        String prompt = a.require("prompt");
+        int k = a.get("chains", "all").equals("all") ? cfg.numChains() : a.integer("chains", cfg.numChains());
+        TreeMap<Integer, Integer> switches = new TreeMap<>();
+        for (String s : a.all("switch-at")) {
+            String[] p = s.split(":");
+            if (p.length != 2) {
+                throw new IllegalArgumentException("--switch-at must look like TOKEN_INDEX:CHAINS, got '" + s + "'");
+            }
+            switches.put(Integer.parseInt(p[0]), Integer.parseInt(p[1]));
+        }
+        int[] ids = ByteTokenizer.encode(prompt.getBytes(StandardCharsets.UTF_8));
+        int maxNew = Math.min(a.integer("max-new-tokens", 200), cfg.maxSeqLen() - ids.length);
+        var o = new Generator.Options(maxNew, k, a.dbl("temperature", 0.8), a.integer("top-k", 40), a.integer("seed", 1),
+                switches, true, ByteTokenizer.EOS);
+        Generator.Result r = new Generator(cfg, st.params()).generate(ids, o);
+        out.println(prompt + new String(ByteTokenizer.decode(r.tokens(), 0, r.tokens().length), StandardCharsets.UTF_8));
+    }
+
+    // ---- expand / inspect ---------------------------------------------------------------------
+
+    private void expand(String[] argv) {
+        Args a = new Args("expand", argv, 1, Set.of("ckpt", "add-chains", "out", "seed", "loss-weights"), Set.of("freeze-old"));
+        if (help(a, """
+                catena expand --ckpt <dir> --add-chains <heads[,heads...]> --out <dir> [--freeze-old] [--seed 7]
+                  Appends chains: old tensors copied, new ones initialised, the new chains' LM-head rows zero, so every
+                  old scale and the grown full model give exactly the old logits. --freeze-old trains only new chains.
+                """)) {
+            return;
+        }
+        CheckpointStore store = new CheckpointStore();
+        TrainingState old = store.load(a.require("ckpt"), false);
+        Map<String, Object> manifest = store.readManifest(a.require("ckpt"));
+        boolean hasOpt = Boolean.TRUE.equals(((Map<?, ?>) manifest.get("trainer")).get("has_optimizer_state"));
+        if (hasOpt) {
+            old = store.load(a.require("ckpt"), true);
+        }
+        List<Integer> added = new ArrayList<>();
+        for (String s : a.require("add-chains").split(",")) {
+            added.add(Integer.parseInt(s.trim()));
+        }
+        TrainingState grown = ChainExpansion.expand(old, added, a.has("freeze-old"), null, a.integer("seed", 7));
+        String dir = store.saveTo(a.require("out"), grown);
+        out.println("expanded " + old.config().chains() + " -> " + grown.config().chains() + " (" + old.params().layout().size()
+                + " -> " + grown.params().layout().size() + " parameters, frozen chains " + grown.frozenChains() + "): " + dir);
+    }
+
+    private void inspect(String[] argv) {
+        Args a = new Args("inspect", argv, 1, Set.of("ckpt"), Set.of());
+        if (help(a, "catena inspect --ckpt <dir>\n  Prints config, chains, parameters per scale and the training state.\n")) {
+            return;
+        }
+        Map<String, Object> m = new CheckpointStore().readManifest(a.require("ckpt"));
+        @SuppressWarnings("unchecked")
+        ColmConfig cfg = ColmConfig.fromMap((Map<String, Object>) m.get("config"));
+        ParamLayout layout = new ParamLayout(cfg);
+        out.println("checkpoint  " + m.get("_dir"));
+        out.println("config      " + cfg);
+        out.println("d_model     " + cfg.dModel() + " (" + cfg.heads() + " heads x " + cfg.headDim() + "), FFN " + cfg.ffnWidth());
+        for (int k = 1; k <= cfg.numChains(); k++) {
+            out.println(String.format(Locale.ROOT, "scale k=%d   chains %s, %,d parameters", k, cfg.chains().subList(0, k),
+                    layout.prefixSize(k)));
+        }
+        out.println("trainer     " + m.get("trainer"));
+        out.println("info        " + m.get("info"));
+    }
+
+    static void writeString(Path p, String s) {
+        try {
+            Files.createDirectories(p.toAbsolutePath().getParent());
+            Files.writeString(p, s);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+}

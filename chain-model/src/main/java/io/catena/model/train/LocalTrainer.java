@@ -1,0 +1,277 @@
+package io.catena.model.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.catena.model.ColmConfig;
+import io.catena.model.ColmModel;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.data.TokenBatchSource;
+import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
+import io.catena.model.optim.AdamW;
+import io.catena.model.optim.LrSchedule;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * The single-process trainer: the correctness baseline every distributed mode must match with the
+ * same tokens per step. Reads windows from a {@link TokenBatchSource}, runs the multi-chain loss
+ * forward/backward, clips and applies AdamW, evaluates every scale on the validation split, prints
+ * a progress line, appends metrics as JSONL and writes checkpoints that resume bit-for-bit.
+ */
+public final class LocalTrainer {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final ColmConfig cfg;
+    private final TrainSettings settings;
+    private final TokenBatchSource train;
+    private final TokenBatchSource val;
+    private final String checkpointRoot;
+    private final Path metricsFile;
+    private final PrintStream out;
+    private final Map<String, Object> info;
+    private final Params params;
+    private final Params grads;
+    private final Params adamM;
+    private final Params adamV;
+    private final AdamW adamW;
+    private final LrSchedule schedule;
+    private final ColmModel model;
+    private final int[] window;
+    private final int[] inputs;
+    private final int[] targets;
+    private final CheckpointStore store = new CheckpointStore();
+    private long step;
+    private long tokensSeen;
+    private final int frozenChains;
+    private double[] lastEval;
+
+    /** Starts from {@code state} (a fresh init or a loaded checkpoint); the train source is moved to its data position. */
+    public LocalTrainer(TrainingState state, TrainSettings settings, TokenBatchSource train, TokenBatchSource val,
+                        String checkpointRoot, Path metricsFile, PrintStream out, Map<String, Object> info) {
+        this.cfg = state.config();
+        this.settings = settings;
+        this.train = train;
+        this.val = val;
+        this.checkpointRoot = checkpointRoot;
+        this.metricsFile = metricsFile;
+        this.out = out;
+        this.info = info == null ? Map.of() : info;
+        if (train.seqLen() != settings.seqLen()) {
+            throw new IllegalArgumentException("data windows have seq_len " + train.seqLen() + " but the recipe says " + settings.seqLen());
+        }
+        if (train.vocabSize() > cfg.vocabSize()) {
+            throw new IllegalArgumentException("data has " + train.vocabSize() + " token ids but the model's vocab_size is " + cfg.vocabSize());
+        }
+        this.params = state.params();
+        this.grads = new Params(params.layout(), DataType.FLOAT);
+        this.adamM = state.hasOptimizerState() ? state.adamM() : new Params(params.layout(), DataType.FLOAT);
+        this.adamV = state.hasOptimizerState() ? state.adamV() : new Params(params.layout(), DataType.FLOAT);
+        this.frozenChains = Math.max(state.frozenChains(), settings.frozenChains());
+        this.adamW = new AdamW(params.layout(), settings.adamW(), frozenChains);
+        this.schedule = settings.schedule();
+        this.model = new ColmModel(cfg, params, grads, settings.batchSize(), settings.seqLen());
+        int t = settings.seqLen();
+        this.window = new int[settings.batchSize() * (t + 1)];
+        this.inputs = new int[settings.batchSize() * t];
+        this.targets = new int[settings.batchSize() * t];
+        this.step = state.step();
+        this.tokensSeen = state.tokensSeen();
+        train.seek(state.dataPosition());
+    }
+
+    /** A newly initialised model (no optimizer state yet). */
+    public static TrainingState freshState(ColmConfig cfg, long seed) {
+        Params p = new Params(new ParamLayout(cfg), DataType.FLOAT);
+        p.initialize(seed, 0);
+        return new TrainingState(cfg, p, null, null, 0, 0, 0, 0, Map.of());
+    }
+
+    public long step() {
+        return step;
+    }
+
+    public double[] lastEval() {
+        return lastEval;
+    }
+
+    public ColmModel model() {
+        return model;
+    }
+
+    public TrainingState state() {
+        return new TrainingState(cfg, params, adamM, adamV, step, tokensSeen, train.position(), frozenChains, info());
+    }
+
+    private Map<String, Object> info() {
+        Map<String, Object> m = new LinkedHashMap<>(info);
+        m.put("data", train.describe());
+        m.put("seed", settings.seed());
+        m.put("steps_planned", settings.steps());
+        return m;
+    }
+
+    /** Trains until step == untilStep (or the recipe's steps when untilStep <= 0). Returns the final per-scale train losses. */
+    public double[] run(long untilStep) {
+        long last = untilStep > 0 ? untilStep : settings.steps();
+        double[] losses = new double[cfg.numChains()];
+        long startNanos = System.nanoTime();
+        long startStep = step;
+        long windowTokens = 0;
+        long windowStart = System.nanoTime();
+        while (step < last) {
+            losses = trainStep();
+            windowTokens += (long) settings.batchSize() * settings.seqLen();
+            if (step % settings.logEvery() == 0 || step == last) {
+                double secs = (System.nanoTime() - windowStart) / 1e9;
+                double tps = windowTokens / Math.max(secs, 1e-9);
+                double elapsed = (System.nanoTime() - startNanos) / 1e9;
+                double eta = (last - step) * elapsed / Math.max(1, step - startStep);
+                out.println(progressLine(last, tps, losses, eta));
+                metric("train", Map.of("loss", losses, "lr", schedule.at(step), "tok_per_s", tps, "grad_norm", lastGradNorm,
+                        "elapsed_s", elapsed));
+                windowTokens = 0;
+                windowStart = System.nanoTime();
+            }
+            if (settings.evalEvery() > 0 && step % settings.evalEvery() == 0 && step != last) {
+                evaluateAndReport();
+            }
+            if (settings.ckptEvery() > 0 && step % settings.ckptEvery() == 0 && checkpointRoot != null && step != last) {
+                checkpoint();
+            }
+        }
+        if (step > startStep || lastEval == null) {
+            evaluateAndReport();
+        }
+        if (checkpointRoot != null) {
+            checkpoint();
+        }
+        return losses;
+    }
+
+    private double lastGradNorm;
+
+    /** One optimizer step on the next batch. */
+    public double[] trainStep() {
+        train.nextBatch(window, settings.batchSize());
+        splitWindows(window, settings.batchSize(), settings.seqLen(), inputs, targets);
+        double[] losses = model.forwardBackward(inputs, targets, 0, frozenChains, false, 1.0);
+        step++;
+        lastGradNorm = adamW.step(params, grads, adamM, adamV, step, schedule.at(step));
+        tokensSeen += (long) settings.batchSize() * settings.seqLen();
+        return losses;
+    }
+
+    /** Splits [B, T+1] windows into inputs [B, T] and next-token targets [B, T]. */
+    public static void splitWindows(int[] window, int batch, int seqLen, int[] inputs, int[] targets) {
+        for (int b = 0; b < batch; b++) {
+            System.arraycopy(window, b * (seqLen + 1), inputs, b * seqLen, seqLen);
+            System.arraycopy(window, b * (seqLen + 1) + 1, targets, b * seqLen, seqLen);
+        }
+    }
+
+    /** Mean validation loss per scale over the first eval_batches batches of the validation split. */
+    public double[] evaluate() {
+        if (val == null) {
+            return new double[0];
+        }
+        double[] sum = new double[cfg.numChains()];
+        long saved = val.position();
+        val.seek(0);
+        int batches = settings.evalBatches();
+        for (int b = 0; b < batches; b++) {
+            val.nextBatch(window, settings.batchSize());
+            splitWindows(window, settings.batchSize(), settings.seqLen(), inputs, targets);
+            model.forward(inputs, 0, cfg.numChains());
+            double[] l = model.losses(targets, 0);
+            for (int j = 0; j < l.length; j++) {
+                sum[j] += l[j] / batches;
+            }
+        }
+        val.seek(saved);
+        return sum;
+    }
+
+    private void evaluateAndReport() {
+        lastEval = evaluate();
+        if (lastEval.length == 0) {
+            return;
+        }
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "eval step %d |", step));
+        double[] ppl = new double[lastEval.length];
+        for (int j = 0; j < lastEval.length; j++) {
+            ppl[j] = Math.exp(lastEval[j]);
+            sb.append(String.format(Locale.ROOT, " k=%d loss %.4f ppl %.2f", j + 1, lastEval[j], ppl[j]));
+        }
+        out.println(sb);
+        metric("eval", Map.of("val_loss", lastEval, "val_ppl", ppl));
+    }
+
+    private String progressLine(long last, double tps, double[] losses, double etaSeconds) {
+        StringBuilder sb = new StringBuilder();
+        int width = 20;
+        int filled = (int) Math.min(width, width * step / Math.max(1, last));
+        sb.append('[').append("#".repeat(filled)).append(".".repeat(width - filled)).append(']');
+        sb.append(String.format(Locale.ROOT, " step %d/%d | %,.0f tok/s | loss", step, last, tps));
+        for (int j = 0; j < losses.length; j++) {
+            sb.append(String.format(Locale.ROOT, " k%d %.4f", j + 1, losses[j]));
+        }
+        sb.append(String.format(Locale.ROOT, " | lr %.2e | ETA %s", schedule.at(step), formatDuration(etaSeconds)));
+        return sb.toString();
+    }
+
+    static String formatDuration(double seconds) {
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format("%dh%02dm", s / 3600, (s % 3600) / 60)
+                : s >= 60 ? String.format("%dm%02ds", s / 60, s % 60) : s + "s";
+    }
+
+    private void metric(String kind, Map<String, Object> fields) {
+        if (metricsFile == null) {
+            return;
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", kind);
+        m.put("step", step);
+        m.put("tokens", tokensSeen);
+        m.put("chains", cfg.chains());
+        m.putAll(fields);
+        try {
+            Files.createDirectories(metricsFile.toAbsolutePath().getParent());
+            try (Writer w = Files.newBufferedWriter(metricsFile, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                    StandardOpenOption.APPEND)) {
+                w.write(JSON.writeValueAsString(m));
+                w.write('\n');
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot append metrics to " + metricsFile + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Writes a checkpoint under the checkpoint root; returns its directory. */
+    public String checkpoint() {
+        String dir = store.save(checkpointRoot, state());
+        out.println("checkpoint " + dir);
+        return dir;
+    }
+
+    public static List<Double> toList(double[] a) {
+        List<Double> l = new ArrayList<>();
+        for (double x : a) {
+            l.add(x);
+        }
+        return l;
+    }
+}

@@ -1,0 +1,173 @@
+package io.catena.model.train;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.optim.AdamW;
+import java.io.IOException;
+import java.io.Reader;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * A training recipe: a .properties file with the model shape and the training knobs. Unknown keys
+ * are errors (a typo must not silently train the default). Values can be overridden from the
+ * command line with {@code --set key=value}.
+ */
+public final class Recipe {
+    static final Set<String> KEYS = new TreeSet<>(Arrays.asList(
+            "vocab_size", "head_dim", "chains", "layers", "kv_heads", "ffn_mult", "activation", "norm", "norm_eps",
+            "rope_theta", "variant", "max_seq_len", "bias", "loss_weights", "d_model", "heads",
+            "batch_size", "seq_len", "steps", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "adam_eps",
+            "clip_norm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every", "val_fraction", "frozen_chains"));
+
+    private final Map<String, String> values;
+    private final String source;
+
+    private Recipe(Map<String, String> values, String source) {
+        this.values = values;
+        this.source = source;
+    }
+
+    public static Recipe load(Path file) {
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("recipe " + file + " does not exist; see cluster-conf/recipes/ for examples");
+        }
+        Properties p = new Properties();
+        try (Reader r = Files.newBufferedReader(file)) {
+            p.load(r);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read recipe " + file + ": " + e.getMessage(), e);
+        }
+        Map<String, String> m = new TreeMap<>();
+        p.forEach((k, v) -> m.put(k.toString().trim(), v.toString().trim()));
+        return of(m, file.toString());
+    }
+
+    public static Recipe of(Map<String, String> values, String source) {
+        for (String k : values.keySet()) {
+            if (!KEYS.contains(k)) {
+                throw new IllegalArgumentException("recipe " + source + ": unknown key '" + k + "'; valid keys: " + KEYS);
+            }
+        }
+        return new Recipe(new TreeMap<>(values), source);
+    }
+
+    /** A copy with key=value overrides applied. */
+    public Recipe with(List<String> overrides) {
+        Map<String, String> m = new TreeMap<>(values);
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("override '" + o + "' must look like key=value");
+            }
+            m.put(o.substring(0, eq).trim(), o.substring(eq + 1).trim());
+        }
+        return of(m, source + " (+overrides)");
+    }
+
+    public Map<String, String> values() {
+        return values;
+    }
+
+    private String str(String key, String dflt) {
+        return values.getOrDefault(key, dflt);
+    }
+
+    private int integer(String key, int dflt) {
+        String v = values.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("recipe " + source + ": " + key + " must be an integer, got '" + v + "'");
+        }
+    }
+
+    private double dbl(String key, double dflt) {
+        String v = values.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Double.parseDouble(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("recipe " + source + ": " + key + " must be a number, got '" + v + "'");
+        }
+    }
+
+    private List<Integer> intList(String key, String dflt) {
+        List<Integer> out = new ArrayList<>();
+        for (String s : str(key, dflt).split("[,\\s]+")) {
+            if (!s.isEmpty()) {
+                try {
+                    out.add(Integer.parseInt(s));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("recipe " + source + ": " + key + " must be a comma-separated list of integers, got '"
+                            + str(key, dflt) + "'");
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The model config; vocabSize is used when the recipe does not set vocab_size. */
+    public ColmConfig modelConfig(int dataVocabSize) {
+        List<Integer> chains = intList("chains", "2,2");
+        int headDim = integer("head_dim", 64);
+        int heads = chains.stream().mapToInt(Integer::intValue).sum();
+        if (values.containsKey("heads") && integer("heads", heads) != heads) {
+            throw new IllegalArgumentException("recipe " + source + ": heads=" + integer("heads", 0) + " but chains " + chains
+                    + " sum to " + heads + " heads; sum(chains) must equal heads");
+        }
+        if (values.containsKey("d_model") && integer("d_model", 0) != headDim * heads) {
+            throw new IllegalArgumentException("recipe " + source + ": d_model=" + integer("d_model", 0) + " but head_dim "
+                    + headDim + " x sum(chains) " + heads + " = " + headDim * heads);
+        }
+        int vocab = integer("vocab_size", dataVocabSize);
+        if (vocab < dataVocabSize) {
+            throw new IllegalArgumentException("recipe " + source + ": vocab_size=" + vocab + " is smaller than the data's "
+                    + dataVocabSize + " token ids");
+        }
+        ColmConfig.Variant variant = ColmConfig.parseVariant(str("variant", "colm"));
+        int seqLen = integer("seq_len", 128);
+        String lw = str("loss_weights", "mean");
+        List<Double> weights;
+        if (lw.equals("mean")) {
+            weights = ColmConfig.meanWeights(chains.size());
+        } else if (lw.equals("full-only")) {
+            weights = ColmConfig.fullOnlyWeights(chains.size());
+        } else {
+            weights = new ArrayList<>();
+            for (String s : lw.split(",")) {
+                weights.add(Double.parseDouble(s.trim()));
+            }
+        }
+        return new ColmConfig(vocab, headDim, chains, integer("layers", 4),
+                integer("kv_heads", variant == ColmConfig.Variant.COLM_AIR ? 1 : 0), dbl("ffn_mult", 4.0),
+                ColmConfig.Activation.valueOf(str("activation", "gelu").toUpperCase()),
+                ColmConfig.NormKind.valueOf(str("norm", "layernorm").toUpperCase()),
+                dbl("norm_eps", 1e-5), dbl("rope_theta", 10000.0), variant, integer("max_seq_len", seqLen),
+                Boolean.parseBoolean(str("bias", "true")), weights);
+    }
+
+    public TrainSettings trainSettings() {
+        long steps = integer("steps", 200);
+        AdamW.Settings adam = new AdamW.Settings(dbl("beta1", 0.9), dbl("beta2", 0.95), dbl("adam_eps", 1e-8),
+                dbl("weight_decay", 0.1), dbl("clip_norm", 1.0));
+        double lr = dbl("lr", 1e-3);
+        return new TrainSettings(integer("batch_size", 16), integer("seq_len", 128), steps, lr, dbl("min_lr", lr / 10),
+                integer("warmup_steps", (int) Math.min(100, steps / 10)), adam, integer("seed", 1234),
+                integer("eval_every", 100), integer("eval_batches", 4), integer("log_every", 10), integer("ckpt_every", 0),
+                dbl("val_fraction", 0.05), integer("frozen_chains", 0));
+    }
+}
