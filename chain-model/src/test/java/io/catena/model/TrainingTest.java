@@ -1,0 +1,96 @@
+package io.catena.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.catena.model.data.ByteTokenizer;
+import io.catena.model.data.TextByteSource;
+import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
+import io.catena.model.optim.AdamW;
+import io.catena.model.train.LocalTrainer;
+import io.catena.model.train.TrainSettings;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** LocalTrainer end to end on the bundled public-domain text: learning, checkpoints, exact resume. */
+class TrainingTest {
+    private static final PrintStream QUIET = new PrintStream(new ByteArrayOutputStream());
+
+    static int[] genesis(int maxBytes) throws Exception {
+        try (InputStream in = TrainingTest.class.getResourceAsStream("/io/catena/corpus/genesis.txt")) {
+            byte[] b = in.readNBytes(maxBytes);
+            int[] t = ByteTokenizer.encode(b);
+            return t;
+        }
+    }
+
+    static ColmConfig smallModel() {
+        return new ColmConfig(ByteTokenizer.VOCAB_SIZE, 16, List.of(1, 1), 2, 0, 4.0, ColmConfig.Activation.GELU,
+                ColmConfig.NormKind.LAYERNORM, 1e-5, 1e4, ColmConfig.Variant.COLM, 32, true, null);
+    }
+
+    static TrainSettings settings(long steps) {
+        return new TrainSettings(8, 32, steps, 1e-2, 1e-3, 10, AdamW.Settings.defaults(), 5, 0, 2, 1000, 0, 0.1, 0);
+    }
+
+    static double unigramEntropy(int[] t) {
+        double[] c = new double[ByteTokenizer.VOCAB_SIZE];
+        for (int x : t) {
+            c[x]++;
+        }
+        double h = 0;
+        for (double n : c) {
+            if (n > 0) {
+                h -= n / t.length * Math.log(n / t.length);
+            }
+        }
+        return h;
+    }
+
+    @Test
+    void shouldOverfitSmallTextFarBelowUnigramEntropy() throws Exception {
+        int[] corpus = genesis(4000); // ~120 windows: small enough to memorise
+        TrainSettings s = settings(150);
+        var train = TextByteSource.open(corpus, "genesis-4k", 32, 0.0, TextByteSource.Split.TRAIN, 1, 0, 1);
+        LocalTrainer t = new LocalTrainer(LocalTrainer.freshState(smallModel(), 1), s, train, null, null, null, QUIET, Map.of());
+        double[] first = t.trainStep();
+        double[] last = t.run(150);
+        double h = unigramEntropy(corpus);
+        assertTrue(first[1] > h, "an untrained model should be worse than the unigram entropy: " + first[1] + " vs " + h);
+        assertTrue(last[1] < 0.6 * h, "full-model train loss " + last[1] + " should be far below the unigram entropy " + h);
+        assertTrue(last[0] < h, "the 1-chain sub-model must learn too (multi-chain loss): " + last[0]);
+    }
+
+    @Test
+    void shouldResumeBitForBitFromCheckpoint(@TempDir Path dir) throws Exception {
+        int[] corpus = genesis(30000);
+        TrainSettings s = settings(12);
+        String root = dir.resolve("ckpt").toString();
+        // uninterrupted
+        var trainA = TextByteSource.open(corpus, "g", 32, 0.1, TextByteSource.Split.TRAIN, 3, 0, 1);
+        LocalTrainer a = new LocalTrainer(LocalTrainer.freshState(smallModel(), 1), s, trainA, null, null, null, QUIET, Map.of());
+        a.run(12);
+        float[] expected = a.state().params().flat().toFloatVector();
+        // 7 steps, checkpoint, a new process-like trainer from the checkpoint, 5 more
+        var trainB = TextByteSource.open(corpus, "g", 32, 0.1, TextByteSource.Split.TRAIN, 3, 0, 1);
+        LocalTrainer b = new LocalTrainer(LocalTrainer.freshState(smallModel(), 1), s, trainB, null, root, null, QUIET, Map.of());
+        b.run(7);
+        TrainingState loaded = new CheckpointStore().load(root, true);
+        assertEquals(7, loaded.step());
+        assertEquals(7L * s.batchSize(), loaded.dataPosition());
+        assertArrayEquals(b.state().params().flat().toFloatVector(), loaded.params().flat().toFloatVector(), "round trip");
+        assertArrayEquals(b.state().adamV().flat().toFloatVector(), loaded.adamV().flat().toFloatVector(), "optimizer round trip");
+        var trainC = TextByteSource.open(corpus, "g", 32, 0.1, TextByteSource.Split.TRAIN, 3, 0, 1);
+        LocalTrainer c = new LocalTrainer(loaded, s, trainC, null, null, null, QUIET, Map.of());
+        c.run(12);
+        assertArrayEquals(expected, c.state().params().flat().toFloatVector(), "resumed run must equal the uninterrupted one");
+    }
+}
