@@ -244,7 +244,7 @@ public final class CatenaCli {
             switches.put(Integer.parseInt(p[0]), Integer.parseInt(p[1]));
         }
         int[] ids = ByteTokenizer.encode(prompt.getBytes(StandardCharsets.UTF_8));
-        int maxNew = Math.min(a.integer("max-new-tokens", 200), cfg.maxSeqLen() - ids.length);
+        int maxNew = a.integer("max-new-tokens", 200);
         var o = new Generator.Options(maxNew, k, a.dbl("temperature", 0.8), a.integer("top-k", 40), a.integer("seed", 1),
                 switches, true, ByteTokenizer.EOS);
         Generator.Result r = new Generator(cfg, st.params()).generate(ids, o);

@@ -11,7 +11,8 @@ import java.util.TreeMap;
 /**
  * Sampling loop over {@link KvDecoder}: temperature and top-k, a scale k that may change at given
  * generated-token indices (seamless LM switching), and for CoLM-Air a prompt prefilled by the
- * chain-0 sub-model only (its K/V are all any scale needs).
+ * chain-0 sub-model only (its K/V are all any scale needs). Past max_seq_len the context slides:
+ * the most recent half is re-encoded and generation continues.
  */
 public final class Generator {
 
@@ -49,18 +50,17 @@ public final class Generator {
         }
         cfg.checkScale(o.chains());
         o.switchAt().values().forEach(cfg::checkScale);
-        int capacity = Math.min(cfg.maxSeqLen(), prompt.length + o.maxNewTokens());
-        if (prompt.length + o.maxNewTokens() > cfg.maxSeqLen()) {
-            throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) + max new tokens (" + o.maxNewTokens()
-                    + ") exceeds max_seq_len " + cfg.maxSeqLen() + "; shorten the prompt or generate fewer tokens");
-        }
+        int capacity = cfg.maxSeqLen();
         KvDecoder dec = new KvDecoder(cfg, params, capacity);
         int k = o.chains();
         int prefillChains = cfg.isAir() ? 1 : k;
-        for (int i = 0; i < prompt.length - 1; i++) {
-            dec.step(prompt[i], prefillChains, false);
+        List<Integer> context = new ArrayList<>();
+        for (int t : prompt) {
+            context.add(t);
         }
-        double[] logits = dec.step(prompt[prompt.length - 1], k, true);
+        // a prompt longer than the context keeps its most recent tokens
+        int start = Math.max(0, prompt.length - capacity);
+        double[] logits = prefill(dec, context.subList(start, context.size()), prefillChains, k);
         SplittableRandom rnd = new SplittableRandom(o.seed());
         List<Integer> out = new ArrayList<>();
         List<Integer> scales = new ArrayList<>();
@@ -78,10 +78,25 @@ public final class Generator {
             if (s != null) {
                 k = s;
             }
-            logits = dec.step(next, k, true);
+            context.add(next);
+            if (dec.length() == capacity) {
+                // context full: slide the window, re-encoding the most recent half (RoPE positions restart at 0)
+                dec.reset();
+                logits = prefill(dec, context.subList(context.size() - capacity / 2, context.size()), cfg.isAir() ? 1 : k, k);
+            } else {
+                logits = dec.step(next, k, true);
+            }
         }
         return new Result(out.stream().mapToInt(Integer::intValue).toArray(), scales.stream().mapToInt(Integer::intValue).toArray(),
                 prefillChains);
+    }
+
+    /** Feeds tokens; all but the last run at prefillChains (chain 0 for CoLM-Air), the last at k. */
+    private static double[] prefill(KvDecoder dec, List<Integer> tokens, int prefillChains, int k) {
+        for (int i = 0; i < tokens.size() - 1; i++) {
+            dec.step(tokens.get(i), prefillChains, false);
+        }
+        return dec.step(tokens.get(tokens.size() - 1), k, true);
     }
 
     static int sample(double[] logits, double temperature, int topK, SplittableRandom rnd) {

@@ -287,7 +287,7 @@ public final class PrepareJob {
                 .collect();
         btok.destroy();
         List<ShardOut> sorted = new ArrayList<>(written);
-        sorted.sort(Comparator.comparing(ShardOut::split).reversed().thenComparingInt(ShardOut::bucket)
+        sorted.sort(Comparator.comparing(ShardOut::split).thenComparingInt(ShardOut::bucket)
                 .thenComparingInt(ShardOut::part));
 
         // 5. quarantine
@@ -296,8 +296,10 @@ public final class PrepareJob {
                     .saveAsTextFile(new Path(staging, "quarantine").toString());
         }
         recs.unpersist(false);
+        if (unique != uniqueAll) {
+            unique.unpersist(false);
+        }
         uniqueAll.unpersist(false);
-        unique.unpersist(false);
 
         // 6. manifest
         List<Manifest.Shard> shards = new ArrayList<>(prev.map(Manifest::shards).orElse(List.of()));
@@ -312,7 +314,7 @@ public final class PrepareJob {
                 valTokens += s.tokens();
             }
         }
-        shards.sort(Comparator.comparing(Manifest.Shard::split).reversed()
+        shards.sort(Comparator.comparing(Manifest.Shard::split)
                 .thenComparingInt(Manifest.Shard::version).thenComparing(Manifest.Shard::path));
         List<Manifest.Source> sources = new ArrayList<>(prev.map(Manifest::sources).orElse(List.of()));
         long bytes = 0;
