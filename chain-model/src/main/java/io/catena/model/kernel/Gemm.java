@@ -15,7 +15,18 @@ public final class Gemm {
     private static final MMulTranspose TN = new MMulTranspose(true, false, false);
     private static final MMulTranspose TT = new MMulTranspose(true, true, false);
 
+    private static final java.util.concurrent.atomic.LongAdder NANOS = new java.util.concurrent.atomic.LongAdder();
+
     private Gemm() {
+    }
+
+    /** Wall time spent inside GEMM calls since start (for benchmarks' breakdowns). */
+    public static long nanos() {
+        return NANOS.sum();
+    }
+
+    static void addNanos(long n) {
+        NANOS.add(n);
     }
 
     public static void mm(Mat a, boolean transA, Mat b, boolean transB, Mat c, boolean accumulate) {
@@ -36,11 +47,13 @@ public final class Gemm {
             }
             return;
         }
+        long t0 = System.nanoTime();
         if (!accumulate) {
             Nd4j.matmul(a.nd(), b.nd(), c.nd(), transA, transB, false);
         } else {
             MMulTranspose t = transA ? (transB ? TT : TN) : (transB ? NT : NN);
             Nd4j.exec(new Mmul(a.nd(), b.nd(), c.nd(), 1.0, 1.0, t));
         }
+        NANOS.add(System.nanoTime() - t0);
     }
 }

@@ -46,6 +46,8 @@ public final class HeadTensor {
      * a different blocking for a different batch count).
      */
     public static void bmm(HeadTensor a, boolean transA, HeadTensor b, boolean transB, HeadTensor c, int first, int count) {
+        long t0 = System.nanoTime();
         Nd4j.matmul(a.view(first, count), b.view(first, count), c.view(first, count), transA, transB, false);
+        Gemm.addNanos(System.nanoTime() - t0);
     }
 }

@@ -79,12 +79,24 @@ public final class AdamW {
 
     /** L2 norm of the gradient over the trainable elements (summed in a fixed order). */
     public double gradientNorm(Params grads) {
+        return Math.sqrt(sumOfSquares(grads, trainableFrom, end));
+    }
+
+    /**
+     * Sum of squared gradients over [from, to) intersected with the trainable range; a sharded
+     * server adds its shards' sums (in shard order) to get the global norm.
+     */
+    public double sumOfSquares(Params grads, long from, long to) {
         Buf g = grads.buf();
-        int n = end - trainableFrom;
+        int lo = (int) Math.max(from, trainableFrom);
+        int n = (int) Math.min(to, end) - lo;
+        if (n <= 0) {
+            return 0;
+        }
         double[] partial = new double[Parallel.parts(n)];
-        Parallel.forParts(n, (p, from, to) -> {
+        Parallel.forParts(n, (p, a, b) -> {
             double s = 0;
-            for (int i = trainableFrom + from; i < trainableFrom + to; i++) {
+            for (int i = lo + a; i < lo + b; i++) {
                 double x = g.get(i);
                 s += x * x;
             }
@@ -94,7 +106,12 @@ public final class AdamW {
         for (double x : partial) {
             s += x;
         }
-        return Math.sqrt(s);
+        return s;
+    }
+
+    /** The factor that scales a gradient of this global norm down to clip_norm (1 when no clipping is needed). */
+    public double clipScale(double globalNorm) {
+        return settings.clipNorm > 0 && globalNorm > settings.clipNorm ? settings.clipNorm / globalNorm : 1.0;
     }
 
     /**
@@ -108,27 +125,38 @@ public final class AdamW {
             throw new IllegalStateException("gradient norm is " + norm + " at step " + step
                     + "; no parameter was changed. Lower the learning rate or check the data for bad tokens.");
         }
-        double clip = settings.clipNorm > 0 && norm > settings.clipNorm ? settings.clipNorm / norm : 1.0;
-        update(params.buf(), grads.buf(), m.buf(), v.buf(), step, lr, clip);
+        update(params, grads, m, v, step, lr, clipScale(norm), 0, end);
         return norm;
     }
 
-    private void update(Buf p, Buf g, Buf m, Buf v, long step, double lr, double gradScale) {
+    /**
+     * The AdamW update of elements [from, to) (intersected with the trainable range), gradients
+     * multiplied by gradScale first (the clip factor). A sharded server calls it per shard range.
+     */
+    public void update(Params params, Params grads, Params m, Params v, long step, double lr, double gradScale, long from, long to) {
+        Buf p = params.buf(), g = grads.buf(), mb = m.buf(), vb = v.buf();
+        for (Segment s : segments) {
+            int lo = (int) Math.max(s.from, from), hi = (int) Math.min(s.to, to);
+            if (lo < hi) {
+                updateRange(p, g, mb, vb, step, lr, gradScale, lo, hi, s.decay);
+            }
+        }
+    }
+
+    private void updateRange(Buf p, Buf g, Buf m, Buf v, long step, double lr, double gradScale, int lo, int hi, boolean decayed) {
         final double b1 = settings.beta1, b2 = settings.beta2, eps = settings.eps;
         final double bc1 = 1.0 - Math.pow(b1, step), bc2 = 1.0 - Math.pow(b2, step);
         final double stepSize = lr / bc1, invSqrtBc2 = 1.0 / Math.sqrt(bc2);
-        for (Segment s : segments) {
-            final double decay = s.decay ? 1.0 - lr * settings.weightDecay : 1.0;
-            Parallel.forRows(s.to - s.from, (from, to) -> {
-                for (int i = s.from + from; i < s.from + to; i++) {
-                    double gi = g.get(i) * gradScale;
-                    double mi = b1 * m.get(i) + (1 - b1) * gi;
-                    double vi = b2 * v.get(i) + (1 - b2) * gi * gi;
-                    m.set(i, mi);
-                    v.set(i, vi);
-                    p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) * invSqrtBc2 + eps));
-                }
-            });
-        }
+        final double decay = decayed ? 1.0 - lr * settings.weightDecay : 1.0;
+        Parallel.forRows(hi - lo, (from, to) -> {
+            for (int i = lo + from; i < lo + to; i++) {
+                double gi = g.get(i) * gradScale;
+                double mi = b1 * m.get(i) + (1 - b1) * gi;
+                double vi = b2 * v.get(i) + (1 - b2) * gi * gi;
+                m.set(i, mi);
+                v.set(i, vi);
+                p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) * invSqrtBc2 + eps));
+            }
+        });
     }
 }

@@ -1,0 +1,209 @@
+package io.catena.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.catena.model.ColmConfig;
+import io.catena.model.ColmModel;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.kernel.Gemm;
+import io.catena.model.kernel.Mat;
+import io.catena.model.kernel.Parallel;
+import io.catena.model.layers.ChainLinear;
+import io.catena.model.optim.AdamW;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Training throughput of the reference CoLM (vocab 4096, head_dim 64, chains {2,2}, 4 layers, FFN 1024,
+ * T 128, B 16) on random tokens — the same workload as benchmarks/python/bench_train.py — plus the
+ * chain-linear micro-benchmark and the measured GEMM peak used for MFU. Prints one JSON line.
+ *
+ * <pre>java ... io.catena.bench.TrainBench [--steps 30] [--warmup 5] [--mode train|chain-linear|all]</pre>
+ */
+public final class TrainBench {
+
+    public static ColmConfig referenceConfig() {
+        return new ColmConfig(4096, 64, List.of(2, 2), 4, 0, 4.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
+                1e-5, 10000.0, ColmConfig.Variant.COLM, 128, true, null);
+    }
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> a = new LinkedHashMap<>();
+        for (int i = 0; i + 1 < args.length; i += 2) {
+            a.put(args[i].replaceFirst("^--", ""), args[i + 1]);
+        }
+        int steps = Integer.parseInt(a.getOrDefault("steps", "30"));
+        int warmup = Integer.parseInt(a.getOrDefault("warmup", "5"));
+        String mode = a.getOrDefault("mode", "all");
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("engine", "catena");
+        out.put("kernel_threads", Parallel.threads());
+        out.put("nd4j_env", Nd4j.getExecutioner().getEnvironmentInformation().get("blas.vendor"));
+        out.put("omp_threads", Nd4j.getExecutioner().getEnvironmentInformation().get("omp.threads"));
+        if (mode.equals("all") || mode.equals("train")) {
+            out.putAll(train(steps, warmup));
+            out.put("gemm_peak_gflops", gemmPeak());
+            double flopsPerToken = (Double) out.get("train_flops_per_token");
+            out.put("mfu_vs_measured_gemm_peak", (Double) out.get("tokens_per_s") * flopsPerToken / 1e9 / (Double) out.get("gemm_peak_gflops"));
+        }
+        if (mode.equals("all") || mode.equals("chain-linear")) {
+            out.putAll(chainLinear());
+        }
+        out.put("peak_rss_mb", peakRssMb());
+        String json = new ObjectMapper().writeValueAsString(out);
+        System.out.println(json);
+        if (a.containsKey("out")) {
+            Files.writeString(Path.of(a.get("out")), json + "\n");
+        }
+    }
+
+    static Map<String, Object> train(int steps, int warmup) {
+        ColmConfig cfg = referenceConfig();
+        int batch = 16, seq = 128;
+        ParamLayout layout = new ParamLayout(cfg);
+        Params params = new Params(layout, DataType.FLOAT);
+        params.initialize(1, 0);
+        Params grads = new Params(layout, DataType.FLOAT);
+        Params m = new Params(layout, DataType.FLOAT);
+        Params v = new Params(layout, DataType.FLOAT);
+        ColmModel model = new ColmModel(cfg, params, grads, batch, seq);
+        AdamW opt = new AdamW(layout, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0), 0);
+        SplittableRandom rnd = new SplittableRandom(7);
+        int[] in = new int[batch * seq];
+        int[] tg = new int[batch * seq];
+        double[] times = new double[steps];
+        double[] gemm = new double[steps];
+        double lastLoss = 0;
+        for (int s = 0; s < warmup + steps; s++) {
+            for (int i = 0; i < in.length; i++) {
+                in[i] = rnd.nextInt(cfg.vocabSize());
+                tg[i] = rnd.nextInt(cfg.vocabSize());
+            }
+            long g0 = Gemm.nanos();
+            long t0 = System.nanoTime();
+            double[] l = model.forwardBackward(in, tg, 0, 0, false, 1.0);
+            opt.step(params, grads, m, v, s + 1, 3e-4);
+            long t1 = System.nanoTime();
+            if (s >= warmup) {
+                times[s - warmup] = (t1 - t0) / 1e6;
+                gemm[s - warmup] = (Gemm.nanos() - g0) / 1e6;
+            }
+            lastLoss = l[l.length - 1];
+        }
+        double med = median(times);
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("config", "vocab 4096, head_dim 64, chains [2,2], d 256, 4 layers, FFN 1024, T 128, B 16, colm, gelu, layernorm");
+        r.put("params", layout.size());
+        r.put("ms_per_step_median", med);
+        r.put("ms_per_step_min", Arrays.stream(times).min().orElse(0));
+        r.put("gemm_ms_per_step_median", median(gemm));
+        r.put("tokens_per_s", batch * seq / (med / 1000));
+        r.put("last_loss", lastLoss);
+        r.put("train_flops_per_token", trainFlopsPerToken(cfg, seq));
+        return r;
+    }
+
+    /** Useful training FLOPs per token: 3x the forward's multiply-adds (x2), chain-linear zero blocks not counted. */
+    static double trainFlopsPerToken(ColmConfig cfg, int seq) {
+        double fwd = 0;
+        int n = cfg.numChains();
+        for (int i = 0; i < n; i++) {
+            double d = cfg.chainWidth(i), p = cfg.prefixWidth(i + 1), f = cfg.ffnChainWidth(i), pf = cfg.ffnPrefixWidth(i + 1);
+            fwd += cfg.layers() * (4 * d * p + 2 * f * p + d * pf) * 2;
+        }
+        fwd += 2.0 * cfg.dModel() * cfg.vocabSize();
+        // attention scores and weighted sum: 2 * T * D per token each (full, causal mask not subtracted, as PyTorch runs it)
+        fwd += cfg.layers() * 2 * (2.0 * seq * cfg.dModel());
+        return 3 * fwd;
+    }
+
+    static double gemmPeak() {
+        int n = 2048;
+        Mat a = Mat.allocate(DataType.FLOAT, n, n), b = Mat.allocate(DataType.FLOAT, n, n), c = Mat.allocate(DataType.FLOAT, n, n);
+        a.fill(0.5);
+        b.fill(0.25);
+        double best = Double.MAX_VALUE;
+        for (int i = 0; i < 9; i++) {
+            long t0 = System.nanoTime();
+            Gemm.mm(a, false, b, false, c, false);
+            best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+        }
+        return 2.0 * n * n * n / best / 1e9;
+    }
+
+    /** Chain linear C={1,1,1,1} 1024 -> 1024 on 2048 rows, forward + backward, vs a dense linear of the same shape. */
+    static Map<String, Object> chainLinear() {
+        ColmConfig cfg = new ColmConfig(16, 256, List.of(1, 1, 1, 1), 1, 0, 1.0, ColmConfig.Activation.GELU,
+                ColmConfig.NormKind.LAYERNORM, 1e-5, 1e4, ColmConfig.Variant.COLM, 8, true, null);
+        ParamLayout layout = new ParamLayout(cfg);
+        Params p = new Params(layout, DataType.FLOAT);
+        p.initialize(3, 0);
+        Params g = new Params(layout, DataType.FLOAT);
+        int rows = 2048, d = cfg.dModel();
+        int[] widths = {256, 256, 256, 256};
+        int[] prefixes = {256, 512, 768, 1024};
+        ChainLinear chain = new ChainLinear(p, g, "layers.0.attn.q", 0, widths, prefixes);
+        Mat x = Mat.allocateActivation(DataType.FLOAT, rows, d), y = Mat.allocateActivation(DataType.FLOAT, rows, d);
+        Mat dy = Mat.allocateActivation(DataType.FLOAT, rows, d), dx = Mat.allocateActivation(DataType.FLOAT, rows, d);
+        x.fill(0.1);
+        dy.fill(0.01);
+        Mat w = Mat.allocate(DataType.FLOAT, d, d), dw = Mat.allocate(DataType.FLOAT, d, d), bias = Mat.allocate(DataType.FLOAT, 1, d);
+        Mat dbias = Mat.allocate(DataType.FLOAT, 1, d);
+        w.fill(0.01);
+        double[] tc = new double[15], td = new double[15];
+        for (int r = 0; r < 20; r++) {
+            long t0 = System.nanoTime();
+            chain.forward(x, y, 4);
+            chain.backward(x, dy, dx, 4, 0, false, false);
+            long t1 = System.nanoTime();
+            // dense linear with bias, the same three GEMMs and bias work
+            Gemm.mm(x, false, w, true, y, false);
+            io.catena.model.kernel.Kernels.addRowVector(y, bias);
+            Gemm.mm(dy, true, x, false, dw, false);
+            io.catena.model.kernel.Kernels.columnSums(dy, dbias, false);
+            Gemm.mm(dy, false, w, false, dx, false);
+            long t2 = System.nanoTime();
+            if (r >= 5) {
+                tc[r - 5] = (t1 - t0) / 1e6;
+                td[r - 5] = (t2 - t1) / 1e6;
+            }
+        }
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("chain_linear_ms", median(tc));
+        r.put("dense_linear_ms", median(td));
+        r.put("chain_over_dense", median(tc) / median(td));
+        r.put("chain_linear_dense_fraction", 0.625);
+        return r;
+    }
+
+    static double median(double[] x) {
+        double[] s = x.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    static double peakRssMb() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+                }
+            }
+        } catch (Exception e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    private TrainBench() {
+    }
+
+}
