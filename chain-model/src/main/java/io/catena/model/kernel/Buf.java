@@ -23,8 +23,7 @@ public abstract sealed class Buf permits Buf.F32, Buf.F64 {
         var bytes = array.data().asNio().order(ByteOrder.nativeOrder());
         long n = array.length();
         if (array.dataType() == DataType.FLOAT) {
-            FloatBuffer fb = bytes.asFloatBuffer();
-            return new F32(fb, (int) n);
+            return new F32(bytes, (int) n);
         } else if (array.dataType() == DataType.DOUBLE) {
             return new F64(bytes.asDoubleBuffer(), (int) n);
         }
@@ -56,18 +55,28 @@ public abstract sealed class Buf permits Buf.F32, Buf.F64 {
     }
 
     public final void copyTo(int from, Buf dst, int dstFrom, int count) {
+        if (this instanceof F32 s && dst instanceof F32 d) {
+            d.data.put(dstFrom, s.data, from, count);
+            return;
+        }
         for (int i = 0; i < count; i++) {
             dst.set(dstFrom + i, get(from + i));
         }
     }
 
-    /** float32 storage. */
+    /** float32 storage; {@link #bytes()} feeds the Vector API fast paths of {@link VectorKernels}. */
     public static final class F32 extends Buf {
+        private final java.nio.ByteBuffer bytes;
         private final FloatBuffer data;
 
-        F32(FloatBuffer data, int length) {
+        F32(java.nio.ByteBuffer bytes, int length) {
             super(length);
-            this.data = data;
+            this.bytes = bytes;
+            this.data = bytes.asFloatBuffer();
+        }
+
+        public java.nio.ByteBuffer bytes() {
+            return bytes;
         }
 
         @Override

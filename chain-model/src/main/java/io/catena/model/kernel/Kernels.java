@@ -15,6 +15,10 @@ public final class Kernels {
         Parallel.forRows(y.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int base = yo + r * ld;
+                if (yb instanceof Buf.F32 fy && bb instanceof Buf.F32 fb) {
+                    VectorKernels.add(fy.bytes(), base, fb.bytes(), bo, fy.bytes(), base, cols);
+                    continue;
+                }
                 for (int c = 0; c < cols; c++) {
                     yb.set(base + c, yb.get(base + c) + bb.get(bo + c));
                 }
@@ -29,6 +33,10 @@ public final class Kernels {
         Parallel.forRows(a.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int ia = a.offset + r * a.ld, ib = b.offset + r * b.ld, io = out.offset + r * out.ld;
+                if (a.buf instanceof Buf.F32 fa && b.buf instanceof Buf.F32 fb && out.buf instanceof Buf.F32 fo) {
+                    VectorKernels.add(fa.bytes(), ia, fb.bytes(), ib, fo.bytes(), io, a.cols);
+                    continue;
+                }
                 for (int c = 0; c < a.cols; c++) {
                     out.buf.set(io + c, a.buf.get(ia + c) + b.buf.get(ib + c));
                 }
@@ -53,6 +61,22 @@ public final class Kernels {
     public static void columnSums(Mat m, Mat out, boolean accumulate) {
         if (out.cols != m.cols) {
             throw new IllegalArgumentException("column sums of " + m + " into " + out);
+        }
+        if (m.buf instanceof Buf.F32 fm) {
+            float[][] partial = new float[Parallel.parts(m.rows)][m.cols];
+            Parallel.forParts(m.rows, (p, from, to) -> {
+                for (int r = from; r < to; r++) {
+                    VectorKernels.accumulate(fm.bytes(), m.offset + r * m.ld, partial[p], m.cols);
+                }
+            });
+            for (int c = 0; c < m.cols; c++) {
+                double s = accumulate ? out.buf.get(out.offset + c) : 0.0;
+                for (float[] part : partial) {
+                    s += part[c];
+                }
+                out.buf.set(out.offset + c, s);
+            }
+            return;
         }
         double[][] partial = new double[Parallel.parts(m.rows)][m.cols];
         Parallel.forParts(m.rows, (p, from, to) -> {

@@ -6,6 +6,7 @@ import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.HeadTensor;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.VectorKernels;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -232,6 +233,14 @@ public final class Attention {
         Parallel.forRows(heads * batch * t, (from, to) -> {
             for (int row = from; row < to; row++) {
                 int pos = row % t, o = row * t;
+                if (p instanceof Buf.F32 f) {
+                    float sc = (float) scale;
+                    float shift = sc * VectorKernels.max(f.bytes(), o, pos + 1);
+                    double sum = VectorKernels.sumExp(f.bytes(), o, pos + 1, sc, shift);
+                    VectorKernels.expInPlace(f.bytes(), o, pos + 1, sc, shift, (float) (1.0 / sum));
+                    VectorKernels.fill(f.bytes(), o + pos + 1, t - pos - 1, 0f);
+                    continue;
+                }
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j <= pos; j++) {
                     max = Math.max(max, p.get(o + j) * scale);
@@ -261,6 +270,12 @@ public final class Attention {
         Parallel.forRows(heads * batch * t, (from, to) -> {
             for (int row = from; row < to; row++) {
                 int pos = row % t, o = row * t;
+                if (p instanceof Buf.F32 fp && d instanceof Buf.F32 fd) {
+                    float dot = (float) VectorKernels.dot(fp.bytes(), o, fd.bytes(), o, pos + 1);
+                    VectorKernels.softmaxBackwardRow(fp.bytes(), o, fd.bytes(), o, pos + 1, dot, (float) scale);
+                    VectorKernels.fill(fd.bytes(), o + pos + 1, t - pos - 1, 0f);
+                    continue;
+                }
                 double dot = 0;
                 for (int j = 0; j <= pos; j++) {
                     dot += p.get(o + j) * d.get(o + j);

@@ -5,6 +5,7 @@ import io.catena.model.Params;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.VectorKernels;
 
 /**
  * Per-chain LayerNorm / RMSNorm: each chain's slice of a row has its own statistics and gain, so
@@ -62,6 +63,19 @@ public final class ChainNorm {
     private void forwardSegment(Mat x, Mat y, int r, int i) {
         final Buf xb = x.buf, yb = y.buf, gb = gain[i].buf;
         final int xo = x.index(r, offset[i]), yo = y.index(r, offset[i]), go = gain[i].offset, w = width[i];
+        if (xb instanceof Buf.F32 fx && yb instanceof Buf.F32 fy && gb instanceof Buf.F32 fg) {
+            double[] mom = new double[2];
+            VectorKernels.moments(fx.bytes(), xo, w, mom);
+            double mu = layerNorm ? mom[0] / w : 0.0;
+            double var = mom[1] / w - mu * mu; // E[x^2] - mean^2, in double from float lanes
+            double rs = 1.0 / Math.sqrt(Math.max(var, 0.0) + eps);
+            mean[r * chains + i] = mu;
+            rstd[r * chains + i] = rs;
+            Buf.F32 fb = layerNorm ? (Buf.F32) beta[i].buf : null;
+            VectorKernels.normalize(fx.bytes(), xo, fy.bytes(), yo, fg.bytes(), go, fb == null ? null : fb.bytes(),
+                    layerNorm ? beta[i].offset : 0, w, (float) mu, (float) rs);
+            return;
+        }
         double mu = 0;
         if (layerNorm) {
             for (int c = 0; c < w; c++) {
@@ -99,13 +113,32 @@ public final class ChainNorm {
         int d = offset[k - 1] + width[k - 1];
         double[][] dGain = new double[parts][d];
         double[][] dBeta = new double[parts][d];
-        Parallel.forParts(x.rows, (p, from, to) -> {
-            for (int r = from; r < to; r++) {
-                for (int i = 0; i < k; i++) {
-                    backwardSegment(x, dy, dx, r, i, dGain[p], dBeta[p]);
+        if (x.buf instanceof Buf.F32 && dy.buf instanceof Buf.F32 && dx.buf instanceof Buf.F32) {
+            float[][] fGain = new float[parts][d];
+            float[][] fBeta = new float[parts][d];
+            Parallel.forParts(x.rows, (p, from, to) -> {
+                double[] sums = new double[2];
+                for (int r = from; r < to; r++) {
+                    for (int i = 0; i < k; i++) {
+                        backwardSegmentF32(x, dy, dx, r, i, fGain[p], fBeta[p], sums);
+                    }
+                }
+            });
+            for (int p = 0; p < parts; p++) {
+                for (int c = 0; c < d; c++) {
+                    dGain[p][c] = fGain[p][c];
+                    dBeta[p][c] = fBeta[p][c];
                 }
             }
-        });
+        } else {
+            Parallel.forParts(x.rows, (p, from, to) -> {
+                for (int r = from; r < to; r++) {
+                    for (int i = 0; i < k; i++) {
+                        backwardSegment(x, dy, dx, r, i, dGain[p], dBeta[p]);
+                    }
+                }
+            });
+        }
         for (int i = Math.max(0, firstTrainable); i < k; i++) {
             for (int c = 0; c < width[i]; c++) {
                 double g = 0, b = 0;
@@ -124,6 +157,18 @@ public final class ChainNorm {
     private static void addOrSet(Mat m, int c, double v, boolean accumulate) {
         int idx = m.offset + c;
         m.buf.set(idx, accumulate ? m.buf.get(idx) + v : v);
+    }
+
+    private void backwardSegmentF32(Mat x, Mat dy, Mat dx, int r, int i, float[] dGain, float[] dBeta, double[] sums) {
+        var xb = ((Buf.F32) x.buf).bytes();
+        var dyb = ((Buf.F32) dy.buf).bytes();
+        var dxb = ((Buf.F32) dx.buf).bytes();
+        var gb = ((Buf.F32) gain[i].buf).bytes();
+        int xo = x.index(r, offset[i]), dyo = dy.index(r, offset[i]), dxo = dx.index(r, offset[i]), go = gain[i].offset, w = width[i];
+        float mu = (float) mean[r * chains + i], rs = (float) rstd[r * chains + i];
+        VectorKernels.normBackwardSums(xb, xo, dyb, dyo, gb, go, w, mu, rs, dGain, dBeta, offset[i], sums);
+        float meanD = layerNorm ? (float) (sums[0] / w) : 0f;
+        VectorKernels.normBackwardApply(xb, xo, dyb, dyo, gb, go, dxb, dxo, w, mu, rs, meanD, (float) (sums[1] / w));
     }
 
     private void backwardSegment(Mat x, Mat dy, Mat dx, int r, int i, double[] dGain, double[] dBeta) {

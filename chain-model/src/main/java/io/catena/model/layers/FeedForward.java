@@ -5,6 +5,7 @@ import io.catena.model.Params;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.VectorKernels;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -87,6 +88,14 @@ public final class FeedForward {
         Parallel.forRows(u.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int o = r * u.ld;
+                if (!swiglu && ub instanceof Buf.F32 fu && ab instanceof Buf.F32 fa) {
+                    // per chain segment: a chain's elements split into vector body and scalar tail the same way at every scale
+                    for (int i = 0; i < chainsIn(f); i++) {
+                        int so = o + cfg.ffnPrefixWidth(i);
+                        VectorKernels.gelu(fu.bytes(), so, fa.bytes(), so, cfg.ffnChainWidth(i));
+                    }
+                    continue;
+                }
                 for (int c = 0; c < f; c++) {
                     double x = ub.get(o + c);
                     ab.set(o + c, swiglu ? silu(gb.get(o + c)) * x : gelu(x));
@@ -101,6 +110,13 @@ public final class FeedForward {
         Parallel.forRows(u.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int o = r * u.ld;
+                if (!swiglu && ub instanceof Buf.F32 fu && da instanceof Buf.F32 fa && du instanceof Buf.F32 fd) {
+                    for (int i = 0; i < chainsIn(f); i++) {
+                        int so = o + cfg.ffnPrefixWidth(i);
+                        VectorKernels.geluBackward(fu.bytes(), so, fa.bytes(), so, fd.bytes(), so, cfg.ffnChainWidth(i));
+                    }
+                    continue;
+                }
                 for (int c = 0; c < f; c++) {
                     double x = ub.get(o + c), d = da.get(o + c);
                     if (swiglu) {
@@ -114,6 +130,15 @@ public final class FeedForward {
                 }
             }
         });
+    }
+
+    /** Number of chains whose FFN columns make up the first f columns. */
+    private int chainsIn(int f) {
+        int k = 0;
+        while (k < cfg.numChains() && cfg.ffnPrefixWidth(k + 1) <= f) {
+            k++;
+        }
+        return k;
     }
 
     /**

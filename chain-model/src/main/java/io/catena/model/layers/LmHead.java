@@ -7,6 +7,7 @@ import io.catena.model.kernel.Gemm;
 import io.catena.model.kernel.Kernels;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.VectorKernels;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -107,6 +108,17 @@ public final class LmHead {
         final int o = l.index(r, 0), v = l.cols;
         if (target < 0 || target >= v) {
             throw new IllegalArgumentException("target token " + target + " at row " + r + " is outside the vocabulary [0, " + v + ")");
+        }
+        if (b instanceof Buf.F32 f) {
+            var bytes = f.bytes();
+            float max = VectorKernels.max(bytes, o, v);
+            double sum = VectorKernels.sumExp(bytes, o, v, 1f, max);
+            double loss = max + Math.log(sum) - b.get(o + target);
+            if (writeGradient) {
+                VectorKernels.expInPlace(bytes, o, v, 1f, max, (float) (gradScale / sum));
+                b.set(o + target, b.get(o + target) - gradScale);
+            }
+            return loss;
         }
         double max = Double.NEGATIVE_INFINITY;
         for (int c = 0; c < v; c++) {

@@ -4,6 +4,7 @@ import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.VectorKernels;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -95,6 +96,10 @@ public final class AdamW {
         }
         double[] partial = new double[Parallel.parts(n)];
         Parallel.forParts(n, (p, a, b) -> {
+            if (g instanceof Buf.F32 f) {
+                partial[p] = VectorKernels.sumSquares(f.bytes(), lo + a, lo + b);
+                return;
+            }
             double s = 0;
             for (int i = lo + a; i < lo + b; i++) {
                 double x = g.get(i);
@@ -149,6 +154,11 @@ public final class AdamW {
         final double stepSize = lr / bc1, invSqrtBc2 = 1.0 / Math.sqrt(bc2);
         final double decay = decayed ? 1.0 - lr * settings.weightDecay : 1.0;
         Parallel.forRows(hi - lo, (from, to) -> {
+            if (p instanceof Buf.F32 fp && g instanceof Buf.F32 fg && m instanceof Buf.F32 fm && v instanceof Buf.F32 fv) {
+                VectorKernels.adamW(fp.bytes(), fg.bytes(), fm.bytes(), fv.bytes(), lo + from, lo + to, (float) gradScale,
+                        (float) b1, (float) b2, (float) decay, (float) stepSize, (float) invSqrtBc2, (float) eps);
+                return;
+            }
             for (int i = lo + from; i < lo + to; i++) {
                 double gi = g.get(i) * gradScale;
                 double mi = b1 * m.get(i) + (1 - b1) * gi;

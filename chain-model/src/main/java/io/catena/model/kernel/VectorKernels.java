@@ -1,0 +1,291 @@
+package io.catena.model.kernel;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Float32 fast paths (JDK Vector API) for the transcendental-heavy kernels: scalar Math.exp costs
+ * ~7 ns per element here, the vector EXP/TANH ~0.5 ns. Every method has a scalar twin in the
+ * calling layer (used for float64 and checked against this one by VectorKernelsTest), so the
+ * gradient check in float64 covers the math and the equivalence test covers these loops.
+ * Offsets and lengths are in floats.
+ */
+public final class VectorKernels {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
+
+    private VectorKernels() {
+    }
+
+    private static FloatVector load(ByteBuffer b, int off) {
+        return FloatVector.fromByteBuffer(S, b, off * 4, NATIVE);
+    }
+
+    public static float max(ByteBuffer b, int off, int n) {
+        FloatVector acc = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            acc = acc.max(load(b, off + i));
+        }
+        float m = acc.reduceLanes(VectorOperators.MAX);
+        for (; i < n; i++) {
+            m = Math.max(m, b.getFloat((off + i) * 4));
+        }
+        return m;
+    }
+
+    /** sum of exp(scale * x - shift) over n elements (accumulated per lane in float, then in double). */
+    public static double sumExp(ByteBuffer b, int off, int n, float scale, float shift) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            acc = acc.add(load(b, off + i).mul(scale).sub(shift).lanewise(VectorOperators.EXP));
+        }
+        double s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += Math.exp(scale * b.getFloat((off + i) * 4) - shift);
+        }
+        return s;
+    }
+
+    /** x = mul * exp(scale * x - shift), in place. */
+    public static void expInPlace(ByteBuffer b, int off, int n, float scale, float shift, float mul) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            load(b, off + i).mul(scale).sub(shift).lanewise(VectorOperators.EXP).mul(mul).intoByteBuffer(b, (off + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            int at = (off + i) * 4;
+            b.putFloat(at, (float) (mul * Math.exp(scale * b.getFloat(at) - shift)));
+        }
+    }
+
+    /** sum of x * y. */
+    public static double dot(ByteBuffer x, int xo, ByteBuffer y, int yo, int n) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            acc = load(x, xo + i).fma(load(y, yo + i), acc);
+        }
+        double s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += (double) x.getFloat((xo + i) * 4) * y.getFloat((yo + i) * 4);
+        }
+        return s;
+    }
+
+    /** d = scale * p * (d - dot), in place over n elements (softmax backward). */
+    public static void softmaxBackwardRow(ByteBuffer p, int po, ByteBuffer d, int dOff, int n, float dot, float scale) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            load(p, po + i).mul(load(d, dOff + i).sub(dot)).mul(scale).intoByteBuffer(d, (dOff + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            d.putFloat((dOff + i) * 4, scale * p.getFloat((po + i) * 4) * (d.getFloat((dOff + i) * 4) - dot));
+        }
+    }
+
+    /** out = gelu_tanh(u) over n elements. */
+    public static void gelu(ByteBuffer u, int uo, ByteBuffer out, int oo, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector x = load(u, uo + i);
+            FloatVector inner = x.mul(x).mul(x).mul(0.044715f).add(x).mul(SQRT_2_OVER_PI);
+            x.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoByteBuffer(out, (oo + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            double x = u.getFloat((uo + i) * 4);
+            out.putFloat((oo + i) * 4, (float) (0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))));
+        }
+    }
+
+    /** du = dAct * gelu'(u) over n elements. */
+    public static void geluBackward(ByteBuffer u, int uo, ByteBuffer dAct, int ao, ByteBuffer du, int dOff, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector x = load(u, uo + i);
+            FloatVector x2 = x.mul(x);
+            FloatVector th = x2.mul(0.044715f).mul(x).add(x).mul(SQRT_2_OVER_PI).lanewise(VectorOperators.TANH);
+            FloatVector dInner = x2.mul(3f * 0.044715f).add(1f).mul(SQRT_2_OVER_PI);
+            // 0.5 (1 + th) + 0.5 x (1 - th^2) dInner
+            FloatVector g = th.add(1f).mul(0.5f).add(x.mul(0.5f).mul(th.mul(th).neg().add(1f)).mul(dInner));
+            g.mul(load(dAct, ao + i)).intoByteBuffer(du, (dOff + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            double x = u.getFloat((uo + i) * 4);
+            double th = Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
+            double g = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+            du.putFloat((dOff + i) * 4, (float) (g * dAct.getFloat((ao + i) * 4)));
+        }
+    }
+
+    /** Fills n floats with v. */
+    public static void fill(ByteBuffer b, int off, int n, float v) {
+        FloatVector z = FloatVector.broadcast(S, v);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            z.intoByteBuffer(b, (off + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            b.putFloat((off + i) * 4, v);
+        }
+    }
+
+    /** out = a + b over n elements (out may alias a or b). */
+    public static void add(ByteBuffer a, int ao, ByteBuffer b, int bo, ByteBuffer out, int oo, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            load(a, ao + i).add(load(b, bo + i)).intoByteBuffer(out, (oo + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            out.putFloat((oo + i) * 4, a.getFloat((ao + i) * 4) + b.getFloat((bo + i) * 4));
+        }
+    }
+
+    /** acc[c] += x[c] over n elements (acc is a heap array, e.g. per-thread column sums). */
+    public static void accumulate(ByteBuffer x, int xo, float[] acc, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector.fromArray(S, acc, i).add(load(x, xo + i)).intoArray(acc, i);
+        }
+        for (; i < n; i++) {
+            acc[i] += x.getFloat((xo + i) * 4);
+        }
+    }
+
+    /** sum of x and sum of x^2 over n elements, as {sum, sumSq}. */
+    public static void moments(ByteBuffer x, int xo, int n, double[] out) {
+        FloatVector s1 = FloatVector.zero(S), s2 = FloatVector.zero(S);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector v = load(x, xo + i);
+            s1 = s1.add(v);
+            s2 = v.fma(v, s2);
+        }
+        double a = s1.reduceLanes(VectorOperators.ADD), b = s2.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            double v = x.getFloat((xo + i) * 4);
+            a += v;
+            b += v * v;
+        }
+        out[0] = a;
+        out[1] = b;
+    }
+
+    /** y = (x - mean) * rstd * gain + beta (beta may be null: RMSNorm with mean 0). */
+    public static void normalize(ByteBuffer x, int xo, ByteBuffer y, int yo, ByteBuffer gain, int go, ByteBuffer beta, int bo,
+                                 int n, float mean, float rstd) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector v = load(x, xo + i).sub(mean).mul(rstd).mul(load(gain, go + i));
+            if (beta != null) {
+                v = v.add(load(beta, bo + i));
+            }
+            v.intoByteBuffer(y, (yo + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            float v = (x.getFloat((xo + i) * 4) - mean) * rstd * gain.getFloat((go + i) * 4);
+            y.putFloat((yo + i) * 4, beta != null ? v + beta.getFloat((bo + i) * 4) : v);
+        }
+    }
+
+    /**
+     * Norm backward for one segment: accumulates dGain += dy*xhat, dBeta += dy (heap partials) and
+     * returns {sum(dxhat), sum(dxhat*xhat)} with dxhat = dy * gain, xhat = (x - mean) * rstd.
+     */
+    public static void normBackwardSums(ByteBuffer x, int xo, ByteBuffer dy, int dyo, ByteBuffer gain, int go, int n,
+                                        float mean, float rstd, float[] dGain, float[] dBeta, int po, double[] out) {
+        FloatVector sd = FloatVector.zero(S), sdx = FloatVector.zero(S);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector xhat = load(x, xo + i).sub(mean).mul(rstd);
+            FloatVector g = load(dy, dyo + i);
+            FloatVector dxhat = g.mul(load(gain, go + i));
+            sd = sd.add(dxhat);
+            sdx = dxhat.fma(xhat, sdx);
+            g.fma(xhat, FloatVector.fromArray(S, dGain, po + i)).intoArray(dGain, po + i);
+            g.add(FloatVector.fromArray(S, dBeta, po + i)).intoArray(dBeta, po + i);
+        }
+        double a = sd.reduceLanes(VectorOperators.ADD), b = sdx.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float xhat = (x.getFloat((xo + i) * 4) - mean) * rstd;
+            float g = dy.getFloat((dyo + i) * 4);
+            float dxhat = g * gain.getFloat((go + i) * 4);
+            a += dxhat;
+            b += dxhat * xhat;
+            dGain[po + i] += g * xhat;
+            dBeta[po + i] += g;
+        }
+        out[0] = a;
+        out[1] = b;
+    }
+
+    /** dx += rstd * (dy*gain - meanD - xhat * meanDX). */
+    public static void normBackwardApply(ByteBuffer x, int xo, ByteBuffer dy, int dyo, ByteBuffer gain, int go, ByteBuffer dx, int dxo,
+                                         int n, float mean, float rstd, float meanD, float meanDX) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector xhat = load(x, xo + i).sub(mean).mul(rstd);
+            FloatVector dxhat = load(dy, dyo + i).mul(load(gain, go + i));
+            FloatVector d = dxhat.sub(meanD).sub(xhat.mul(meanDX)).mul(rstd);
+            load(dx, dxo + i).add(d).intoByteBuffer(dx, (dxo + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            float xhat = (x.getFloat((xo + i) * 4) - mean) * rstd;
+            float dxhat = dy.getFloat((dyo + i) * 4) * gain.getFloat((go + i) * 4);
+            dx.putFloat((dxo + i) * 4, dx.getFloat((dxo + i) * 4) + rstd * (dxhat - meanD - xhat * meanDX));
+        }
+    }
+
+    /** One fused AdamW pass over [from, to). */
+    public static void adamW(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, int from, int to, float gradScale,
+                             float b1, float b2, float decay, float stepSize, float invSqrtBc2, float eps) {
+        int n = to - from;
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            int o = (from + i) * 4;
+            FloatVector gi = FloatVector.fromByteBuffer(S, g, o, NATIVE).mul(gradScale);
+            FloatVector mi = FloatVector.fromByteBuffer(S, m, o, NATIVE).mul(b1).add(gi.mul(1 - b1));
+            FloatVector vi = FloatVector.fromByteBuffer(S, v, o, NATIVE).mul(b2).add(gi.mul(gi).mul(1 - b2));
+            mi.intoByteBuffer(m, o, NATIVE);
+            vi.intoByteBuffer(v, o, NATIVE);
+            FloatVector denom = vi.lanewise(VectorOperators.SQRT).mul(invSqrtBc2).add(eps);
+            FloatVector.fromByteBuffer(S, p, o, NATIVE).mul(decay).sub(mi.mul(stepSize).div(denom)).intoByteBuffer(p, o, NATIVE);
+        }
+        for (; i < n; i++) {
+            int o = (from + i) * 4;
+            float gi = g.getFloat(o) * gradScale;
+            float mi = b1 * m.getFloat(o) + (1 - b1) * gi;
+            float vi = b2 * v.getFloat(o) + (1 - b2) * gi * gi;
+            m.putFloat(o, mi);
+            v.putFloat(o, vi);
+            p.putFloat(o, p.getFloat(o) * decay - stepSize * mi / ((float) Math.sqrt(vi) * invSqrtBc2 + eps));
+        }
+    }
+
+    /** sum of squares over [from, to). */
+    public static double sumSquares(ByteBuffer g, int from, int to) {
+        FloatVector acc = FloatVector.zero(S);
+        int n = to - from, i = 0;
+        double s = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector x = load(g, from + i);
+            acc = x.fma(x, acc);
+            if ((i & 4095) == 4096 - L) { // flush to double now and then: float lanes lose precision over millions of terms
+                s += acc.reduceLanes(VectorOperators.ADD);
+                acc = FloatVector.zero(S);
+            }
+        }
+        s += acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            double x = g.getFloat((from + i) * 4);
+            s += x * x;
+        }
+        return s;
+    }
+}

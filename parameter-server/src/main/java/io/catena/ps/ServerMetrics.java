@@ -1,0 +1,167 @@
+package io.catena.ps;
+
+import io.catena.ps.protocol.RejectReason;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * Counters of a running server: versions published (and versions/s over the last 64), bytes in/out,
+ * push-to-publish latency (p50/p99 over the last 4096 applied pushes), per-worker staleness, and
+ * rejections by reason. Written by the server's agent, readable from any thread.
+ */
+public final class ServerMetrics {
+    private static final int WINDOW = 64;
+    private static final int LATENCIES = 4096;
+
+    final AtomicLong versions = new AtomicLong();
+    final AtomicLong bytesIn = new AtomicLong();
+    final AtomicLong bytesOut = new AtomicLong();
+    final AtomicLong messagesIn = new AtomicLong();
+    final AtomicLong pushesAccepted = new AtomicLong();
+    final AtomicLong duplicates = new AtomicLong();
+    final AtomicLong pulls = new AtomicLong();
+    final AtomicLong sendTimeouts = new AtomicLong();
+    final AtomicLong snapshots = new AtomicLong();
+    final AtomicLong snapshotsSkipped = new AtomicLong();
+    final AtomicLong snapshotFailures = new AtomicLong();
+    final AtomicLong discardedOnGrowth = new AtomicLong();
+    final AtomicReference<String> lastSnapshot = new AtomicReference<>();
+    private final EnumMap<RejectReason, AtomicLong> rejections = new EnumMap<>(RejectReason.class);
+    private final long[] publishTimes = new long[WINDOW];
+    private long publishCount;
+    private final long[] latencies = new long[LATENCIES];
+    private long latencyCount;
+    private long[] stalenessMax = new long[0];
+    private long[] stalenessSum = new long[0];
+    private long[] stalenessCount = new long[0];
+
+    ServerMetrics() {
+        for (RejectReason r : RejectReason.values()) {
+            rejections.put(r, new AtomicLong());
+        }
+    }
+
+    void reject(RejectReason r) {
+        rejections.get(r).incrementAndGet();
+    }
+
+    synchronized void published(long nowNs) {
+        versions.incrementAndGet();
+        publishTimes[(int) (publishCount++ % WINDOW)] = nowNs;
+    }
+
+    synchronized void latency(long ns) {
+        latencies[(int) (latencyCount++ % LATENCIES)] = ns;
+    }
+
+    synchronized void staleness(int worker, long s) {
+        if (worker >= stalenessMax.length) {
+            stalenessMax = Arrays.copyOf(stalenessMax, worker + 1);
+            stalenessSum = Arrays.copyOf(stalenessSum, worker + 1);
+            stalenessCount = Arrays.copyOf(stalenessCount, worker + 1);
+        }
+        stalenessMax[worker] = Math.max(stalenessMax[worker], s);
+        stalenessSum[worker] += s;
+        stalenessCount[worker]++;
+    }
+
+    public long versionsPublished() {
+        return versions.get();
+    }
+
+    public long rejections(RejectReason r) {
+        return rejections.get(r).get();
+    }
+
+    public long totalRejections() {
+        return rejections.values().stream().mapToLong(AtomicLong::get).sum();
+    }
+
+    public long bytesIn() {
+        return bytesIn.get();
+    }
+
+    public long bytesOut() {
+        return bytesOut.get();
+    }
+
+    public long duplicates() {
+        return duplicates.get();
+    }
+
+    public long pushesAccepted() {
+        return pushesAccepted.get();
+    }
+
+    public long snapshots() {
+        return snapshots.get();
+    }
+
+    public String lastSnapshot() {
+        return lastSnapshot.get();
+    }
+
+    /** Versions per second over the last (up to) 64 publications; 0 before two exist. */
+    public synchronized double versionsPerSecond() {
+        int n = (int) Math.min(publishCount, WINDOW);
+        if (n < 2) {
+            return 0;
+        }
+        long last = publishTimes[(int) ((publishCount - 1) % WINDOW)];
+        long first = publishTimes[(int) ((publishCount - n) % WINDOW)];
+        return last == first ? 0 : (n - 1) * 1e9 / (last - first);
+    }
+
+    /** Push-to-publish latency quantile in milliseconds (q in [0, 1]); NaN before any push was applied. */
+    public synchronized double latencyMillis(double q) {
+        int n = (int) Math.min(latencyCount, LATENCIES);
+        if (n == 0) {
+            return Double.NaN;
+        }
+        long[] s = Arrays.copyOf(latencies, n);
+        Arrays.sort(s);
+        return s[Math.min(n - 1, (int) Math.floor(q * n))] / 1e6;
+    }
+
+    /** Largest staleness (versions between the base of a push and the version it was applied to) seen for a worker. */
+    public synchronized long maxStaleness(int worker) {
+        return worker < stalenessMax.length ? stalenessMax[worker] : 0;
+    }
+
+    /** Everything as a JSON-friendly map. */
+    public synchronized Map<String, Object> toMap() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("versions", versions.get());
+        m.put("versions_per_s", versionsPerSecond());
+        m.put("bytes_in", bytesIn.get());
+        m.put("bytes_out", bytesOut.get());
+        m.put("messages_in", messagesIn.get());
+        m.put("pushes_accepted", pushesAccepted.get());
+        m.put("duplicates_dropped", duplicates.get());
+        m.put("pulls", pulls.get());
+        double p50 = latencyMillis(0.5), p99 = latencyMillis(0.99);
+        m.put("push_to_publish_ms_p50", Double.isNaN(p50) ? null : p50);
+        m.put("push_to_publish_ms_p99", Double.isNaN(p99) ? null : p99);
+        Map<String, Object> st = new LinkedHashMap<>();
+        for (int w = 0; w < stalenessMax.length; w++) {
+            if (stalenessCount[w] > 0) {
+                st.put(Integer.toString(w), Map.of("max", stalenessMax[w], "mean", (double) stalenessSum[w] / stalenessCount[w]));
+            }
+        }
+        m.put("staleness", st);
+        Map<String, Object> rj = new LinkedHashMap<>();
+        rejections.forEach((k, v) -> rj.put(k.name().toLowerCase(), v.get()));
+        m.put("rejections", rj);
+        m.put("send_timeouts", sendTimeouts.get());
+        m.put("snapshots", snapshots.get());
+        m.put("snapshots_skipped", snapshotsSkipped.get());
+        m.put("snapshot_failures", snapshotFailures.get());
+        m.put("last_snapshot", lastSnapshot.get());
+        m.put("pushes_discarded_on_growth", discardedOnGrowth.get());
+        return m;
+    }
+}

@@ -1,0 +1,48 @@
+package io.catena.ps.protocol;
+
+/** Message types of the wire protocol (the byte at offset 3 of every frame). */
+public enum MessageType {
+    /** client -> server: register a response channel; payload: i32 stream id, i32 length, UTF-8 channel. */
+    HELLO(1),
+    /** server -> client: JSON with job, epoch, version, layout, shard plan, chunking and sync mode. */
+    WELCOME(2),
+    /** server -> client: a request was refused; flags = {@link RejectReason} code, payload = UTF-8 detail. */
+    REJECT(3),
+    /** client -> server: one chunk of a gradient push; payload = float32 values of the chunk. */
+    PUSH(4),
+    /** server -> client: a whole push was accepted (flags 0) or dropped as a duplicate (flags 1). */
+    PUSH_ACK(5),
+    /** client -> server: send parameters of version >= {@code version}; payload: i64 wait millis. */
+    PULL(6),
+    /** server -> client: a pull answer starts; flags 1 = layout changed (payload = layout JSON). */
+    PULL_BEGIN(7),
+    /** server -> client: one chunk of parameters. */
+    PARAMS(8),
+    /** admin -> server: append chains; payload JSON {added, freeze_old, seed, loss_weights}. */
+    GROW(9),
+    /** admin -> server: write a snapshot now. */
+    SNAPSHOT(10),
+    /** admin -> server: send the metrics JSON. */
+    METRICS(11),
+    /** server -> admin: JSON answer to GROW, SNAPSHOT or METRICS. */
+    ADMIN_REPLY(12);
+
+    private static final MessageType[] BY_CODE = new MessageType[16];
+
+    static {
+        for (MessageType t : values()) {
+            BY_CODE[t.code] = t;
+        }
+    }
+
+    public final int code;
+
+    MessageType(int code) {
+        this.code = code;
+    }
+
+    /** The type with this code, or null. */
+    public static MessageType of(int code) {
+        return code >= 0 && code < BY_CODE.length ? BY_CODE[code] : null;
+    }
+}
