@@ -27,6 +27,15 @@ public final class HeadTensor {
         this.buf = Buf.of(storage);
     }
 
+    public Buf buf() {
+        return buf;
+    }
+
+    /** The float32 bytes (only for float32 tensors). */
+    public java.nio.ByteBuffer bytes() {
+        return ((Buf.F32) buf).bytes();
+    }
+
     /** Offset of element (head, b, row, 0). */
     public int index(int head, int b, int row) {
         return ((head * batch + b) * rows + row) * cols;

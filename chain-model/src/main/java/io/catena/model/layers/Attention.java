@@ -2,6 +2,7 @@ package io.catena.model.layers;
 
 import io.catena.model.ColmConfig;
 import io.catena.model.Params;
+import io.catena.model.kernel.AttentionKernels;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.HeadTensor;
 import io.catena.model.kernel.Mat;
@@ -103,6 +104,35 @@ public final class Attention {
         att = Mat.allocateActivation(type, batch * seqLen, cfg.dModel());
     }
 
+    /** Set to false to force the ND4J batched-GEMM path (tests compare the two). */
+    static volatile boolean vectorKernels = true;
+
+    private boolean vectorPath() {
+        return vectorKernels && qh.buf instanceof Buf.F32 && AttentionKernels.supports(cfg.headDim());
+    }
+
+    private interface PairBody {
+        void run(int headOffset, int probsOffset, float[] transposeScratch);
+    }
+
+    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** Runs body for every (head, sequence) pair of the first heads, split over the kernel threads. */
+    private void forPairs(int heads, PairBody body) {
+        final int pairs = heads * batch, need = seqLen * cfg.headDim();
+        Parallel.forRows(pairs, (from, to) -> {
+            float[] bt = SCRATCH.get();
+            if (bt.length < need) {
+                bt = new float[need];
+                SCRATCH.set(bt);
+            }
+            for (int pr = from; pr < to; pr++) {
+                int h = pr / batch, b = pr % batch;
+                body.run(qh.index(h, b, 0), probs.index(h, b, 0), bt);
+            }
+        });
+    }
+
     private interface HeadRange {
         void run(int firstHead, int heads);
     }
@@ -125,9 +155,19 @@ public final class Attention {
         kProj.forward(h, s.k, k);
         vProj.forward(h, s.v, k);
         splitHeads(heads);
-        perChain(k, (first, count) -> HeadTensor.bmm(qh, false, kh, true, probs, first, count));
-        causalSoftmax(heads);
-        perChain(k, (first, count) -> HeadTensor.bmm(probs, false, vh, false, s.oh, first, count));
+        if (vectorPath()) {
+            forPairs(heads, (off, poff, bt) -> {
+                AttentionKernels.transpose(kh.bytes(), off, seqLen, cfg.headDim(), bt);
+                AttentionKernels.causalScores(qh.bytes(), off, bt, probs.bytes(), poff, seqLen, cfg.headDim());
+            });
+            causalSoftmax(heads);
+            forPairs(heads, (off, poff, bt) ->
+                    AttentionKernels.combineRows(probs.bytes(), poff, vh.bytes(), off, s.oh.bytes(), off, seqLen, cfg.headDim()));
+        } else {
+            perChain(k, (first, count) -> HeadTensor.bmm(qh, false, kh, true, probs, first, count));
+            causalSoftmax(heads);
+            perChain(k, (first, count) -> HeadTensor.bmm(probs, false, vh, false, s.oh, first, count));
+        }
         mergeHeads(s.oh, att, heads, false);
         oProj.forward(att, y, k);
     }
@@ -137,15 +177,29 @@ public final class Attention {
         int heads = cfg.headsUpTo(k);
         oProj.backward(att, dy, s.datt, k, firstTrainable, accParams, false);
         splitGradient(s.datt, s.dOh, heads);
-        perChain(k, (first, count) -> {
-            HeadTensor.bmm(s.dOh, false, vh, true, s.dP, first, count);
-            HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, first, count);
-        });
-        softmaxBackward(heads);
-        perChain(k, (first, count) -> {
-            HeadTensor.bmm(s.dP, false, kh, false, s.dQh, first, count);
-            HeadTensor.bmm(s.dP, true, qh, false, s.dKh, first, count);
-        });
+        if (vectorPath()) {
+            final int t = seqLen, hd = cfg.headDim();
+            forPairs(heads, (off, poff, bt) -> {
+                AttentionKernels.transpose(vh.bytes(), off, t, hd, bt);
+                AttentionKernels.causalScores(s.dOh.bytes(), off, bt, s.dP.bytes(), poff, t, hd);
+                AttentionKernels.combineColumns(probs.bytes(), poff, s.dOh.bytes(), off, s.dVh.bytes(), off, t, hd);
+            });
+            softmaxBackward(heads);
+            forPairs(heads, (off, poff, bt) -> {
+                AttentionKernels.combineRows(s.dP.bytes(), poff, kh.bytes(), off, s.dQh.bytes(), off, t, hd);
+                AttentionKernels.combineColumns(s.dP.bytes(), poff, qh.bytes(), off, s.dKh.bytes(), off, t, hd);
+            });
+        } else {
+            perChain(k, (first, count) -> {
+                HeadTensor.bmm(s.dOh, false, vh, true, s.dP, first, count);
+                HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, first, count);
+            });
+            softmaxBackward(heads);
+            perChain(k, (first, count) -> {
+                HeadTensor.bmm(s.dP, false, kh, false, s.dQh, first, count);
+                HeadTensor.bmm(s.dP, true, qh, false, s.dKh, first, count);
+            });
+        }
         mergeHeads(s.dQh, s.dq, heads, true);
         mergeKv(s.dKh, s.dk, heads, true);
         mergeKv(s.dVh, s.dv, heads, false);

@@ -1,0 +1,457 @@
+package io.catena.ps;
+
+import io.aeron.Aeron;
+import io.catena.model.ColmConfig;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
+import io.catena.model.optim.AdamW;
+import io.catena.model.optim.LrSchedule;
+import io.catena.model.train.Recipe;
+import io.catena.model.train.TrainSettings;
+import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.MessageHeader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.agrona.CloseHelper;
+import org.agrona.concurrent.AgentRunner;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The Catena parameter server: holds the master parameters of one job in a flat buffer cut into
+ * shards, applies chain-model's AdamW to the gradients workers push (BSP, SSP or ASP), publishes
+ * versions that workers pull, grows the model by appending chains (bumping the model epoch), and
+ * writes snapshots as chain-model checkpoints. All state is owned by one Agrona agent; the methods
+ * here hand work to it and wait with a timeout.
+ *
+ * <pre>{@code
+ * try (ParameterServer ps = ParameterServer.launch(new ParameterServer.Context()
+ *         .jobName("run-42").secret(secret).workers(4).initialState(state).snapshotUri("hdfs:///ckpt/run-42"))) {
+ *     ...
+ * }
+ * }</pre>
+ */
+public final class ParameterServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ParameterServer.class);
+
+    private final Context ctx;
+    private final SharedDriver driver;
+    private final Aeron aeron;
+    private final ServerConductor conductor;
+    private final AgentRunner runner;
+    private volatile boolean closed;
+
+    private ParameterServer(Context ctx) {
+        this.ctx = ctx;
+        SharedDriver d = null;
+        Aeron a = null;
+        try {
+            d = ctx.embeddedDriver ? SharedDriver.acquire(ctx.aeronDirectoryName, ctx.termLength, ctx.idleStrategy) : null;
+            a = Aeron.connect(new Aeron.Context().aeronDirectoryName(ctx.aeronDirectoryName)
+                    .driverTimeoutMs(Math.max(10_000, ctx.sendTimeoutMs)));
+            this.conductor = new ServerConductor(ctx, a);
+        } catch (RuntimeException e) {
+            CloseHelper.quietCloseAll(a, d);
+            if (e instanceof ParameterServerException) {
+                throw e;
+            }
+            throw new ParameterServerException("parameter server failed to start on " + ctx.channel + " (Aeron dir "
+                    + ctx.aeronDirectoryName + "): " + e.getMessage() + "; check that no other server uses the channel's "
+                    + "port and that " + Configuration.AERON_DIR_PROP + " names a usable directory", e);
+        }
+        this.driver = d;
+        this.aeron = a;
+        this.runner = new AgentRunner(Transport.idleStrategy(ctx.idleStrategy, Configuration.IDLE_STRATEGY_PROP),
+                t -> LOG.error("parameter server agent error", t), null, conductor);
+        AgentRunner.startOnThread(runner);
+        LOG.info("parameter server for job '{}' listening on {} stream {}: {} parameters in {} shards, {} workers, {}, epoch {}, version {}",
+                ctx.jobName, ctx.channel, ctx.streamId, conductor.layout().size(), conductor.plan().shards(), ctx.workers,
+                ctx.sync, conductor.epoch(), conductor.version());
+    }
+
+    /** Validates the context ({@link Context#conclude()}) and starts the server. */
+    public static ParameterServer launch(Context ctx) {
+        ctx.conclude();
+        return new ParameterServer(ctx);
+    }
+
+    public Context context() {
+        return ctx;
+    }
+
+    /** Latest published version (number of optimizer steps applied). */
+    public long version() {
+        return conductor.version();
+    }
+
+    /** Current model epoch (bumped by every growth). */
+    public int epoch() {
+        return conductor.epoch();
+    }
+
+    public ColmConfig config() {
+        return conductor.layout().config();
+    }
+
+    public ServerMetrics metrics() {
+        return conductor.metrics();
+    }
+
+    /**
+     * Appends chains (see chain-model's ChainExpansion) after the in-flight step finishes, re-plans the
+     * shards and bumps the epoch. Returns the new epoch.
+     */
+    public int grow(List<Integer> addedChains, boolean freezeOld, List<Double> lossWeights, long timeoutMs) {
+        CompletableFuture<Map<String, Object>> f = new CompletableFuture<>();
+        conductor.submit(c -> c.requestGrow(addedChains, freezeOld, ctx.seed, lossWeights, f));
+        return ((Number) await(f, timeoutMs, "growth by chains " + addedChains).get("epoch")).intValue();
+    }
+
+    /** Writes a snapshot of the current version now; returns the checkpoint directory written. */
+    public String snapshot(long timeoutMs) {
+        return snapshot(Map.of(), timeoutMs);
+    }
+
+    /**
+     * Writes a snapshot now; {@code trainerInfo} may carry tokens_seen and data_position (numbers) and
+     * any other facts for model.json's info. Returns the checkpoint directory written.
+     */
+    public String snapshot(Map<String, Object> trainerInfo, long timeoutMs) {
+        CompletableFuture<String> f = new CompletableFuture<>();
+        conductor.submit(c -> c.requestSnapshot(trainerInfo, f));
+        return await(f, timeoutMs, "snapshot to " + ctx.snapshotUri);
+    }
+
+    /** A copy of the current parameters and optimizer state (for tests and the trainer's driver). */
+    public TrainingState copyState(long timeoutMs) {
+        CompletableFuture<TrainingState> f = new CompletableFuture<>();
+        conductor.submit(c -> f.complete(c.copyState(Map.of())));
+        return await(f, timeoutMs, "a copy of the parameters");
+    }
+
+    private <T> T await(CompletableFuture<T> f, long timeoutMs, String what) {
+        if (closed) {
+            throw new ParameterServerException("parameter server is closed; cannot do " + what);
+        }
+        try {
+            return f.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new ParameterServerTimeoutException(what + " did not complete within " + timeoutMs + " ms (server version "
+                    + version() + ", epoch " + epoch() + "); if workers are mid-step, wait for them or raise the timeout");
+        } catch (ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new ParameterServerException(what + " failed: " + c, c);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ParameterServerException("interrupted while waiting for " + what);
+        }
+    }
+
+    /** Stops the agent (writing a last snapshot if configured), then Aeron and the embedded driver. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        CloseHelper.closeAll(runner, aeron, driver);
+        conductor.shutdownSnapshots();
+        LOG.info("parameter server for job '{}' closed at version {}", ctx.jobName, conductor.version());
+    }
+
+    /**
+     * Settings of a server. Defaults come from {@link Configuration} (system properties or a properties
+     * object); {@link #conclude()} validates everything and loads the initial model before any resource is taken.
+     */
+    public static final class Context {
+        String jobName;
+        byte[] secret;
+        String secretFile;
+        String aeronDirectoryName;
+        boolean embeddedDriver;
+        int termLength;
+        String channel;
+        int streamId;
+        String udpChannelParams;
+        int chunkBytes;
+        String idleStrategy;
+        int shards;
+        int workers;
+        SyncPolicy sync;
+        String syncText;
+        TrainingState initialState;
+        String restoreUri;
+        String recipe;
+        int vocabSize;
+        long seed;
+        String snapshotUri;
+        long snapshotInterval;
+        boolean snapshotOnClose;
+        long sendTimeoutMs;
+        long growTimeoutMs;
+        int maxClients;
+        AdamW.Settings adamW;
+        LrSchedule schedule;
+        org.apache.hadoop.conf.Configuration hadoopConf;
+        private final Properties props;
+        private boolean concluded;
+        // derived by conclude()
+        long jobId;
+        int chunkFloats;
+        int maxMessageLength;
+
+        /** Defaults from system properties. */
+        public Context() {
+            this(null);
+        }
+
+        /** Defaults from {@code p} (then system properties, then {@link Configuration}'s defaults). */
+        public Context(Properties p) {
+            this.props = p;
+            jobName = Configuration.get(p, Configuration.JOB_NAME_PROP, Configuration.JOB_NAME_DEFAULT);
+            String s = Configuration.get(p, Configuration.SECRET_PROP, null);
+            secret = s == null ? null : s.getBytes(StandardCharsets.UTF_8);
+            secretFile = Configuration.get(p, Configuration.SECRET_FILE_PROP, null);
+            aeronDirectoryName = Configuration.get(p, Configuration.AERON_DIR_PROP, Configuration.AERON_DIR_DEFAULT);
+            embeddedDriver = Configuration.getBoolean(p, Configuration.EMBEDDED_DRIVER_PROP, Configuration.EMBEDDED_DRIVER_DEFAULT);
+            termLength = Configuration.getInt(p, Configuration.TERM_LENGTH_PROP, Configuration.TERM_LENGTH_DEFAULT);
+            channel = Configuration.get(p, Configuration.CHANNEL_PROP, Configuration.CHANNEL_DEFAULT);
+            streamId = Configuration.getInt(p, Configuration.STREAM_ID_PROP, Configuration.STREAM_ID_DEFAULT);
+            udpChannelParams = Configuration.get(p, Configuration.UDP_CHANNEL_PARAMS_PROP, Configuration.UDP_CHANNEL_PARAMS_DEFAULT);
+            chunkBytes = Configuration.getInt(p, Configuration.CHUNK_BYTES_PROP, Configuration.CHUNK_BYTES_DEFAULT);
+            idleStrategy = Configuration.get(p, Configuration.IDLE_STRATEGY_PROP, Configuration.IDLE_STRATEGY_DEFAULT);
+            shards = Configuration.getInt(p, Configuration.SHARDS_PROP, Configuration.SHARDS_DEFAULT);
+            workers = Configuration.getInt(p, Configuration.WORKERS_PROP, Configuration.WORKERS_DEFAULT);
+            syncText = Configuration.get(p, Configuration.SYNC_PROP, Configuration.SYNC_DEFAULT);
+            restoreUri = Configuration.get(p, Configuration.RESTORE_PROP, null);
+            recipe = Configuration.get(p, Configuration.RECIPE_PROP, null);
+            vocabSize = Configuration.getInt(p, Configuration.VOCAB_SIZE_PROP, Configuration.VOCAB_SIZE_DEFAULT);
+            seed = Configuration.getLong(p, Configuration.SEED_PROP, Configuration.SEED_DEFAULT);
+            snapshotUri = Configuration.get(p, Configuration.SNAPSHOT_URI_PROP, null);
+            snapshotInterval = Configuration.getLong(p, Configuration.SNAPSHOT_INTERVAL_PROP, Configuration.SNAPSHOT_INTERVAL_DEFAULT);
+            snapshotOnClose = Configuration.getBoolean(p, Configuration.SNAPSHOT_ON_CLOSE_PROP, Configuration.SNAPSHOT_ON_CLOSE_DEFAULT);
+            sendTimeoutMs = Configuration.getLong(p, Configuration.SEND_TIMEOUT_PROP, Configuration.SEND_TIMEOUT_DEFAULT);
+            growTimeoutMs = Configuration.getLong(p, Configuration.GROW_TIMEOUT_PROP, Configuration.GROW_TIMEOUT_DEFAULT);
+            maxClients = Configuration.getInt(p, Configuration.MAX_CLIENTS_PROP, Configuration.MAX_CLIENTS_DEFAULT);
+        }
+
+        public Context jobName(String v) { jobName = v; return this; }
+        public Context secret(byte[] v) { secret = v == null ? null : v.clone(); return this; }
+        public Context secretFile(String v) { secretFile = v; return this; }
+        public Context aeronDirectoryName(String v) { aeronDirectoryName = v; return this; }
+        public Context embeddedDriver(boolean v) { embeddedDriver = v; return this; }
+        public Context termLength(int v) { termLength = v; return this; }
+        public Context channel(String v) { channel = v; return this; }
+        public Context streamId(int v) { streamId = v; return this; }
+        public Context udpChannelParams(String v) { udpChannelParams = v; return this; }
+        public Context chunkBytes(int v) { chunkBytes = v; return this; }
+        public Context idleStrategy(String v) { idleStrategy = v; return this; }
+        public Context shards(int v) { shards = v; return this; }
+        public Context workers(int v) { workers = v; return this; }
+        public Context sync(SyncPolicy v) { sync = v; syncText = v.toString(); return this; }
+        /** The model to serve (parameters, optional AdamW moments, step = version, frozen chains). */
+        public Context initialState(TrainingState v) { initialState = v; return this; }
+        /** Start from this checkpoint instead (root or step directory; wins over initialState). */
+        public Context restoreUri(String v) { restoreUri = v; return this; }
+        public Context recipe(String v) { recipe = v; return this; }
+        public Context seed(long v) { seed = v; return this; }
+        public Context snapshotUri(String v) { snapshotUri = v; return this; }
+        public Context snapshotInterval(long v) { snapshotInterval = v; return this; }
+        public Context snapshotOnClose(boolean v) { snapshotOnClose = v; return this; }
+        public Context sendTimeoutMs(long v) { sendTimeoutMs = v; return this; }
+        public Context growTimeoutMs(long v) { growTimeoutMs = v; return this; }
+        public Context maxClients(int v) { maxClients = v; return this; }
+        public Context adamW(AdamW.Settings v) { adamW = v; return this; }
+        public Context schedule(LrSchedule v) { schedule = v; return this; }
+        public Context hadoopConf(org.apache.hadoop.conf.Configuration v) { hadoopConf = v; return this; }
+
+        public String jobName() { return jobName; }
+        public String aeronDirectoryName() { return aeronDirectoryName; }
+        public String channel() { return channel; }
+        public int streamId() { return streamId; }
+        public int termLength() { return termLength; }
+        public int workers() { return workers; }
+        public SyncPolicy sync() { return sync; }
+        public String snapshotUri() { return snapshotUri; }
+        public int chunkFloats() { return chunkFloats; }
+        public long jobId() { return jobId; }
+        public TrainingState initialState() { return initialState; }
+
+        /** Validates every setting (naming the bad one) and loads the initial model. Idempotent. */
+        public Context conclude() {
+            if (concluded) {
+                return this;
+            }
+            if (jobName == null || jobName.isBlank()) {
+                throw new ConfigurationException(Configuration.JOB_NAME_PROP, "a job name", jobName, "name the training job");
+            }
+            jobId = MessageAuthenticator.jobId(jobName);
+            secret = resolveSecret(secret, secretFile);
+            Transport.checkTermLength(termLength, Configuration.TERM_LENGTH_PROP);
+            if (channel == null || !(channel.startsWith("aeron:ipc") || channel.startsWith("aeron:udp?endpoint="))) {
+                throw new ConfigurationException(Configuration.CHANNEL_PROP, "aeron:ipc or aeron:udp?endpoint=host:port", channel,
+                        "set the channel the server listens on");
+            }
+            if (streamId == 0) {
+                throw new ConfigurationException(Configuration.STREAM_ID_PROP, "a non-zero stream id", streamId, "pick e.g. 1001");
+            }
+            if (workers < 1) {
+                throw new ConfigurationException(Configuration.WORKERS_PROP, "at least 1 worker", workers, "set the data-parallel degree");
+            }
+            if (shards < 1) {
+                throw new ConfigurationException(Configuration.SHARDS_PROP, "at least 1 shard", shards, "use e.g. 4");
+            }
+            if (maxClients < workers + 1) {
+                throw new ConfigurationException(Configuration.MAX_CLIENTS_PROP, "at least workers + 1 = " + (workers + 1), maxClients,
+                        "raise it");
+            }
+            if (sendTimeoutMs < 1 || growTimeoutMs < 1) {
+                throw new ConfigurationException(sendTimeoutMs < 1 ? Configuration.SEND_TIMEOUT_PROP : Configuration.GROW_TIMEOUT_PROP,
+                        "a positive number of milliseconds", sendTimeoutMs < 1 ? sendTimeoutMs : growTimeoutMs, "fix the value");
+            }
+            if (sync == null) {
+                try {
+                    sync = SyncPolicy.parse(syncText);
+                } catch (IllegalArgumentException e) {
+                    throw new ConfigurationException(Configuration.SYNC_PROP, "bsp, ssp:S or asp", syncText, "fix the value", e);
+                }
+            }
+            Transport.idleStrategy(idleStrategy, Configuration.IDLE_STRATEGY_PROP);
+            int max = Transport.maxMessageLength(termLength);
+            int bytes = Math.min(chunkBytes, max - MessageHeader.OVERHEAD) & ~3;
+            if (chunkBytes < 4 || bytes < 4) {
+                throw new ConfigurationException(Configuration.CHUNK_BYTES_PROP, "at least 4 bytes and room in a message of "
+                        + max + " bytes (term length / 8)", chunkBytes, "raise " + Configuration.CHUNK_BYTES_PROP + " or "
+                        + Configuration.TERM_LENGTH_PROP);
+            }
+            chunkFloats = bytes / 4;
+            maxMessageLength = MessageHeader.OVERHEAD + Math.max(bytes, 16 * 1024);
+            if (snapshotUri != null && snapshotUri.isBlank()) {
+                snapshotUri = null;
+            }
+            if (snapshotInterval < 0) {
+                throw new ConfigurationException(Configuration.SNAPSHOT_INTERVAL_PROP, "0 (off) or a positive version count",
+                        snapshotInterval, "fix the value");
+            }
+            if (snapshotInterval > 0 && snapshotUri == null) {
+                throw new ConfigurationException(Configuration.SNAPSHOT_URI_PROP, "a checkpoint root URI because "
+                        + Configuration.SNAPSHOT_INTERVAL_PROP + "=" + snapshotInterval, null, "set it or set the interval to 0");
+            }
+            if (embeddedDriver && !SharedDriver.running(aeronDirectoryName)) {
+                Transport.checkAeronDir(aeronDirectoryName, termLength, 2 * (workers + 2), Configuration.AERON_DIR_PROP,
+                        Configuration.TERM_LENGTH_PROP);
+            } else if (!Files.isDirectory(Path.of(aeronDirectoryName))) {
+                throw new ConfigurationException(Configuration.AERON_DIR_PROP, "the directory of a running MediaDriver because "
+                        + Configuration.EMBEDDED_DRIVER_PROP + "=false", aeronDirectoryName, "start the driver or set "
+                        + Configuration.EMBEDDED_DRIVER_PROP + "=true");
+            }
+            loadModelAndOptimizer();
+            concluded = true;
+            return this;
+        }
+
+        private void loadModelAndOptimizer() {
+            TrainSettings recipeSettings = null;
+            Recipe r = null;
+            if (recipe != null && !recipe.isBlank()) {
+                try {
+                    r = Recipe.load(Path.of(recipe));
+                    recipeSettings = r.trainSettings();
+                } catch (RuntimeException e) {
+                    throw new ConfigurationException(Configuration.RECIPE_PROP, "a valid chain-model recipe", recipe, e.getMessage(), e);
+                }
+            }
+            if (adamW == null) {
+                adamW = recipeSettings != null ? recipeSettings.adamW() : optimizerFromProperties();
+            }
+            if (schedule == null) {
+                schedule = recipeSettings != null ? recipeSettings.schedule() : scheduleFromProperties();
+            }
+            if (restoreUri != null && !restoreUri.isBlank()) {
+                try {
+                    initialState = new CheckpointStore(hadoopConf != null ? hadoopConf : new org.apache.hadoop.conf.Configuration())
+                            .load(restoreUri, true);
+                } catch (RuntimeException e) {
+                    throw new ConfigurationException(Configuration.RESTORE_PROP, "a checkpoint with optimizer state", restoreUri,
+                            e.getMessage(), e);
+                }
+            } else if (initialState == null && r != null) {
+                ColmConfig cfg = r.modelConfig(vocabSize);
+                Params p = new Params(new ParamLayout(cfg), DataType.FLOAT);
+                p.initialize(recipeSettings.seed(), 0);
+                initialState = new TrainingState(cfg, p, null, null, 0, 0, 0, recipeSettings.frozenChains(), Map.of());
+            }
+            if (initialState == null) {
+                throw new ConfigurationException(Configuration.RECIPE_PROP, "a model to serve", null, "set "
+                        + Configuration.RECIPE_PROP + " (fresh model), " + Configuration.RESTORE_PROP
+                        + " / --restore (checkpoint) or Context.initialState(...)");
+            }
+            if (initialState.params().dataType() != DataType.FLOAT) {
+                throw new ConfigurationException("initialState", "float32 parameters", initialState.params().dataType(),
+                        "convert the model to float32");
+            }
+        }
+
+        private AdamW.Settings optimizerFromProperties() {
+            AdamW.Settings d = AdamW.Settings.defaults();
+            try {
+                return new AdamW.Settings(Configuration.getDouble(props, Configuration.BETA1_PROP, d.beta1()),
+                        Configuration.getDouble(props, Configuration.BETA2_PROP, d.beta2()),
+                        Configuration.getDouble(props, Configuration.ADAM_EPS_PROP, d.eps()),
+                        Configuration.getDouble(props, Configuration.WEIGHT_DECAY_PROP, d.weightDecay()),
+                        Configuration.getDouble(props, Configuration.CLIP_NORM_PROP, d.clipNorm()));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigurationException(Configuration.BETA1_PROP + "/" + Configuration.BETA2_PROP + "/"
+                        + Configuration.ADAM_EPS_PROP + "/" + Configuration.WEIGHT_DECAY_PROP + "/" + Configuration.CLIP_NORM_PROP,
+                        "valid AdamW settings", e.getMessage(), "fix the values", e);
+            }
+        }
+
+        private LrSchedule scheduleFromProperties() {
+            double lr = Configuration.getDouble(props, Configuration.LR_PROP, Configuration.LR_DEFAULT);
+            try {
+                return new LrSchedule(lr, Configuration.getDouble(props, Configuration.MIN_LR_PROP, lr),
+                        Configuration.getLong(props, Configuration.WARMUP_STEPS_PROP, Configuration.WARMUP_STEPS_DEFAULT),
+                        Configuration.getLong(props, Configuration.TOTAL_STEPS_PROP, Configuration.TOTAL_STEPS_DEFAULT));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigurationException(Configuration.LR_PROP + "/" + Configuration.MIN_LR_PROP + "/"
+                        + Configuration.WARMUP_STEPS_PROP + "/" + Configuration.TOTAL_STEPS_PROP, "a valid LR schedule",
+                        e.getMessage(), "fix the values", e);
+            }
+        }
+
+        static byte[] resolveSecret(byte[] secret, String secretFile) {
+            byte[] s = secret;
+            if (s == null && secretFile != null && !secretFile.isBlank()) {
+                try {
+                    String text = Files.readString(Path.of(secretFile), StandardCharsets.UTF_8).strip();
+                    s = text.getBytes(StandardCharsets.UTF_8);
+                } catch (IOException e) {
+                    throw new ConfigurationException(Configuration.SECRET_FILE_PROP, "a readable file with the job secret", secretFile,
+                            "create it (e.g. head -c 32 /dev/urandom | base64 > secret) and share it with the workers", e);
+                }
+            }
+            if (s == null || s.length < MessageAuthenticator.MIN_SECRET_BYTES) {
+                throw new ConfigurationException(Configuration.SECRET_FILE_PROP + " (or " + Configuration.SECRET_PROP + ")",
+                        "a per-job secret of at least " + MessageAuthenticator.MIN_SECRET_BYTES + " bytes",
+                        s == null ? null : s.length + " bytes", "generate one, e.g. head -c 32 /dev/urandom | base64 > secret");
+            }
+            return s;
+        }
+    }
+}
