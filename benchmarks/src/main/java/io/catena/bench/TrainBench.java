@@ -99,6 +99,11 @@ public final class TrainBench {
             lastLoss = l[l.length - 1];
         }
         double med = median(times);
+        if (Gemm.BY_SHAPE != null) {
+            Gemm.BY_SHAPE.entrySet().stream().sorted((x, y) -> Long.compare(y.getValue()[0], x.getValue()[0])).forEach(e ->
+                    System.err.printf("gemm %-40s %8.1f ms total %6d calls %7.3f ms/call%n", e.getKey(), e.getValue()[0] / 1e6,
+                            e.getValue()[1], e.getValue()[0] / 1e6 / e.getValue()[1]));
+        }
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("config", "vocab 4096, head_dim 64, chains [2,2], d 256, 4 layers, FFN 1024, T 128, B 16, colm, gelu, layernorm");
         r.put("params", layout.size());

@@ -17,6 +17,10 @@ public final class Gemm {
 
     private static final java.util.concurrent.atomic.LongAdder NANOS = new java.util.concurrent.atomic.LongAdder();
 
+    /** Per-shape time and count, when enabled with -Dcatena.gemm.profile=true (benchmarks only). */
+    public static final java.util.Map<String, long[]> BY_SHAPE = Boolean.getBoolean("catena.gemm.profile")
+            ? new java.util.concurrent.ConcurrentHashMap<>() : null;
+
     private Gemm() {
     }
 
@@ -54,6 +58,15 @@ public final class Gemm {
             MMulTranspose t = transA ? (transB ? TT : TN) : (transB ? NT : NN);
             Nd4j.exec(new Mmul(a.nd(), b.nd(), c.nd(), 1.0, 1.0, t));
         }
-        NANOS.add(System.nanoTime() - t0);
+        long dt = System.nanoTime() - t0;
+        NANOS.add(dt);
+        if (BY_SHAPE != null) {
+            String key = m + "x" + n + "x" + k + (transA ? " tA" : "") + (transB ? " tB" : "") + (accumulate ? " acc" : "")
+                    + (a.isContiguous() ? "" : " sA") + (c.isContiguous() ? "" : " sC");
+            BY_SHAPE.computeIfAbsent(key, x -> new long[2]);
+            long[] v = BY_SHAPE.get(key);
+            v[0] += dt;
+            v[1]++;
+        }
     }
 }

@@ -1,0 +1,628 @@
+package io.catena.ps;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.aeron.Aeron;
+import io.aeron.DirectBufferVector;
+import io.aeron.ExclusivePublication;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.Header;
+import io.catena.model.ColmConfig;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.ps.protocol.ChunkPlan;
+import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.MessageHeader;
+import io.catena.ps.protocol.MessageType;
+import io.catena.ps.protocol.RejectReason;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.agrona.CloseHelper;
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A worker's (or an admin's) connection to the parameter server. Not thread-safe: one per task thread.
+ * Every call has a timeout. When a call gets no answer it says HELLO again once (the server may have
+ * been restarted from a snapshot) and, if the server answers, repeats the request once; pushes are
+ * idempotent per (epoch, step, worker), so the repeat is safe.
+ *
+ * <p>Worker loop (BSP): {@code r = pull(0, p)}; then for step = r.version()+1, ...: compute gradients on
+ * {@code p}, {@code push(step, r.version(), g)}, {@code r = pull(sync().minVersionFor(step + 1), p)}. When
+ * a pull returns {@link PullResult#layoutChanged()} (the model grew) or a push is rejected with
+ * {@link RejectReason#STALE_EPOCH}, allocate buffers for {@link #layout()}, rebuild, pull again and
+ * continue with step = version + 1.
+ */
+public final class ParameterServerClient implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ParameterServerClient.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Answer of a pull: the version and epoch now in the caller's buffer, or a layout change (buffer untouched). */
+    public record PullResult(long version, int epoch, boolean layoutChanged) {
+    }
+
+    /** Answer of a push: accepted (or dropped as a duplicate of an earlier identical push), and the server's version then. */
+    public record PushResult(boolean duplicate, long serverVersion) {
+    }
+
+    private final Context ctx;
+    private final SharedDriver driver;
+    private final Aeron aeron;
+    private final Subscription subscription;
+    private final ExclusivePublication publication;
+    private final String responseChannel;
+    private final FragmentAssembler assembler;
+    private final MessageAuthenticator auth;
+    private final IdleStrategy idle;
+    private final long jobId;
+
+    private ServerLayout layout;
+    private ChunkPlan plan;
+    private ParamLayout paramLayout;
+    private long nextCorrelation = ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE / 2);
+    private long badMessages;
+
+    // reply state of the request in flight
+    private long awaited = Long.MIN_VALUE;
+    private MessageType replyType;
+    private int replyFlags;
+    private long replyVersion;
+    private int replyEpoch;
+    private byte[] replyPayload;
+    private boolean done;
+    private UnsafeBuffer pullTarget;
+    private boolean[] pullSeen;
+    private int pullExpected = -1;
+    private int pullReceived;
+
+    private final MessageHeader rx = new MessageHeader();
+    private final MessageHeader tx = new MessageHeader();
+    private final UnsafeBuffer txHeader = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.LENGTH));
+    private final UnsafeBuffer txMac = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.MAC_LENGTH));
+    private final DirectBufferVector vHeader = new DirectBufferVector(txHeader, 0, MessageHeader.LENGTH);
+    private final DirectBufferVector vPayload = new DirectBufferVector();
+    private final DirectBufferVector vMac = new DirectBufferVector(txMac, 0, MessageHeader.MAC_LENGTH);
+    private final DirectBufferVector[] vectors3 = {vHeader, vPayload, vMac};
+    private final DirectBufferVector[] vectors2 = {vHeader, vMac};
+
+    private ParameterServerClient(Context ctx) {
+        this.ctx = ctx;
+        this.auth = new MessageAuthenticator(ctx.secret);
+        this.idle = Transport.idleStrategy(ctx.idleStrategy, Configuration.IDLE_STRATEGY_PROP);
+        this.jobId = MessageAuthenticator.jobId(ctx.jobName);
+        SharedDriver d = null;
+        Aeron a = null;
+        Subscription sub = null;
+        ExclusivePublication pub = null;
+        try {
+            d = ctx.embeddedDriver ? SharedDriver.acquire(ctx.aeronDirectoryName, ctx.termLength, ctx.idleStrategy) : null;
+            a = Aeron.connect(new Aeron.Context().aeronDirectoryName(ctx.aeronDirectoryName).driverTimeoutMs(10_000));
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs);
+            String resp;
+            if (ctx.serverChannel.startsWith("aeron:ipc")) {
+                resp = "aeron:ipc?session-id=" + ThreadLocalRandom.current().nextInt(1, Integer.MAX_VALUE);
+                sub = a.addSubscription(resp, ctx.responseStreamId);
+            } else {
+                String ch = Transport.udpParams("aeron:udp?endpoint=" + ctx.responseHost + ":0", ctx.udpChannelParams);
+                sub = a.addSubscription(ch, ctx.responseStreamId);
+                String resolved;
+                while ((resolved = sub.tryResolveChannelEndpointPort()) == null) {
+                    if (System.nanoTime() - deadline > 0) {
+                        throw new ParameterServerTimeoutException("the response subscription on " + ch + " did not bind a port within "
+                                + ctx.connectTimeoutMs + " ms; check " + Configuration.CLIENT_RESPONSE_HOST_PROP);
+                    }
+                    idle.idle();
+                }
+                resp = resolved;
+            }
+            pub = a.addExclusivePublication(Transport.udpParams(ctx.serverChannel, ctx.udpChannelParams), ctx.serverStreamId);
+        } catch (RuntimeException e) {
+            CloseHelper.quietCloseAll(pub, sub, a, d);
+            if (e instanceof ParameterServerException) {
+                throw e;
+            }
+            throw new ParameterServerException("client cannot open Aeron channels (Aeron dir " + ctx.aeronDirectoryName + ", server "
+                    + ctx.serverChannel + "): " + e.getMessage() + "; check " + Configuration.AERON_DIR_PROP + " and "
+                    + Configuration.CHANNEL_PROP, e);
+        }
+        this.driver = d;
+        this.aeron = a;
+        this.subscription = sub;
+        this.publication = pub;
+        this.responseChannel = subscription.channel().startsWith("aeron:ipc") ? subscription.channel() : subscriptionChannel(sub);
+        this.assembler = new FragmentAssembler(this::onMessage);
+    }
+
+    private static String subscriptionChannel(Subscription sub) {
+        String r = sub.tryResolveChannelEndpointPort();
+        return r != null ? r : sub.channel();
+    }
+
+    /** Validates the context, opens the channels and waits (connect timeout) for the server's WELCOME. */
+    public static ParameterServerClient connect(Context ctx) {
+        ctx.conclude();
+        ParameterServerClient c = new ParameterServerClient(ctx);
+        try {
+            if (!c.hello(ctx.connectTimeoutMs)) {
+                throw new ParameterServerTimeoutException(c.noServerMessage(ctx.connectTimeoutMs));
+            }
+            if (c.publication.maxMessageLength() < MessageHeader.OVERHEAD + c.plan.chunkFloats() * 4) {
+                throw new ConfigurationException(Configuration.TERM_LENGTH_PROP, "a term length whose max message ("
+                        + c.publication.maxMessageLength() + " bytes here) holds the server's chunks of " + c.plan.chunkFloats() * 4
+                        + " bytes", ctx.termLength, "use the same term length on the server and the workers");
+            }
+            return c;
+        } catch (RuntimeException e) {
+            c.close();
+            throw e;
+        }
+    }
+
+    private String noServerMessage(long ms) {
+        return "no parameter server answered on " + ctx.serverChannel + " stream " + ctx.serverStreamId + " within " + ms
+                + " ms (expected a WELCOME for job '" + ctx.jobName + "'; the request channel was "
+                + (publication.isConnected() ? "connected" : "never connected: nothing is listening there")
+                + "). Check that the server is running and listening on that channel (" + Configuration.CHANNEL_PROP
+                + "), that job name and secret match (the server drops messages whose HMAC does not verify and counts them as "
+                + "rejections.bad_mac), and that the server can reach this client's response channel " + responseChannel
+                + " (" + Configuration.CLIENT_RESPONSE_HOST_PROP + ")";
+    }
+
+    // ---- state --------------------------------------------------------------------------------
+
+    /** The server's layout for the current epoch (config, frozen chains, shards, chunking, sync mode). */
+    public ServerLayout serverLayout() {
+        return layout;
+    }
+
+    public ParamLayout layout() {
+        return paramLayout;
+    }
+
+    public ColmConfig config() {
+        return layout.config();
+    }
+
+    public int epoch() {
+        return layout.epoch();
+    }
+
+    public SyncPolicy sync() {
+        return layout.sync();
+    }
+
+    public int workerId() {
+        return ctx.workerId;
+    }
+
+    /** Messages from the server that failed validation or authentication (and were ignored). */
+    public long badMessages() {
+        return badMessages;
+    }
+
+    private void install(ServerLayout l) {
+        if (layout != null && l.serverInstance() != layout.serverInstance()) {
+            LOG.info("parameter server restarted (instance {} -> {}); it is at version {}, epoch {}", layout.serverInstance(),
+                    l.serverInstance(), l.version(), l.epoch());
+        }
+        if (layout == null || l.epoch() != layout.epoch() || !Arrays.equals(l.shardBounds(), layout.shardBounds())
+                || l.chunkFloats() != layout.chunkFloats()) {
+            paramLayout = l.paramLayout();
+            plan = l.plan();
+        }
+        layout = l;
+    }
+
+    // ---- requests -----------------------------------------------------------------------------
+
+    private boolean hello(long timeoutMs) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        byte[] ch = responseChannel.getBytes(StandardCharsets.UTF_8);
+        UnsafeBuffer p = new UnsafeBuffer(new byte[8 + ch.length]);
+        p.putInt(0, ctx.responseStreamId, ByteOrder.LITTLE_ENDIAN);
+        p.putInt(4, ch.length, ByteOrder.LITTLE_ENDIAN);
+        p.putBytes(8, ch);
+        long corr = begin();
+        if (!send(MessageType.HELLO, 0, 0, 0, corr, 0, 0, p, 0, p.capacity(), deadline) || !await(deadline)) {
+            return false;
+        }
+        if (replyType == MessageType.REJECT) {
+            throw rejected();
+        }
+        install(ServerLayout.fromJson(replyPayload));
+        return true;
+    }
+
+    /** Says HELLO again (e.g. after the server was restarted); true when it answered within the connect timeout. */
+    public boolean reconnect() {
+        return hello(ctx.connectTimeoutMs);
+    }
+
+    /** {@link #pull(long, Params, long)} with the request timeout. */
+    public PullResult pull(long minVersion, Params into) {
+        return pull(minVersion, into, ctx.requestTimeoutMs);
+    }
+
+    /**
+     * Copies the parameters of the server's current version into {@code into}, first waiting (up to
+     * {@code timeoutMs}) until that version is at least {@code minVersion}. If the model grew since this
+     * client last saw it, {@code into} is left alone and the result says {@code layoutChanged}: allocate
+     * {@code new Params(layout(), FLOAT)} and pull again.
+     */
+    public PullResult pull(long minVersion, Params into, long timeoutMs) {
+        return pull(minVersion, viewOf(into, "pull target"), timeoutMs);
+    }
+
+    /** Pull into raw memory holding {@code layout().size()} little-endian floats. */
+    public PullResult pull(long minVersion, MutableDirectBuffer into, long timeoutMs) {
+        for (int attempt = 0; ; attempt++) {
+            if (into.capacity() < plan.totalFloats() * 4) {
+                throw new IllegalArgumentException("pull target holds " + into.capacity() / 4 + " floats, the server's epoch-"
+                        + layout.epoch() + " model has " + plan.totalFloats() + "; allocate new Params(client.layout(), FLOAT)");
+            }
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+            long corr = begin();
+            pullTarget = into instanceof UnsafeBuffer u ? u : new UnsafeBuffer(into);
+            pullSeen = new boolean[plan.chunks()];
+            UnsafeBuffer p = new UnsafeBuffer(new byte[8]);
+            p.putLong(0, timeoutMs, ByteOrder.LITTLE_ENDIAN);
+            boolean ok = send(MessageType.PULL, 0, 0, minVersion, corr, 0, 0, p, 0, 8, deadline) && await(deadline);
+            pullTarget = null;
+            if (ok) {
+                if (replyType == MessageType.REJECT) {
+                    throw rejected();
+                }
+                if ((replyFlags & 1) != 0) {
+                    install(ServerLayout.fromJson(replyPayload));
+                    return new PullResult(layout.version(), layout.epoch(), true);
+                }
+                return new PullResult(replyVersion, replyEpoch, false);
+            }
+            if (attempt == 0 && hello(ctx.connectTimeoutMs)) {
+                continue;
+            }
+            throw new ParameterServerTimeoutException("worker " + ctx.workerId + ": pull of version >= " + minVersion
+                    + " got no complete answer within " + timeoutMs + " ms" + (attempt == 0 ? " and the server did not answer a "
+                    + "reconnect: " + noServerMessage(ctx.connectTimeoutMs) : " (twice; the server answered a reconnect). Under bsp/ssp "
+                    + "the version comes only when every worker has pushed: check that all " + layout.workers()
+                    + " workers are alive"));
+        }
+    }
+
+    /** {@link #push(long, long, Params, long)} with the request timeout. */
+    public PushResult push(long step, long baseVersion, Params gradients) {
+        return push(step, baseVersion, gradients, ctx.requestTimeoutMs);
+    }
+
+    /**
+     * Pushes this worker's gradient for {@code step} (1-based), computed on parameters of version
+     * {@code baseVersion}, and waits for the server's ack. Throws {@link RequestRejectedException} when the
+     * server refuses it (e.g. STALE_EPOCH after growth, NON_FINITE).
+     */
+    public PushResult push(long step, long baseVersion, Params gradients, long timeoutMs) {
+        if (gradients.layout().size() != plan.totalFloats()) {
+            throw new IllegalArgumentException("gradients hold " + gradients.layout().size() + " floats, the server's epoch-"
+                    + layout.epoch() + " model has " + plan.totalFloats() + "; pull the new layout and rebuild");
+        }
+        return push(step, baseVersion, viewOf(gradients, "gradients"), timeoutMs);
+    }
+
+    /** Push from raw memory holding {@code layout().size()} little-endian floats. */
+    public PushResult push(long step, long baseVersion, DirectBuffer gradients, long timeoutMs) {
+        if (ctx.workerId < 0) {
+            throw new IllegalStateException("an admin client (worker id -1) cannot push; set Context.workerId");
+        }
+        for (int attempt = 0; ; attempt++) {
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+            long corr = begin();
+            boolean sent = true;
+            int n = plan.chunks();
+            for (int i = 0; i < n && sent; i++) {
+                sent = send(MessageType.PUSH, 0, step, baseVersion, corr, i, n, gradients, (int) (plan.chunkOffset(i) * 4),
+                        plan.chunkLength(i) * 4, deadline);
+                if (i % 8 == 7) {
+                    subscription.poll(assembler, 4);
+                    if (done) {
+                        break; // rejected early
+                    }
+                }
+            }
+            if (sent && await(deadline)) {
+                if (replyType == MessageType.REJECT) {
+                    throw rejected();
+                }
+                return new PushResult(replyFlags == 1, replyVersion);
+            }
+            if (attempt == 0 && hello(ctx.connectTimeoutMs)) {
+                continue;
+            }
+            throw new ParameterServerTimeoutException("worker " + ctx.workerId + ": push of step " + step + " got no ack within "
+                    + timeoutMs + " ms" + (attempt == 0 ? "; reconnect failed: " + noServerMessage(ctx.connectTimeoutMs)
+                    : " (twice; the server answered a reconnect in between)"));
+        }
+    }
+
+    /** Admin: grows the model by chains with these head counts; returns the server's reply (epoch, version, chains...). */
+    public Map<String, Object> grow(List<Integer> added, boolean freezeOld, List<Double> lossWeights, long timeoutMs) {
+        Map<String, Object> req = new LinkedHashMap<>();
+        req.put("added", added);
+        req.put("freeze_old", freezeOld);
+        if (lossWeights != null) {
+            req.put("loss_weights", lossWeights);
+        }
+        return admin(MessageType.GROW, req, timeoutMs);
+    }
+
+    /** Admin: snapshot now ({@code info} may carry tokens_seen, data_position); returns {snapshot, version, epoch}. */
+    public Map<String, Object> snapshot(Map<String, Object> info, long timeoutMs) {
+        return admin(MessageType.SNAPSHOT, info == null ? Map.of() : info, timeoutMs);
+    }
+
+    /** Admin: the server's metrics. */
+    public Map<String, Object> metrics(long timeoutMs) {
+        return admin(MessageType.METRICS, null, timeoutMs);
+    }
+
+    @SuppressWarnings("unchecked")
+    private Map<String, Object> admin(MessageType type, Map<String, Object> body, long timeoutMs) {
+        byte[] b;
+        try {
+            b = body == null ? new byte[0] : JSON.writeValueAsBytes(body);
+        } catch (Exception e) {
+            throw new IllegalArgumentException("cannot encode " + body, e);
+        }
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        long corr = begin();
+        if (!send(type, 0, 0, 0, corr, 0, 0, new UnsafeBuffer(b), 0, b.length, deadline) || !await(deadline)) {
+            throw new ParameterServerTimeoutException(type + " got no answer within " + timeoutMs + " ms; "
+                    + (type == MessageType.GROW ? "growth waits for the in-flight step: are all workers pushing?" : "is the server running?"));
+        }
+        if (replyType == MessageType.REJECT) {
+            throw rejected();
+        }
+        try {
+            return JSON.readValue(replyPayload, Map.class);
+        } catch (Exception e) {
+            throw new ParameterServerException("server's " + type + " reply is not JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /** Sends raw, already-framed bytes (tests of the server's input checks); the MAC is whatever the frame holds. */
+    boolean sendRawFrame(DirectBuffer frame, int offset, int length, long timeoutMs) {
+        return Transport.offer(publication, new DirectBufferVector[] {new DirectBufferVector(frame, offset, length)},
+                System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs), idle);
+    }
+
+    /** Waits for any reply to correlation {@code corr} (tests). */
+    MessageType awaitReply(long corr, long timeoutMs) {
+        awaited = corr;
+        done = false;
+        return await(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs)) ? replyType : null;
+    }
+
+    int lastReplyFlags() {
+        return replyFlags;
+    }
+
+    long jobIdForTests() {
+        return jobId;
+    }
+
+    private long begin() {
+        awaited = nextCorrelation++;
+        done = false;
+        replyType = null;
+        replyPayload = null;
+        pullExpected = -1;
+        pullReceived = 0;
+        return awaited;
+    }
+
+    private boolean await(long deadlineNs) {
+        idle.reset();
+        while (!done) {
+            int n = subscription.poll(assembler, 16);
+            if (n == 0) {
+                if (System.nanoTime() - deadlineNs > 0) {
+                    return false;
+                }
+                idle.idle();
+            }
+        }
+        return true;
+    }
+
+    private RequestRejectedException rejected() {
+        return new RequestRejectedException(RejectReason.of(replyFlags),
+                replyPayload == null ? "" : new String(replyPayload, StandardCharsets.UTF_8));
+    }
+
+    private boolean send(MessageType type, int flags, long step, long version, long corr, int chunkIndex, int chunkCount,
+                         DirectBuffer payload, int payloadOffset, int payloadLength, long deadlineNs) {
+        tx.wrap(txHeader, 0).reset(type).flags(flags).jobId(jobId).epoch(layout == null ? 0 : layout.epoch())
+                .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
+                .chunkCount(chunkCount).payloadLength(payloadLength);
+        auth.begin();
+        auth.update(txHeader, 0, MessageHeader.LENGTH);
+        DirectBufferVector[] v = vectors2;
+        if (payloadLength > 0) {
+            auth.update(payload, payloadOffset, payloadLength);
+            vPayload.reset(payload, payloadOffset, payloadLength);
+            v = vectors3;
+        }
+        auth.finish(txMac, 0);
+        return Transport.offer(publication, v, deadlineNs, idle);
+    }
+
+    private void onMessage(DirectBuffer buffer, int offset, int length, Header header) {
+        rx.wrap(buffer, offset);
+        if (rx.validate(length) != null || !auth.verify(buffer, offset, length) || rx.jobId() != jobId) {
+            badMessages++;
+            return;
+        }
+        if (rx.correlationId() != awaited || done) {
+            return; // a late answer to an earlier request
+        }
+        MessageType t = rx.type();
+        switch (t) {
+            case PULL_BEGIN -> {
+                if ((rx.flags() & 1) != 0 || rx.chunkCount() == 0) {
+                    finish(buffer, t);
+                } else if (rx.chunkCount() != plan.chunks() || pullTarget == null) {
+                    badMessages++;
+                } else {
+                    pullExpected = rx.chunkCount();
+                    replyVersion = rx.version();
+                    replyEpoch = rx.epoch();
+                }
+            }
+            case PARAMS -> {
+                int i = rx.chunkIndex();
+                if (pullExpected < 0 || rx.version() != replyVersion || i < 0 || i >= plan.chunks() || pullSeen[i]
+                        || rx.payloadLength() != plan.chunkLength(i) * 4) {
+                    badMessages++;
+                    return;
+                }
+                pullTarget.putBytes((int) (plan.chunkOffset(i) * 4), buffer, rx.payloadOffset(), rx.payloadLength());
+                pullSeen[i] = true;
+                if (++pullReceived == pullExpected) {
+                    replyType = MessageType.PARAMS;
+                    replyFlags = 0;
+                    done = true;
+                }
+            }
+            default -> finish(buffer, t);
+        }
+    }
+
+    private void finish(DirectBuffer buffer, MessageType t) {
+        replyType = t;
+        replyFlags = rx.flags();
+        replyVersion = rx.version();
+        replyEpoch = rx.epoch();
+        replyPayload = new byte[rx.payloadLength()];
+        buffer.getBytes(rx.payloadOffset(), replyPayload);
+        done = true;
+    }
+
+    private static UnsafeBuffer viewOf(Params p, String what) {
+        if (p.dataType() != org.nd4j.linalg.api.buffer.DataType.FLOAT) {
+            throw new IllegalArgumentException(what + " must be float32 Params, got " + p.dataType());
+        }
+        return ServerConductor.view(p);
+    }
+
+    @Override
+    public void close() {
+        CloseHelper.quietCloseAll(publication, subscription, aeron, driver);
+    }
+
+    /** Client settings; defaults from {@link Configuration} (system properties or a properties object). */
+    public static final class Context {
+        String jobName;
+        byte[] secret;
+        String secretFile;
+        String aeronDirectoryName;
+        boolean embeddedDriver;
+        int termLength;
+        String serverChannel;
+        int serverStreamId;
+        String responseHost;
+        int responseStreamId;
+        String udpChannelParams;
+        int workerId = -1;
+        long connectTimeoutMs;
+        long requestTimeoutMs;
+        String idleStrategy;
+
+        public Context() {
+            this(null);
+        }
+
+        public Context(Properties p) {
+            jobName = Configuration.get(p, Configuration.JOB_NAME_PROP, Configuration.JOB_NAME_DEFAULT);
+            String s = Configuration.get(p, Configuration.SECRET_PROP, null);
+            secret = s == null ? null : s.getBytes(StandardCharsets.UTF_8);
+            secretFile = Configuration.get(p, Configuration.SECRET_FILE_PROP, null);
+            aeronDirectoryName = Configuration.get(p, Configuration.AERON_DIR_PROP, Configuration.AERON_DIR_DEFAULT);
+            embeddedDriver = Configuration.getBoolean(p, Configuration.EMBEDDED_DRIVER_PROP, Configuration.EMBEDDED_DRIVER_DEFAULT);
+            termLength = Configuration.getInt(p, Configuration.TERM_LENGTH_PROP, Configuration.TERM_LENGTH_DEFAULT);
+            serverChannel = Configuration.get(p, Configuration.CHANNEL_PROP, Configuration.CHANNEL_DEFAULT);
+            serverStreamId = Configuration.getInt(p, Configuration.STREAM_ID_PROP, Configuration.STREAM_ID_DEFAULT);
+            responseHost = Configuration.get(p, Configuration.CLIENT_RESPONSE_HOST_PROP, Configuration.CLIENT_RESPONSE_HOST_DEFAULT);
+            responseStreamId = Configuration.getInt(p, Configuration.CLIENT_RESPONSE_STREAM_ID_PROP,
+                    Configuration.CLIENT_RESPONSE_STREAM_ID_DEFAULT);
+            udpChannelParams = Configuration.get(p, Configuration.UDP_CHANNEL_PARAMS_PROP, Configuration.UDP_CHANNEL_PARAMS_DEFAULT);
+            connectTimeoutMs = Configuration.getLong(p, Configuration.CONNECT_TIMEOUT_PROP, Configuration.CONNECT_TIMEOUT_DEFAULT);
+            requestTimeoutMs = Configuration.getLong(p, Configuration.REQUEST_TIMEOUT_PROP, Configuration.REQUEST_TIMEOUT_DEFAULT);
+            idleStrategy = Configuration.get(p, Configuration.IDLE_STRATEGY_PROP, Configuration.IDLE_STRATEGY_DEFAULT);
+        }
+
+        public Context jobName(String v) { jobName = v; return this; }
+        public Context secret(byte[] v) { secret = v == null ? null : v.clone(); return this; }
+        public Context secretFile(String v) { secretFile = v; return this; }
+        public Context aeronDirectoryName(String v) { aeronDirectoryName = v; return this; }
+        public Context embeddedDriver(boolean v) { embeddedDriver = v; return this; }
+        public Context termLength(int v) { termLength = v; return this; }
+        public Context serverChannel(String v) { serverChannel = v; return this; }
+        public Context serverStreamId(int v) { serverStreamId = v; return this; }
+        public Context responseHost(String v) { responseHost = v; return this; }
+        public Context responseStreamId(int v) { responseStreamId = v; return this; }
+        public Context udpChannelParams(String v) { udpChannelParams = v; return this; }
+        /** 0..W-1 for a worker, -1 for an admin client (grow, snapshot, metrics). */
+        public Context workerId(int v) { workerId = v; return this; }
+        public Context connectTimeoutMs(long v) { connectTimeoutMs = v; return this; }
+        public Context requestTimeoutMs(long v) { requestTimeoutMs = v; return this; }
+        public Context idleStrategy(String v) { idleStrategy = v; return this; }
+
+        /** Copies the settings a client shares with a server context (job, secret, channel, Aeron dir). */
+        public Context from(ParameterServer.Context server) {
+            jobName = server.jobName;
+            secret = server.secret == null ? null : server.secret.clone();
+            secretFile = server.secretFile;
+            aeronDirectoryName = server.aeronDirectoryName;
+            termLength = server.termLength;
+            serverChannel = server.channel;
+            serverStreamId = server.streamId;
+            udpChannelParams = server.udpChannelParams;
+            idleStrategy = server.idleStrategy;
+            return this;
+        }
+
+        public Context conclude() {
+            if (jobName == null || jobName.isBlank()) {
+                throw new ConfigurationException(Configuration.JOB_NAME_PROP, "a job name", jobName, "use the server's job name");
+            }
+            secret = ParameterServer.Context.resolveSecret(secret, secretFile);
+            Transport.checkTermLength(termLength, Configuration.TERM_LENGTH_PROP);
+            if (serverChannel == null || !(serverChannel.startsWith("aeron:ipc") || serverChannel.startsWith("aeron:udp?endpoint="))) {
+                throw new ConfigurationException(Configuration.CHANNEL_PROP, "aeron:ipc or aeron:udp?endpoint=host:port of the server",
+                        serverChannel, "set the server's channel");
+            }
+            if (connectTimeoutMs < 1 || requestTimeoutMs < 1) {
+                throw new ConfigurationException(connectTimeoutMs < 1 ? Configuration.CONNECT_TIMEOUT_PROP : Configuration.REQUEST_TIMEOUT_PROP,
+                        "a positive number of milliseconds", connectTimeoutMs < 1 ? connectTimeoutMs : requestTimeoutMs, "fix the value");
+            }
+            if (workerId < -1) {
+                throw new ConfigurationException("workerId", "0..W-1, or -1 for an admin client", workerId, "fix the worker id");
+            }
+            Transport.idleStrategy(idleStrategy, Configuration.IDLE_STRATEGY_PROP);
+            if (embeddedDriver && !SharedDriver.running(aeronDirectoryName)) {
+                Transport.checkAeronDir(aeronDirectoryName, termLength, 4, Configuration.AERON_DIR_PROP, Configuration.TERM_LENGTH_PROP);
+            }
+            return this;
+        }
+    }
+}
