@@ -19,7 +19,7 @@ class VectorKernelsTest {
     /** Widths of 16+ floats so the vector bodies run, not only the scalar tails (and odd sizes for the tails). */
     static List<ColmConfig> configs() {
         return List.of(
-                new ColmConfig(37, 16, List.of(1, 2), 2, 0, 2.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
+                new ColmConfig(37, 32, List.of(1, 2), 2, 0, 2.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
                         1e-5, 1e4, ColmConfig.Variant.COLM, 32, true, List.of(0.4, 0.6)),
                 new ColmConfig(53, 24, List.of(2, 2), 1, 2, 1.5, ColmConfig.Activation.GELU, ColmConfig.NormKind.RMSNORM,
                         1e-5, 1e4, ColmConfig.Variant.COLM_AIR, 32, false, null),

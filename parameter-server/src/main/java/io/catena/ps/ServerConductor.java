@@ -385,16 +385,27 @@ final class ServerConductor implements Agent {
         }
         int stream = buffer.getInt(p, java.nio.ByteOrder.LITTLE_ENDIAN);
         String channel = buffer.getStringWithoutLengthUtf8(p + 8, len - 8);
+        // A client that says HELLO again (after a timeout) keeps its response publication: closing and re-adding
+        // one with the same session id races with the driver's asynchronous close.
+        ExclusivePublication reuse = null;
         Session old = sessions.get(aeronSessionId);
+        Session oldWorker = worker >= 0 && worker < workerCount ? workerSessions[worker] : null;
+        for (Session o : new Session[] {old, oldWorker}) {
+            if (o != null && reuse == null && !o.pub.isClosed() && o.pub.streamId() == stream && o.pub.channel().equals(channel)) {
+                reuse = o.pub;
+            }
+        }
         if (old != null) {
-            closeSession(old, "it said HELLO again");
+            closeSession(old, "it said HELLO again", old.pub == reuse);
         }
-        if (worker >= 0 && worker < workerCount && workerSessions[worker] != null) {
-            closeSession(workerSessions[worker], "worker " + worker + " connected again (restarted task)");
+        if (oldWorker != null && oldWorker != old) {
+            closeSession(oldWorker, "worker " + worker + " connected again (restarted task)", oldWorker.pub == reuse);
         }
-        ExclusivePublication pub;
+        ExclusivePublication pub = reuse;
         try {
-            pub = aeron.addExclusivePublication(channel, stream);
+            if (pub == null) {
+                pub = aeron.addExclusivePublication(channel, stream);
+            }
         } catch (RuntimeException e) {
             metrics.reject(RejectReason.BAD_REQUEST);
             LOG.warn("HELLO from worker {} names response channel '{}' stream {} which Aeron refuses: {}", worker, channel, stream,
@@ -456,13 +467,19 @@ final class ServerConductor implements Agent {
     }
 
     private void closeSession(Session s, String why) {
+        closeSession(s, why, false);
+    }
+
+    private void closeSession(Session s, String why, boolean keepPublication) {
         LOG.info("closing session of client {} because {}", s.workerId, why);
         sessions.remove(s.aeronSessionId);
         if (s.workerId >= 0 && s.workerId < workerCount && workerSessions[s.workerId] == s) {
             workerSessions[s.workerId] = null;
         }
         pendingPulls.removeIf(pp -> pp.session == s);
-        s.pub.close();
+        if (!keepPublication) {
+            s.pub.close();
+        }
     }
 
     ServerLayout currentLayout() {
@@ -566,8 +583,8 @@ final class ServerConductor implements Agent {
             version++;
             metrics.latency(System.nanoTime() - now);
             metrics.published(System.nanoTime());
-            send(s, MessageType.PUSH_ACK, 0, corr, step, version, 0, 0, null, 0, 0);
             afterPublish();
+            send(s, MessageType.PUSH_ACK, 0, corr, step, version, 0, 0, null, 0, 0);
             return;
         }
         int sl = slot(step);
@@ -579,8 +596,8 @@ final class ServerConductor implements Agent {
         slotBase[sl][w] = ws.base;
         slotArrival[sl][w] = now;
         slotCount[sl]++;
+        advance(); // first, so that the ack's version includes this push when it completed a step
         send(s, MessageType.PUSH_ACK, 0, corr, step, version, 0, 0, null, 0, 0);
-        advance();
     }
 
     private int slot(long step) {

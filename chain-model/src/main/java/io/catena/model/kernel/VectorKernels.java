@@ -288,4 +288,24 @@ public final class VectorKernels {
         }
         return s;
     }
+
+    /** Whether n is a whole number of vectors. */
+    public static boolean fits(int n) {
+        return n % L == 0;
+    }
+
+    /** RoPE rotate-half of one head (2 * half floats); inverse applies the transpose (backward). */
+    public static void rotateHalf(ByteBuffer src, int so, ByteBuffer dst, int dOff, float[] cos, float[] sin, int base, int half,
+                                  boolean inverse) {
+        for (int m = 0; m < half; m += L) {
+            FloatVector c = FloatVector.fromArray(S, cos, base + m);
+            FloatVector s = FloatVector.fromArray(S, sin, base + m);
+            if (inverse) {
+                s = s.neg();
+            }
+            FloatVector x1 = load(src, so + m), x2 = load(src, so + m + half);
+            x1.mul(c).sub(x2.mul(s)).intoByteBuffer(dst, (dOff + m) * 4, NATIVE);
+            x1.mul(s).add(x2.mul(c)).intoByteBuffer(dst, (dOff + m + half) * 4, NATIVE);
+        }
+    }
 }

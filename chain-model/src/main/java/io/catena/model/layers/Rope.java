@@ -1,6 +1,7 @@
 package io.catena.model.layers;
 
 import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.VectorKernels;
 
 /**
  * Rotary position embedding, rotate-half convention: for m < hd/2 the pair (x[m], x[m + hd/2])
@@ -10,6 +11,8 @@ public final class Rope {
     private final int half;
     private final double[] cos;
     private final double[] sin;
+    private final float[] cosF;
+    private final float[] sinF;
 
     public Rope(int headDim, int maxSeqLen, double theta) {
         this.half = headDim / 2;
@@ -22,6 +25,12 @@ public final class Rope {
                 sin[t * half + m] = Math.sin(a);
             }
         }
+        cosF = new float[cos.length];
+        sinF = new float[sin.length];
+        for (int i = 0; i < cos.length; i++) {
+            cosF[i] = (float) cos[i];
+            sinF[i] = (float) sin[i];
+        }
     }
 
     public int maxPositions() {
@@ -31,6 +40,10 @@ public final class Rope {
     /** dst[0..hd) = R(pos) src[0..hd) (inverse: R(pos)^T, the backward of the rotation). */
     public void rotate(Buf src, int so, Buf dst, int dOff, int pos, boolean inverse) {
         final int base = pos * half;
+        if (src instanceof Buf.F32 fs && dst instanceof Buf.F32 fd && VectorKernels.fits(half)) {
+            VectorKernels.rotateHalf(fs.bytes(), so, fd.bytes(), dOff, cosF, sinF, base, half, inverse);
+            return;
+        }
         final double sign = inverse ? -1.0 : 1.0;
         for (int m = 0; m < half; m++) {
             double c = cos[base + m], s = sign * sin[base + m];
