@@ -391,7 +391,8 @@ public final class ParameterServer implements AutoCloseable {
                             e.getMessage(), e);
                 }
             } else if (initialState == null && r != null) {
-                ColmConfig cfg = r.modelConfig(vocabSize);
+                // the recipe's vocab_size wins; catena.ps.vocab.size only fills in when the recipe has none
+                ColmConfig cfg = r.modelConfig(r.values().containsKey("vocab_size") ? 2 : vocabSize);
                 Params p = new Params(new ParamLayout(cfg), DataType.FLOAT);
                 p.initialize(recipeSettings.seed(), 0);
                 initialState = new TrainingState(cfg, p, null, null, 0, 0, 0, recipeSettings.frozenChains(), Map.of());

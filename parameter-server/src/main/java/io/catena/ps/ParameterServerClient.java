@@ -468,7 +468,9 @@ public final class ParameterServerClient implements AutoCloseable {
 
     private void onMessage(DirectBuffer buffer, int offset, int length, Header header) {
         rx.wrap(buffer, offset);
-        if (rx.validate(length) != null || !auth.verify(buffer, offset, length) || rx.jobId() != jobId) {
+        // a REJECT authenticated with the secret may carry the server's own job id (it tells us we asked for another job)
+        if (rx.validate(length) != null || !auth.verify(buffer, offset, length)
+                || (rx.jobId() != jobId && rx.type() != MessageType.REJECT)) {
             badMessages++;
             return;
         }

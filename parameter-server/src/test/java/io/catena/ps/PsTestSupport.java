@@ -92,12 +92,16 @@ final class PsTestSupport {
 
     /** chain-model's AdamW, in process, on the float32 mean of the workers' gradients: the oracle. */
     static Params reference(TrainingState init, int workers, int steps) {
+        return reference(init, workers, steps, ADAM, SCHEDULE);
+    }
+
+    static Params reference(TrainingState init, int workers, int steps, AdamW.Settings adamSettings, LrSchedule schedule) {
         ParamLayout layout = init.params().layout();
         Params p = new Params(layout, DataType.FLOAT);
         p.copyFrom(init.params());
         Params m = new Params(layout, DataType.FLOAT);
         Params v = new Params(layout, DataType.FLOAT);
-        AdamW adam = new AdamW(layout, ADAM, init.frozenChains());
+        AdamW adam = new AdamW(layout, adamSettings, init.frozenChains());
         for (int s = 1; s <= steps; s++) {
             Params avg = new Params(layout, DataType.FLOAT);
             for (int w = 0; w < workers; w++) {
@@ -109,7 +113,7 @@ final class PsTestSupport {
             for (int i = 0; i < layout.size(); i++) {
                 avg.buf().set(i, avg.buf().get(i) / workers);
             }
-            adam.step(p, avg, m, v, s, SCHEDULE.at(s));
+            adam.step(p, avg, m, v, s, schedule.at(s));
         }
         return p;
     }

@@ -7,6 +7,8 @@ import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.data.ByteTokenizer;
 import io.catena.model.data.TextByteSource;
+import io.catena.model.data.TokenBatchSource;
+import io.catena.model.data.TokenSourceProvider;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
@@ -114,9 +116,10 @@ public final class CatenaCli {
         Args a = new Args("train-local", argv, 1, Set.of("recipe", "data", "out", "steps", "set", "metrics", "threads"),
                 Set.of("resume"));
         if (help(a, """
-                catena train-local --recipe <file|builtin:tiny> --data <text file|dir|builtin:genesis> --out <ckpt root>
+                catena train-local --recipe <file|builtin:tiny> --data <manifest|text file|dir|builtin:genesis> --out <ckpt root>
                                    [--steps N] [--set key=value]... [--resume] [--metrics <file.jsonl>] [--threads N]
-                  Trains in this process with the byte tokenizer. --resume continues from the latest checkpoint under
+                  Trains in this process on a data-pipeline manifest (catena prepare) or on plain text with the
+                  byte tokenizer. --resume continues from the latest checkpoint under
                   --out with the same step, optimizer state and data position (bit-for-bit like an uninterrupted run).
                 """)) {
             return;
@@ -131,16 +134,15 @@ public final class CatenaCli {
         if (a.has("steps")) {
             s = s.withSteps(a.integer("steps", 0));
         }
-        int[] corpus = Corpus.read(data);
+        TokenBatchSource train = openSource(data, "train", s.seqLen(), s.valFraction(), s.seed());
+        TokenBatchSource val = openSource(data, "val", s.seqLen(), s.valFraction(), s.seed());
         TrainingState state;
         if (a.has("resume")) {
             state = new CheckpointStore().load(outRoot, true);
             out.println("resuming " + outRoot + " at step " + state.step());
         } else {
-            state = LocalTrainer.freshState(recipe.modelConfig(ByteTokenizer.VOCAB_SIZE), s.seed());
+            state = LocalTrainer.freshState(recipe.modelConfig(train.vocabSize()), s.seed());
         }
-        var train = TextByteSource.open(corpus, data, s.seqLen(), s.valFraction(), TextByteSource.Split.TRAIN, s.seed(), 0, 1);
-        var val = TextByteSource.open(corpus, data, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, s.seed(), 0, 1);
         Path metrics = Path.of(a.get("metrics", Path.of(outRoot.replace("file://", ""), "metrics.jsonl").toString()));
         Map<String, Object> info = new LinkedHashMap<>();
         info.put("recipe", recipe.values());
@@ -166,8 +168,7 @@ public final class CatenaCli {
         String data = a.require("data");
         int seq = Math.min(a.integer("seq-len", Math.min(128, cfg.maxSeqLen())), cfg.maxSeqLen());
         int batch = a.integer("batch-size", 8);
-        int[] corpus = Corpus.read(data);
-        var val = TextByteSource.open(corpus, data, seq, a.dbl("val-fraction", 0.05), TextByteSource.Split.VALIDATION, 0, 0, 1);
+        TokenBatchSource val = openSource(data, "val", seq, a.dbl("val-fraction", 0.05), 0);
         List<Integer> scales = new ArrayList<>();
         String ch = a.get("chains", "all");
         if (ch.equals("all")) {
@@ -184,7 +185,21 @@ public final class CatenaCli {
     }
 
     /** Mean validation loss per requested scale; each scale runs its own forward touching only its chains. */
-    static double[] evaluate(TrainingState st, TextByteSource val, int batch, int batches, List<Integer> scales) {
+    /**
+     * A data-pipeline manifest (through an installed {@link TokenSourceProvider}) or plain text with
+     * the byte tokenizer (a file, a directory, or builtin:genesis).
+     */
+    static TokenBatchSource openSource(String data, String split, int seqLen, double valFraction, long seed) {
+        TokenSourceProvider provider = TokenSourceProvider.find(data);
+        if (provider != null) {
+            return provider.open(data, split, seqLen, seed, 0, 1);
+        }
+        int[] corpus = Corpus.read(data);
+        return TextByteSource.open(corpus, data, seqLen, valFraction,
+                split.equals("train") ? TextByteSource.Split.TRAIN : TextByteSource.Split.VALIDATION, seed, 0, 1);
+    }
+
+    static double[] evaluate(TrainingState st, TokenBatchSource val, int batch, int batches, List<Integer> scales) {
         ColmConfig cfg = st.config();
         int seq = val.seqLen();
         ColmModel model = new ColmModel(cfg, st.params(), new Params(st.params().layout(), DataType.FLOAT), batch, seq);

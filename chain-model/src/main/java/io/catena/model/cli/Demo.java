@@ -42,7 +42,7 @@ final class Demo {
         int[] corpus = Corpus.read(Corpus.BUILTIN);
         var train = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.TRAIN, s.seed(), 0, 1);
         var val = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, s.seed(), 0, 1);
-        double unigram = unigramEntropy(corpus);
+        double unigram = ByteTokenizer.unigramEntropy(corpus);
         out.println("== catena demo: CoLM on Genesis (KJV, " + corpus.length + " byte tokens), output in " + outDir);
         out.printf(Locale.ROOT, "   unigram entropy of the text: %.3f nats/token (what a model that ignores context scores)%n", unigram);
 
@@ -96,20 +96,5 @@ final class Demo {
         CatenaCli.writeString(outDir.resolve("summary.txt"), summary);
         out.println("\n" + summary);
         out.println("wrote " + outDir.resolve("summary.txt") + ", metrics " + metrics + ", checkpoints under " + outDir);
-    }
-
-    static double unigramEntropy(int[] tokens) {
-        long[] counts = new long[ByteTokenizer.VOCAB_SIZE];
-        for (int t : tokens) {
-            counts[t]++;
-        }
-        double h = 0;
-        for (long c : counts) {
-            if (c > 0) {
-                double p = (double) c / tokens.length;
-                h -= p * Math.log(p);
-            }
-        }
-        return h;
     }
 }

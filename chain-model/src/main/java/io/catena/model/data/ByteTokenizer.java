@@ -13,6 +13,22 @@ public final class ByteTokenizer {
     private ByteTokenizer() {
     }
 
+    /** Entropy (nats/token) of the token frequencies: the loss of a model that ignores context. */
+    public static double unigramEntropy(int[] tokens) {
+        long[] counts = new long[VOCAB_SIZE];
+        for (int t : tokens) {
+            counts[t]++;
+        }
+        double h = 0;
+        for (long c : counts) {
+            if (c > 0) {
+                double p = (double) c / tokens.length;
+                h -= p * Math.log(p);
+            }
+        }
+        return h;
+    }
+
     public static int[] encode(byte[] bytes) {
         int[] ids = new int[bytes.length];
         for (int i = 0; i < bytes.length; i++) {
