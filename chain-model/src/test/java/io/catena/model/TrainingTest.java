@@ -41,6 +41,19 @@ class TrainingTest {
         return new TrainSettings(8, 32, steps, 1e-2, 1e-3, 10, AdamW.Settings.defaults(), 5, 0, 2, 1000, 0, 0.1, 0);
     }
 
+    @Test
+    void shouldOverfitSmallTextFarBelowUnigramEntropy() throws Exception {
+        int[] corpus = genesis(4000); // ~120 windows: small enough to memorise
+        TrainSettings s = settings(150);
+        var train = TextByteSource.open(corpus, "genesis-4k", 32, 0.0, TextByteSource.Split.TRAIN, 1, 0, 1);
+        LocalTrainer t = new LocalTrainer(LocalTrainer.freshState(smallModel(), 1), s, train, null, null, null, QUIET, Map.of());
+        double[] first = t.trainStep();
+        double[] last = t.run(150);
+        double h = ByteTokenizer.unigramEntropy(corpus);
+        assertTrue(first[1] > h, "an untrained model should be worse than the unigram entropy: " + first[1] + " vs " + h);
+        assertTrue(last[1] < 0.6 * h, "full-model train loss " + last[1] + " should be far below the unigram entropy " + h);
+        assertTrue(last[0] < h, "the 1-chain sub-model must learn too (multi-chain loss): " + last[0]);
+    }
 
     @Test
     void shouldResumeBitForBitFromCheckpoint(@TempDir Path dir) throws Exception {

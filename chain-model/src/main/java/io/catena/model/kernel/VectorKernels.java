@@ -3,6 +3,7 @@ package io.catena.model.kernel;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -12,6 +13,12 @@ import jdk.incubator.vector.VectorSpecies;
  * calling layer (used for float64 and checked against this one by VectorKernelsTest), so the
  * gradient check in float64 covers the math and the equivalence test covers these loops.
  * Offsets and lengths are in floats.
+ *
+ * <p>Reproducibility: only operations that are exactly rounded (add, mul, fma, sqrt, div, min/max,
+ * conversions) are used, and horizontal sums run in a fixed lane order. The Vector API's own EXP/TANH
+ * and ADD reductions give different bits in the interpreter's fallback and in C2's intrinsics, so a run
+ * resumed in a fresh JVM would drift from an uninterrupted one; {@link #exp} below is a polynomial
+ * (Cephes expf, ~1 ulp) built from exact operations instead.
  */
 public final class VectorKernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -20,6 +27,50 @@ public final class VectorKernels {
     private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
 
     private VectorKernels() {
+    }
+
+    /** e^x per lane from exact operations (Cody-Waite reduction + degree-6 polynomial, Cephes expf). */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(-87.33654f).min(88.72283f);
+        FloatVector fx = x.mul(1.44269504088896341f).add(0.5f);
+        FloatVector t = (FloatVector) fx.convert(VectorOperators.F2I, 0).convert(VectorOperators.I2F, 0);
+        // floor: truncation rounds negatives up
+        FloatVector n = t.lanewise(VectorOperators.SUB, 1f, t.compare(VectorOperators.GT, fx));
+        FloatVector r = n.fma(FloatVector.broadcast(S, -0.693359375f), x).add(n.mul(2.12194440e-4f));
+        FloatVector r2 = r.mul(r);
+        FloatVector y = r.fma(FloatVector.broadcast(S, 1.9875691500e-4f), FloatVector.broadcast(S, 1.3981999507e-3f));
+        y = y.fma(r, FloatVector.broadcast(S, 8.3334519073e-3f));
+        y = y.fma(r, FloatVector.broadcast(S, 4.1665795894e-2f));
+        y = y.fma(r, FloatVector.broadcast(S, 1.6666665459e-1f));
+        y = y.fma(r, FloatVector.broadcast(S, 5.0000001201e-1f));
+        y = y.fma(r2, r).add(1f);
+        IntVector e = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return y.mul(e.reinterpretAsFloats());
+    }
+
+    /** tanh per lane as 1 - 2 / (e^{2x} + 1), saturating exactly at +-1. */
+    static FloatVector tanh(FloatVector x) {
+        FloatVector e = exp(x.mul(2f));
+        return FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(e.add(1f)));
+    }
+
+    /** The same polynomial for one value (scalar tails), so an element's result never depends on its lane. */
+    static float expScalar(float x) {
+        return exp(FloatVector.broadcast(S, x)).lane(0);
+    }
+
+    static float tanhScalar(float x) {
+        return tanh(FloatVector.broadcast(S, x)).lane(0);
+    }
+
+    /** Sum of the lanes in lane order (reduceLanes(ADD) may reorder, and differently per JIT tier). */
+    static double sum(FloatVector v) {
+        float[] lanes = v.toArray();
+        double s = 0;
+        for (float f : lanes) {
+            s += f;
+        }
+        return s;
     }
 
     private static FloatVector load(ByteBuffer b, int off) {
@@ -44,11 +95,11 @@ public final class VectorKernels {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         for (int ub = S.loopBound(n); i < ub; i += L) {
-            acc = acc.add(load(b, off + i).mul(scale).sub(shift).lanewise(VectorOperators.EXP));
+            acc = acc.add(exp(load(b, off + i).mul(scale).sub(shift)));
         }
-        double s = acc.reduceLanes(VectorOperators.ADD);
+        double s = sum(acc);
         for (; i < n; i++) {
-            s += Math.exp(scale * b.getFloat((off + i) * 4) - shift);
+            s += expScalar(scale * b.getFloat((off + i) * 4) - shift);
         }
         return s;
     }
@@ -57,11 +108,11 @@ public final class VectorKernels {
     public static void expInPlace(ByteBuffer b, int off, int n, float scale, float shift, float mul) {
         int i = 0;
         for (int ub = S.loopBound(n); i < ub; i += L) {
-            load(b, off + i).mul(scale).sub(shift).lanewise(VectorOperators.EXP).mul(mul).intoByteBuffer(b, (off + i) * 4, NATIVE);
+            exp(load(b, off + i).mul(scale).sub(shift)).mul(mul).intoByteBuffer(b, (off + i) * 4, NATIVE);
         }
         for (; i < n; i++) {
             int at = (off + i) * 4;
-            b.putFloat(at, (float) (mul * Math.exp(scale * b.getFloat(at) - shift)));
+            b.putFloat(at, expScalar(scale * b.getFloat(at) - shift) * mul);
         }
     }
 
@@ -72,7 +123,7 @@ public final class VectorKernels {
         for (int ub = S.loopBound(n); i < ub; i += L) {
             acc = load(x, xo + i).fma(load(y, yo + i), acc);
         }
-        double s = acc.reduceLanes(VectorOperators.ADD);
+        double s = sum(acc);
         for (; i < n; i++) {
             s += (double) x.getFloat((xo + i) * 4) * y.getFloat((yo + i) * 4);
         }
@@ -96,11 +147,11 @@ public final class VectorKernels {
         for (int ub = S.loopBound(n); i < ub; i += L) {
             FloatVector x = load(u, uo + i);
             FloatVector inner = x.mul(x).mul(x).mul(0.044715f).add(x).mul(SQRT_2_OVER_PI);
-            x.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoByteBuffer(out, (oo + i) * 4, NATIVE);
+            x.mul(0.5f).mul(tanh(inner).add(1f)).intoByteBuffer(out, (oo + i) * 4, NATIVE);
         }
         for (; i < n; i++) {
-            double x = u.getFloat((uo + i) * 4);
-            out.putFloat((oo + i) * 4, (float) (0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))));
+            float x = u.getFloat((uo + i) * 4);
+            out.putFloat((oo + i) * 4, 0.5f * x * (1f + tanhScalar((x * x * x * 0.044715f + x) * SQRT_2_OVER_PI)));
         }
     }
 
@@ -110,17 +161,17 @@ public final class VectorKernels {
         for (int ub = S.loopBound(n); i < ub; i += L) {
             FloatVector x = load(u, uo + i);
             FloatVector x2 = x.mul(x);
-            FloatVector th = x2.mul(0.044715f).mul(x).add(x).mul(SQRT_2_OVER_PI).lanewise(VectorOperators.TANH);
+            FloatVector th = tanh(x2.mul(0.044715f).mul(x).add(x).mul(SQRT_2_OVER_PI));
             FloatVector dInner = x2.mul(3f * 0.044715f).add(1f).mul(SQRT_2_OVER_PI);
             // 0.5 (1 + th) + 0.5 x (1 - th^2) dInner
             FloatVector g = th.add(1f).mul(0.5f).add(x.mul(0.5f).mul(th.mul(th).neg().add(1f)).mul(dInner));
             g.mul(load(dAct, ao + i)).intoByteBuffer(du, (dOff + i) * 4, NATIVE);
         }
         for (; i < n; i++) {
-            double x = u.getFloat((uo + i) * 4);
-            double th = Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
-            double g = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
-            du.putFloat((dOff + i) * 4, (float) (g * dAct.getFloat((ao + i) * 4)));
+            float x = u.getFloat((uo + i) * 4);
+            float th = tanhScalar((x * x * 0.044715f * x + x) * SQRT_2_OVER_PI);
+            float g = 0.5f * (1 + th) + 0.5f * x * (1 - th * th) * ((x * x * (3f * 0.044715f) + 1f) * SQRT_2_OVER_PI);
+            du.putFloat((dOff + i) * 4, g * dAct.getFloat((ao + i) * 4));
         }
     }
 
@@ -167,7 +218,7 @@ public final class VectorKernels {
             s1 = s1.add(v);
             s2 = v.fma(v, s2);
         }
-        double a = s1.reduceLanes(VectorOperators.ADD), b = s2.reduceLanes(VectorOperators.ADD);
+        double a = sum(s1), b = sum(s2);
         for (; i < n; i++) {
             double v = x.getFloat((xo + i) * 4);
             a += v;
@@ -211,7 +262,7 @@ public final class VectorKernels {
             g.fma(xhat, FloatVector.fromArray(S, dGain, po + i)).intoArray(dGain, po + i);
             g.add(FloatVector.fromArray(S, dBeta, po + i)).intoArray(dBeta, po + i);
         }
-        double a = sd.reduceLanes(VectorOperators.ADD), b = sdx.reduceLanes(VectorOperators.ADD);
+        double a = sum(sd), b = sum(sdx);
         for (; i < n; i++) {
             float xhat = (x.getFloat((xo + i) * 4) - mean) * rstd;
             float g = dy.getFloat((dyo + i) * 4);
@@ -277,11 +328,11 @@ public final class VectorKernels {
             FloatVector x = load(g, from + i);
             acc = x.fma(x, acc);
             if ((i & 4095) == 4096 - L) { // flush to double now and then: float lanes lose precision over millions of terms
-                s += acc.reduceLanes(VectorOperators.ADD);
+                s += sum(acc);
                 acc = FloatVector.zero(S);
             }
         }
-        s += acc.reduceLanes(VectorOperators.ADD);
+        s += sum(acc);
         for (; i < n; i++) {
             double x = g.getFloat((from + i) * 4);
             s += x * x;

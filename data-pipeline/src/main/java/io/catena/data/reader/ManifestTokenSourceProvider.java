@@ -1,0 +1,138 @@
+package io.catena.data.reader;
+
+import io.catena.data.manifest.Manifest;
+import io.catena.data.manifest.ManifestStore;
+import io.catena.model.data.TokenBatchSource;
+import io.catena.model.data.TokenSourceProvider;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.util.regex.Pattern;
+
+/**
+ * Lets chain-model's trainers ({@code catena train-local --data <dataset>}, {@code eval}) read a
+ * {@code catena prepare} dataset through the {@link TokenSourceProvider} SPI, without chain-model
+ * depending on data-pipeline. Registered in
+ * {@code META-INF/services/io.catena.model.data.TokenSourceProvider}.
+ *
+ * <p>Accepted specs, on any Hadoop filesystem (a plain local path, {@code file://}, {@code hdfs://},
+ * {@code s3a://}, ...):
+ * <ul>
+ *   <li>a manifest file: {@code .../manifest.json} or {@code .../manifests/manifest-v000003.json}
+ *       (a pinned version);</li>
+ *   <li>a dataset directory: one holding {@code manifest.json} or a {@code manifests/} directory
+ *       (the newest version is read);</li>
+ *   <li>any other URI whose scheme is not {@code file}: chain-model's own text reader only reads local
+ *       files, so a remote URI can only mean a dataset, and opening it says clearly when it is not one.</li>
+ * </ul>
+ * A local directory of plain text files, a text file and {@code builtin:genesis} are not accepted, so
+ * chain-model's byte-level text source still handles them.
+ *
+ * <p>{@link #open} returns a {@link ShardTokenSource} (seeded per-epoch shuffle, worker {@code worker}
+ * of {@code workers}, exact resume by position) after checking that the shards were packed for the
+ * requested {@code seqLen}.
+ */
+public final class ManifestTokenSourceProvider implements TokenSourceProvider {
+
+    /** System property: verified shard tokens kept in memory per source (default 64 Mi tokens). */
+    public static final String MAX_CACHED_TOKENS_PROP = "catena.data.maxCachedTokens";
+    private static final long DEFAULT_MAX_CACHED_TOKENS = 64L << 20;
+    private static final Pattern MANIFEST_FILE = Pattern.compile("manifest(-v\\d+)?\\.json");
+    private static final Pattern URI_WITH_SCHEME = Pattern.compile("^[A-Za-z][A-Za-z0-9+.-]*://.*");
+
+    private final Configuration conf;
+
+    /** The ServiceLoader constructor: Hadoop's default configuration (core-site.xml etc. from the class path). */
+    public ManifestTokenSourceProvider() {
+        this(new Configuration());
+    }
+
+    public ManifestTokenSourceProvider(Configuration conf) {
+        this.conf = conf;
+    }
+
+    @Override
+    public boolean accepts(String dataSpec) {
+        if (dataSpec == null || dataSpec.isBlank() || dataSpec.startsWith("builtin:")) {
+            return false;
+        }
+        String spec = dataSpec.strip();
+        Path p;
+        try {
+            p = new Path(spec);
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+        if (MANIFEST_FILE.matcher(p.getName()).matches()) {
+            return true;
+        }
+        if (URI_WITH_SCHEME.matcher(spec).matches() && !spec.regionMatches(true, 0, "file:", 0, 5)) {
+            return true;
+        }
+        try {
+            FileSystem fs = p.getFileSystem(conf);
+            return fs.getFileStatus(p).isDirectory()
+                    && (fs.exists(new Path(p, ManifestStore.MANIFEST)) || fs.exists(new Path(p, ManifestStore.VERSIONS_DIR)));
+        } catch (IOException | RuntimeException e) {
+            return false; // not there, or not readable as a dataset: leave it to the next reader
+        }
+    }
+
+    @Override
+    public TokenBatchSource open(String dataSpec, String split, int seqLen, long seed, int worker, int workers) {
+        String spec = dataSpec.strip();
+        if (seqLen < 1) {
+            throw new IllegalArgumentException("seq_len is " + seqLen + ", expected >= 1");
+        }
+        Path p = new Path(spec);
+        Manifest m;
+        try {
+            m = ManifestStore.open(p, conf);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the catena dataset at " + spec + ": " + e.getMessage()
+                    + ". Expected the --out directory of `catena prepare` (or one of its manifest files) on a reachable"
+                    + " filesystem.", e);
+        } catch (RuntimeException e) {
+            if (e instanceof IllegalArgumentException) {
+                throw e; // ManifestStore's own messages already say what to do
+            }
+            throw new IllegalArgumentException("cannot read the catena dataset at " + spec + ": " + e.getMessage()
+                    + (schemeOf(spec) == null ? "" : " (is a Hadoop FileSystem for scheme '" + schemeOf(spec)
+                    + "' on the class path and configured?)"), e);
+        }
+        if (m.seqLen() != seqLen) {
+            throw new IllegalArgumentException("the dataset " + spec + " (manifest v" + m.version() + ") was packed for seq_len "
+                    + m.seqLen() + " (windows of " + (m.seqLen() + 1) + " tokens), but the trainer asks for seq_len " + seqLen
+                    + ". Re-run `catena prepare ... --seq-len " + seqLen + "` into a new --out directory, or set seq_len="
+                    + m.seqLen() + " in the recipe.");
+        }
+        long maxCached = Long.getLong(MAX_CACHED_TOKENS_PROP, DEFAULT_MAX_CACHED_TOKENS);
+        ShardTokenSource.Options opt = new ShardTokenSource.Options(split, worker, workers, seed, true, maxCached);
+        try {
+            Path root = p.getFileSystem(conf).getFileStatus(p).isFile() ? p.getParent() : p;
+            if (root.getName().equals(ManifestStore.VERSIONS_DIR)) {
+                root = root.getParent();
+            }
+            return new ShardTokenSource(root, conf, m, opt);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot open dataset " + spec + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static String schemeOf(String spec) {
+        try {
+            return URI.create(spec).getScheme();
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "catena manifest reader (data-pipeline)";
+    }
+}
