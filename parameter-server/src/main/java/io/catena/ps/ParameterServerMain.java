@@ -53,8 +53,9 @@ public final class ParameterServerMain {
             p.setProperty(Configuration.RESTORE_PROP, restore);
         }
         ParameterServer.Context ctx = new ParameterServer.Context(p);
-        ShutdownSignalBarrier barrier = new ShutdownSignalBarrier();
-        try (ParameterServer ps = ParameterServer.launch(ctx)) {
+        // the barrier comes after launch and is closed after the server, so a failed start exits at once and a
+        // SIGTERM lets the server close (final snapshot) before the JVM's shutdown hook returns
+        try (ParameterServer ps = ParameterServer.launch(ctx); ShutdownSignalBarrier barrier = new ShutdownSignalBarrier()) {
             long interval = Configuration.getLong(p, Configuration.METRICS_INTERVAL_PROP, Configuration.METRICS_INTERVAL_DEFAULT);
             CountDownLatch stop = new CountDownLatch(1);
             Thread reporter = new Thread(() -> {

@@ -678,6 +678,11 @@ final class ServerConductor implements Agent {
     private void afterPublish() {
         tryGrow();
         servePendingPulls();
+        periodicSnapshot();
+    }
+
+    /** Starts the periodic snapshot when due; one that comes due while another is written starts when that one ends. */
+    private void periodicSnapshot() {
         if (ctx.snapshotInterval > 0 && version - lastSnapshotVersion >= ctx.snapshotInterval) {
             if (snapshotInFlight) {
                 metrics.snapshotsSkipped.incrementAndGet();
@@ -907,6 +912,7 @@ final class ServerConductor implements Agent {
             Throwable e = err;
             completions.add(() -> {
                 snapshotInFlight = false;
+                completions.add(this::periodicSnapshot);
                 if (e == null) {
                     metrics.snapshots.incrementAndGet();
                     metrics.lastSnapshot.set(u);

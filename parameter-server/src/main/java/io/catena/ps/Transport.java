@@ -94,16 +94,15 @@ final class Transport {
                 .termBufferSparseFile(true)
                 .publicationTermBufferLength(termLength)
                 .ipcTermBufferLength(termLength)
-                .initialWindowLength(Math.min(4 * 1024 * 1024, termLength / 2))
                 .warnIfDirectoryExists(false)
                 .spiesSimulateConnection(false);
         try {
             return MediaDriver.launchEmbedded(ctx);
         } catch (RuntimeException e) {
             ctx.close();
-            throw new ConfigurationException("catena.ps.aeron.dir", "a directory where an Aeron MediaDriver can start", dir,
-                    "the driver failed: " + e.getMessage() + " (check free space in the directory's file system and "
-                            + "that no other process owns it)", e);
+            throw new ParameterServerException("the embedded Aeron MediaDriver could not start in " + dir + " ("
+                    + Configuration.AERON_DIR_PROP + "): " + e.getMessage() + "; check free space there, that no other process "
+                    + "uses the directory, and the UDP socket settings in " + Configuration.UDP_CHANNEL_PARAMS_PROP, e);
         }
     }
 

@@ -3,8 +3,11 @@ package io.catena.data.prepare;
 import io.catena.data.TestData;
 import io.catena.data.TestSpark;
 import io.catena.data.manifest.Manifest;
+import io.catena.data.reader.ManifestTokenSourceProvider;
 import io.catena.data.reader.ShardTokenSource;
 import io.catena.data.shard.ShardCorruptException;
+import io.catena.model.data.TokenBatchSource;
+import io.catena.model.data.TokenSourceProvider;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
@@ -25,7 +28,9 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -92,6 +97,21 @@ class HdfsPrepareTest {
             }
         }
         assertEquals(total - total % 2, seen);
+
+        // chain-model's trainers reach the same data through the SPI with an hdfs:// spec (directory or manifest file)
+        for (String spec : List.of(out, out + "/manifest.json")) {
+            TokenSourceProvider provider = TokenSourceProvider.find(spec);
+            assertInstanceOf(ManifestTokenSourceProvider.class, provider, spec);
+            try (TokenBatchSource viaSpi = provider.open(spec, "train", 64, 3, 1, 2);
+                 ShardTokenSource direct = ShardTokenSource.open(out, conf, ShardTokenSource.Options.of("train", 1, 2, 3))) {
+                int[] a = new int[6 * 65];
+                int[] b = new int[6 * 65];
+                viaSpi.nextBatch(a, 6);
+                direct.nextBatch(b, 6);
+                assertArrayEquals(b, a, spec);
+                assertEquals(direct.windowsPerEpoch(), viaSpi.windowsPerEpoch());
+            }
+        }
 
         // flip one payload byte of a shard on HDFS: the reader names the file and offset, yields nothing from it
         Manifest.Shard first = m.shards("train").get(0);
