@@ -100,10 +100,10 @@ public final class ParamLayout {
             }
             linear(t, cfg, pre + "attn.o" + sc, d, p, Kind.OUT_WEIGHT);
             norm(t, cfg, pre + "norm2" + sc, d);
+            linear(t, cfg, pre + "ffn.up" + sc, f, p, Kind.WEIGHT);
             if (cfg.activation() == ColmConfig.Activation.SWIGLU) {
                 linear(t, cfg, pre + "ffn.gate" + sc, f, p, Kind.WEIGHT);
             }
-            linear(t, cfg, pre + "ffn.up" + sc, f, p, Kind.WEIGHT);
             linear(t, cfg, pre + "ffn.down" + sc, d, pf, Kind.OUT_WEIGHT);
         }
         norm(t, cfg, "norm_f" + sc, d);
