@@ -80,6 +80,7 @@ public final class TrainBench {
         int[] in = new int[batch * seq];
         int[] tg = new int[batch * seq];
         double[] times = new double[steps];
+        io.catena.model.kernel.Prof.reset();
         double[] gemm = new double[steps];
         double lastLoss = 0;
         for (int s = 0; s < warmup + steps; s++) {
@@ -90,8 +91,13 @@ public final class TrainBench {
             long g0 = Gemm.nanos();
             long t0 = System.nanoTime();
             double[] l = model.forwardBackward(in, tg, 0, 0, false, 1.0);
+            long to = io.catena.model.kernel.Prof.start();
             opt.step(params, grads, m, v, s + 1, 3e-4);
+            io.catena.model.kernel.Prof.stop("adamw", to);
             long t1 = System.nanoTime();
+            if (s == warmup - 1) {
+                io.catena.model.kernel.Prof.reset();
+            }
             if (s >= warmup) {
                 times[s - warmup] = (t1 - t0) / 1e6;
                 gemm[s - warmup] = (Gemm.nanos() - g0) / 1e6;
@@ -110,6 +116,11 @@ public final class TrainBench {
         r.put("ms_per_step_median", med);
         r.put("ms_per_step_min", Arrays.stream(times).min().orElse(0));
         r.put("gemm_ms_per_step_median", median(gemm));
+        if (io.catena.model.kernel.Prof.ON) {
+            Map<String, Double> phases = new LinkedHashMap<>();
+            io.catena.model.kernel.Prof.snapshot().forEach((phase, ms) -> phases.put(phase, ms / steps));
+            r.put("phase_ms_per_step", phases);
+        }
         r.put("tokens_per_s", batch * seq / (med / 1000));
         r.put("last_loss", lastLoss);
         r.put("train_flops_per_token", trainFlopsPerToken(cfg, seq));

@@ -2,6 +2,7 @@ package io.catena.model;
 
 import io.catena.model.kernel.Kernels;
 import io.catena.model.kernel.Mat;
+import io.catena.model.kernel.Prof;
 import io.catena.model.layers.Attention;
 import io.catena.model.layers.ChainNorm;
 import io.catena.model.layers.Embedding;
@@ -119,17 +120,31 @@ public final class ColmModel {
         cfg.checkScale(k);
         checkLength(tokens, offset);
         int w = cfg.prefixWidth(k);
+        long t = Prof.start();
         embedding.forward(tokens, offset, resid[0], k);
+        Prof.stop("fwd.embed", t);
         for (int l = 0; l < cfg.layers(); l++) {
+            t = Prof.start();
             norm1[l].forward(resid[2 * l], h1[l], k);
+            Prof.stop("fwd.norm", t);
+            t = Prof.start();
             attention[l].forward(h1[l], branch, k);
+            Prof.stop("fwd.attention", t);
+            t = Prof.start();
             Kernels.add(resid[2 * l].colsCached(0, w), branch.colsCached(0, w), resid[2 * l + 1].colsCached(0, w));
             norm2[l].forward(resid[2 * l + 1], h2[l], k);
+            Prof.stop("fwd.norm", t);
+            t = Prof.start();
             ffn[l].forward(h2[l], branch, k);
+            Prof.stop("fwd.ffn", t);
+            t = Prof.start();
             Kernels.add(resid[2 * l + 1].colsCached(0, w), branch.colsCached(0, w), resid[2 * l + 2].colsCached(0, w));
+            Prof.stop("fwd.norm", t);
         }
+        t = Prof.start();
         normF.forward(resid[2 * cfg.layers()], hf, k);
         head.forward(hf, k);
+        Prof.stop("fwd.head", t);
         lastForwardScale = k;
     }
 
@@ -164,23 +179,39 @@ public final class ColmModel {
         for (int j = 0; j < n; j++) {
             weights[j] = cfg.lossWeights().get(j) * gradScale;
         }
+        long t = Prof.start();
         double[] losses = head.lossAndGradient(targets, offset, n, weights);
+        Prof.stop("loss", t);
         lastForwardScale = 0; // logits now hold gradients
         backward(inputs, offset, n, frozenChains, accumulate);
         return losses;
     }
 
     private void backward(int[] inputs, int offset, int k, int frozen, boolean acc) {
+        long t = Prof.start();
         head.backward(hf, dh, k, frozen, acc);
+        Prof.stop("bwd.head", t);
+        t = Prof.start();
         dx.fill(0);
         normF.backward(resid[2 * cfg.layers()], dh, dx, k, frozen, acc);
+        Prof.stop("bwd.norm", t);
         for (int l = cfg.layers() - 1; l >= 0; l--) {
+            t = Prof.start();
             ffn[l].backward(h2[l], dx, dh, k, frozen, acc, false);
+            Prof.stop("bwd.ffn", t);
+            t = Prof.start();
             norm2[l].backward(resid[2 * l + 1], dh, dx, k, frozen, acc);
+            Prof.stop("bwd.norm", t);
+            t = Prof.start();
             attention[l].backward(h1[l], dx, dh, k, frozen, acc, false);
+            Prof.stop("bwd.attention", t);
+            t = Prof.start();
             norm1[l].backward(resid[2 * l], dh, dx, k, frozen, acc);
+            Prof.stop("bwd.norm", t);
         }
+        t = Prof.start();
         embedding.backward(inputs, offset, dx, k, frozen, acc);
+        Prof.stop("bwd.embed", t);
     }
 
     private void checkLength(int[] tokens, int offset) {

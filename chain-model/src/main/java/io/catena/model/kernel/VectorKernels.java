@@ -366,4 +366,68 @@ public final class VectorKernels {
             x1.mul(s).add(x2.mul(c)).intoByteBuffer(dst, (dOff + m + half) * 4, NATIVE);
         }
     }
+
+    /** act = gelu_tanh(u) and, in the same pass, u = gelu'(u) (what backward needs; tanh computed once). */
+    public static void geluWithGrad(ByteBuffer u, int uo, ByteBuffer act, int ao, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector x = load(u, uo + i);
+            FloatVector x2 = x.mul(x);
+            FloatVector th = tanh(x2.mul(0.044715f).mul(x).add(x).mul(SQRT_2_OVER_PI));
+            x.mul(0.5f).mul(th.add(1f)).intoByteBuffer(act, (ao + i) * 4, NATIVE);
+            FloatVector dInner = x2.mul(3f * 0.044715f).add(1f).mul(SQRT_2_OVER_PI);
+            th.add(1f).mul(0.5f).add(x.mul(0.5f).mul(th.mul(th).neg().add(1f)).mul(dInner)).intoByteBuffer(u, (uo + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            float x = u.getFloat((uo + i) * 4);
+            float th = tanhScalar((x * x * 0.044715f * x + x) * SQRT_2_OVER_PI);
+            act.putFloat((ao + i) * 4, 0.5f * x * (1f + th));
+            u.putFloat((uo + i) * 4, 0.5f * (1 + th) + 0.5f * x * (1 - th * th) * ((x * x * (3f * 0.044715f) + 1f) * SQRT_2_OVER_PI));
+        }
+    }
+
+    /** out = a * b over n elements. */
+    public static void mul(ByteBuffer a, int ao, ByteBuffer b, int bo, ByteBuffer out, int oo, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            load(a, ao + i).mul(load(b, bo + i)).intoByteBuffer(out, (oo + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            out.putFloat((oo + i) * 4, a.getFloat((ao + i) * 4) * b.getFloat((bo + i) * 4));
+        }
+    }
+
+    /** x = exp(x - shift) in place; returns the sum (one exp per element). */
+    public static double expStoreSum(ByteBuffer b, int off, int n, float shift) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector e = exp(load(b, off + i).sub(shift));
+            e.intoByteBuffer(b, (off + i) * 4, NATIVE);
+            acc = acc.add(e);
+        }
+        double s = sum(acc);
+        for (; i < n; i++) {
+            float e = expScalar(b.getFloat((off + i) * 4) - shift);
+            b.putFloat((off + i) * 4, e);
+            s += e;
+        }
+        return s;
+    }
+
+    /** x = x * scale (+ addend row when addend != null), in place. */
+    public static void scaleAdd(ByteBuffer b, int off, int n, float scale, ByteBuffer addend, int ao) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector v = load(b, off + i).mul(scale);
+            if (addend != null) {
+                v = v.add(load(addend, ao + i));
+            }
+            v.intoByteBuffer(b, (off + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            float v = b.getFloat((off + i) * 4) * scale;
+            b.putFloat((off + i) * 4, addend != null ? v + addend.getFloat((ao + i) * 4) : v);
+        }
+    }
 }

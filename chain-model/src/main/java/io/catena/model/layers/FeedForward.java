@@ -35,7 +35,7 @@ public final class FeedForward {
     private final ChainLinear gate;
     private final ChainLinear down;
     private final Scratch s;
-    // Saved for backward.
+    // Saved for backward. On the float32 GELU path the forward overwrites u with gelu'(u).
     private final Mat u;
     private final Mat g;
     private final Mat act;
@@ -92,7 +92,7 @@ public final class FeedForward {
                     // per chain segment: a chain's elements split into vector body and scalar tail the same way at every scale
                     for (int i = 0; i < chainsIn(f); i++) {
                         int so = o + cfg.ffnPrefixWidth(i);
-                        VectorKernels.gelu(fu.bytes(), so, fa.bytes(), so, cfg.ffnChainWidth(i));
+                        VectorKernels.geluWithGrad(fu.bytes(), so, fa.bytes(), so, cfg.ffnChainWidth(i));
                     }
                     continue;
                 }
@@ -111,10 +111,8 @@ public final class FeedForward {
             for (int r = from; r < to; r++) {
                 int o = r * u.ld;
                 if (!swiglu && ub instanceof Buf.F32 fu && da instanceof Buf.F32 fa && du instanceof Buf.F32 fd) {
-                    for (int i = 0; i < chainsIn(f); i++) {
-                        int so = o + cfg.ffnPrefixWidth(i);
-                        VectorKernels.geluBackward(fu.bytes(), so, fa.bytes(), so, fd.bytes(), so, cfg.ffnChainWidth(i));
-                    }
+                    // the forward left gelu'(u) in u
+                    VectorKernels.mul(fu.bytes(), o, fa.bytes(), o, fd.bytes(), o, f);
                     continue;
                 }
                 for (int c = 0; c < f; c++) {

@@ -14,7 +14,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  * LM head and multi-chain cross-entropy. The head is stored per chain ({@code head.c{i}: [D_i, V]});
  * the logits of every scale come from one running sum, {@code logits_k = logits_{k-1} + h_k W_k}.
  * The loss is {@code sum_k w_k CE(logits_k)}; its gradient is computed in place over the logits
- * (softmax and CE fused in one pass per row) and summed over scales from the widest down.
+ * (softmax and CE fused per row, one exp per logit) and summed over scales from the widest down
+ * inside the same pass.
  */
 public final class LmHead {
     private final ColmConfig cfg;
@@ -22,7 +23,6 @@ public final class LmHead {
     private final Mat[] grad;
     /** logits[j] = logits of scale j+1, [rows, V]. */
     private final Mat[] logits;
-    private final Mat scratch;
     private final double[] rowLoss;
 
     public LmHead(ColmConfig cfg, Params params, Params grads, int rows, DataType type) {
@@ -36,7 +36,6 @@ public final class LmHead {
             grad[i] = grads.mat("head.c" + i);
             logits[i] = Mat.allocate(type, rows, cfg.vocabSize());
         }
-        scratch = Mat.allocate(type, rows, cfg.vocabSize());
         rowLoss = new double[rows];
     }
 
@@ -52,8 +51,9 @@ public final class LmHead {
             if (i == 0) {
                 Gemm.mm(hi, false, weight[0], false, logits[0], false);
             } else {
-                Gemm.mm(hi, false, weight[i], false, scratch, false);
-                Kernels.add(logits[i - 1], scratch, logits[i]);
+                // logits_i = logits_{i-1} + h_i W_i: copy, then let the GEMM accumulate (beta = 1)
+                Kernels.copy(logits[i - 1], logits[i]);
+                Gemm.mm(hi, false, weight[i], false, logits[i], true);
             }
         }
     }
@@ -63,7 +63,7 @@ public final class LmHead {
         Mat l = logits[scale - 1];
         Parallel.forRows(l.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
-                rowLoss[r] = crossEntropyRow(l, r, targets[targetOffset + r], false, 0.0);
+                rowLoss[r] = crossEntropyRow(l, r, targets[targetOffset + r], false, 0.0, null);
             }
         });
         return meanOf(rowLoss, l.rows);
@@ -75,18 +75,17 @@ public final class LmHead {
      */
     public double[] lossAndGradient(int[] targets, int targetOffset, int k, double[] weights) {
         double[] losses = new double[k];
-        for (int j = 0; j < k; j++) {
+        // widest scale first, so each scale's pass can add the summed gradient of the wider ones
+        for (int j = k - 1; j >= 0; j--) {
             Mat l = logits[j];
+            Mat wider = j + 1 < k ? logits[j + 1] : null;
             double scale = weights[j] / l.rows;
             Parallel.forRows(l.rows, (from, to) -> {
                 for (int r = from; r < to; r++) {
-                    rowLoss[r] = crossEntropyRow(l, r, targets[targetOffset + r], true, scale);
+                    rowLoss[r] = crossEntropyRow(l, r, targets[targetOffset + r], true, scale, wider);
                 }
             });
             losses[j] = meanOf(rowLoss, l.rows);
-        }
-        for (int j = k - 2; j >= 0; j--) {
-            Kernels.add(logits[j], logits[j + 1], logits[j]);
         }
         return losses;
     }
@@ -103,7 +102,7 @@ public final class LmHead {
      * CE of one row; when writeGradient the row is overwritten with gradScale * (softmax - onehot).
      * Log-sum-exp with the row maximum subtracted, accumulated in double.
      */
-    private static double crossEntropyRow(Mat l, int r, int target, boolean writeGradient, double gradScale) {
+    private static double crossEntropyRow(Mat l, int r, int target, boolean writeGradient, double gradScale, Mat addend) {
         final Buf b = l.buf;
         final int o = l.index(r, 0), v = l.cols;
         if (target < 0 || target >= v) {
@@ -112,13 +111,15 @@ public final class LmHead {
         if (b instanceof Buf.F32 f) {
             var bytes = f.bytes();
             float max = VectorKernels.max(bytes, o, v);
-            double sum = VectorKernels.sumExp(bytes, o, v, 1f, max);
-            double loss = max + Math.log(sum) - b.get(o + target);
-            if (writeGradient) {
-                VectorKernels.expInPlace(bytes, o, v, 1f, max, (float) (gradScale / sum));
-                b.set(o + target, b.get(o + target) - gradScale);
+            double targetLogit = b.get(o + target);
+            if (!writeGradient) {
+                return max + Math.log(VectorKernels.sumExp(bytes, o, v, 1f, max)) - targetLogit;
             }
-            return loss;
+            double sum = VectorKernels.expStoreSum(bytes, o, v, max);
+            VectorKernels.scaleAdd(bytes, o, v, (float) (gradScale / sum), addend == null ? null : ((Buf.F32) addend.buf).bytes(),
+                    addend == null ? 0 : addend.index(r, 0));
+            b.set(o + target, b.get(o + target) - gradScale);
+            return max + Math.log(sum) - targetLogit;
         }
         double max = Double.NEGATIVE_INFINITY;
         for (int c = 0; c < v; c++) {
@@ -136,6 +137,11 @@ public final class LmHead {
                 b.set(o + c, gradScale * Math.exp(b.get(o + c) - max) * inv);
             }
             b.set(o + target, b.get(o + target) - gradScale);
+            if (addend != null) {
+                for (int c = 0; c < v; c++) {
+                    b.set(o + c, b.get(o + c) + addend.get(r, c));
+                }
+            }
         }
         return loss;
     }
