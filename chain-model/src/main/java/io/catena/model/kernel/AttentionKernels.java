@@ -44,6 +44,9 @@ public final class AttentionKernels {
         for (; i + 4 <= t; i += 4) {
             int need = i + 4;
             int j = 0;
+            for (; j < need && j + 4 * L <= t; j += 4 * L) {
+                scoresSlab(a, (ao + i * hd) * 4, hd, bt, t, j, out, oo + i * t + j);
+            }
             for (; j < need && j + L <= t; j += L) {
                 FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0;
                 int r0 = (ao + i * hd) * 4, r1 = r0 + hd * 4, r2 = r1 + hd * 4, r3 = r2 + hd * 4;
@@ -86,7 +89,11 @@ public final class AttentionKernels {
         int i = 0;
         for (; i + 4 <= t; i += 4) {
             int w0 = (wo + i * t) * 4, w1 = w0 + t * 4, w2 = w1 + t * 4, w3 = w2 + t * 4;
-            for (int q = 0; q < hd; q += L) {
+            int q = 0;
+            for (; q + 4 * L <= hd; q += 4 * L) {
+                slab4x4(w, new int[] {w0, w1, w2, w3}, 4, b, bo, hd, q, 0, i + 4, out, oo + i * hd + q, hd);
+            }
+            for (; q < hd; q += L) {
                 FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0;
                 for (int j = 0; j < i + 4; j++) {
                     FloatVector v = FloatVector.fromByteBuffer(S, b, (bo + j * hd + q) * 4, NATIVE);
@@ -118,7 +125,13 @@ public final class AttentionKernels {
     public static void combineColumns(ByteBuffer w, int wo, ByteBuffer b, int bo, ByteBuffer out, int oo, int t, int hd) {
         int j = 0;
         for (; j + 4 <= t; j += 4) {
-            for (int q = 0; q < hd; q += L) {
+            int q = 0;
+            int col0 = (wo + j * t + j) * 4;
+            for (; q + 4 * L <= hd; q += 4 * L) {
+                // rows of w^T are columns of w: start at w[j, j..j+3], stride one row of w per step
+                slab4x4(w, new int[] {col0, col0 + 4, col0 + 8, col0 + 12}, t * 4, b, bo, hd, q, j, t, out, oo + j * hd + q, hd);
+            }
+            for (; q < hd; q += L) {
                 FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0;
                 for (int i = j; i < t; i++) {
                     FloatVector v = FloatVector.fromByteBuffer(S, b, (bo + i * hd + q) * 4, NATIVE);
@@ -143,5 +156,101 @@ public final class AttentionKernels {
                 c0.intoByteBuffer(out, (oo + j * hd + q) * 4, NATIVE);
             }
         }
+    }
+
+    /**
+     * Four outputs x 64 columns at once: out_r[q .. q+4L) = sum_{s in [from, to)} coef_r(s) * b_s[q .. q+4L),
+     * where coef_r(s) is the float at byte position coefAt[r] + (s - from) * coefStride in w. Sixteen
+     * independent accumulators per four loads and four broadcasts keep the FMA units busy.
+     */
+    private static void slab4x4(ByteBuffer w, int[] coefAt, int coefStride, ByteBuffer b, int bo, int hd, int q, int from, int to,
+                                ByteBuffer out, int outOff, int outStride) {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        int p0 = coefAt[0], p1 = coefAt[1], p2 = coefAt[2], p3 = coefAt[3];
+        for (int s = from; s < to; s++) {
+            int row = (bo + s * hd + q) * 4;
+            FloatVector v0 = FloatVector.fromByteBuffer(S, b, row, NATIVE);
+            FloatVector v1 = FloatVector.fromByteBuffer(S, b, row + L * 4, NATIVE);
+            FloatVector v2 = FloatVector.fromByteBuffer(S, b, row + 2 * L * 4, NATIVE);
+            FloatVector v3 = FloatVector.fromByteBuffer(S, b, row + 3 * L * 4, NATIVE);
+            FloatVector c = FloatVector.broadcast(S, w.getFloat(p0));
+            a00 = v0.fma(c, a00);
+            a01 = v1.fma(c, a01);
+            a02 = v2.fma(c, a02);
+            a03 = v3.fma(c, a03);
+            c = FloatVector.broadcast(S, w.getFloat(p1));
+            a10 = v0.fma(c, a10);
+            a11 = v1.fma(c, a11);
+            a12 = v2.fma(c, a12);
+            a13 = v3.fma(c, a13);
+            c = FloatVector.broadcast(S, w.getFloat(p2));
+            a20 = v0.fma(c, a20);
+            a21 = v1.fma(c, a21);
+            a22 = v2.fma(c, a22);
+            a23 = v3.fma(c, a23);
+            c = FloatVector.broadcast(S, w.getFloat(p3));
+            a30 = v0.fma(c, a30);
+            a31 = v1.fma(c, a31);
+            a32 = v2.fma(c, a32);
+            a33 = v3.fma(c, a33);
+            p0 += coefStride;
+            p1 += coefStride;
+            p2 += coefStride;
+            p3 += coefStride;
+        }
+        store4(out, outOff, a00, a01, a02, a03);
+        store4(out, outOff + outStride, a10, a11, a12, a13);
+        store4(out, outOff + 2 * outStride, a20, a21, a22, a23);
+        store4(out, outOff + 3 * outStride, a30, a31, a32, a33);
+    }
+
+    private static void store4(ByteBuffer out, int off, FloatVector x0, FloatVector x1, FloatVector x2, FloatVector x3) {
+        x0.intoByteBuffer(out, off * 4, NATIVE);
+        x1.intoByteBuffer(out, (off + L) * 4, NATIVE);
+        x2.intoByteBuffer(out, (off + 2 * L) * 4, NATIVE);
+        x3.intoByteBuffer(out, (off + 3 * L) * 4, NATIVE);
+    }
+
+    /** Scores of rows i..i+3 against 64 keys j..j+63: sixteen accumulators over the head dimension. */
+    private static void scoresSlab(ByteBuffer a, int rowAt, int hd, float[] bt, int t, int j, ByteBuffer out, int outOff) {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        int r1 = rowAt + hd * 4, r2 = r1 + hd * 4, r3 = r2 + hd * 4;
+        for (int c = 0; c < hd; c++) {
+            int k = c * t + j;
+            FloatVector v0 = FloatVector.fromArray(S, bt, k);
+            FloatVector v1 = FloatVector.fromArray(S, bt, k + L);
+            FloatVector v2 = FloatVector.fromArray(S, bt, k + 2 * L);
+            FloatVector v3 = FloatVector.fromArray(S, bt, k + 3 * L);
+            FloatVector x = FloatVector.broadcast(S, a.getFloat(rowAt + c * 4));
+            a00 = v0.fma(x, a00);
+            a01 = v1.fma(x, a01);
+            a02 = v2.fma(x, a02);
+            a03 = v3.fma(x, a03);
+            x = FloatVector.broadcast(S, a.getFloat(r1 + c * 4));
+            a10 = v0.fma(x, a10);
+            a11 = v1.fma(x, a11);
+            a12 = v2.fma(x, a12);
+            a13 = v3.fma(x, a13);
+            x = FloatVector.broadcast(S, a.getFloat(r2 + c * 4));
+            a20 = v0.fma(x, a20);
+            a21 = v1.fma(x, a21);
+            a22 = v2.fma(x, a22);
+            a23 = v3.fma(x, a23);
+            x = FloatVector.broadcast(S, a.getFloat(r3 + c * 4));
+            a30 = v0.fma(x, a30);
+            a31 = v1.fma(x, a31);
+            a32 = v2.fma(x, a32);
+            a33 = v3.fma(x, a33);
+        }
+        store4(out, outOff, a00, a01, a02, a03);
+        store4(out, outOff + t, a10, a11, a12, a13);
+        store4(out, outOff + 2 * t, a20, a21, a22, a23);
+        store4(out, outOff + 3 * t, a30, a31, a32, a33);
     }
 }

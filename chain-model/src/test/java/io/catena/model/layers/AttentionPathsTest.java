@@ -21,7 +21,12 @@ class AttentionPathsTest {
         ColmConfig air = new ColmConfig(29, 32, List.of(2, 2), 1, 2, 2.0, ColmConfig.Activation.SWIGLU,
                 ColmConfig.NormKind.RMSNORM, 1e-5, 1e4, ColmConfig.Variant.COLM_AIR, 64, false, null);
         // sequence lengths with and without a 4-row / 16-column remainder
-        return List.of(new Object[] {colm, 35}, new Object[] {colm, 32}, new Object[] {air, 19});
+        ColmConfig wide = new ColmConfig(31, 64, List.of(1, 1), 1, 0, 1.0, ColmConfig.Activation.GELU,
+                ColmConfig.NormKind.LAYERNORM, 1e-5, 1e4, ColmConfig.Variant.COLM, 160, true, null);
+        ColmConfig wider = new ColmConfig(31, 128, List.of(1), 1, 0, 1.0, ColmConfig.Activation.GELU,
+                ColmConfig.NormKind.RMSNORM, 1e-5, 1e4, ColmConfig.Variant.COLM, 160, true, null);
+        return List.of(new Object[] {colm, 35}, new Object[] {colm, 32}, new Object[] {air, 19},
+                new Object[] {wide, 133}, new Object[] {wider, 70});
     }
 
     @ParameterizedTest
