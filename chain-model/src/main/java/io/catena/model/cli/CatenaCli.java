@@ -248,6 +248,11 @@ public final class CatenaCli {
         }
         TrainingState st = new CheckpointStore().load(a.require("ckpt"), false);
         ColmConfig cfg = st.config();
+        Object data = st.info().get("data");
+        if (data != null && !data.toString().startsWith("bytes:")) {
+            throw new IllegalArgumentException("this checkpoint was trained on " + data + "; generate encodes and decodes with the "
+                    + "byte tokenizer only, so its text would be garbage. Generate from a model trained with train-local on text.");
+        }
         String prompt = a.require("prompt");
         int k = a.get("chains", "all").equals("all") ? cfg.numChains() : a.integer("chains", cfg.numChains());
         TreeMap<Integer, Integer> switches = new TreeMap<>();
