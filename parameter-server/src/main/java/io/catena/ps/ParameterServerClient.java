@@ -455,13 +455,13 @@ public final class ParameterServerClient implements AutoCloseable {
                 .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
                 .chunkCount(chunkCount).payloadLength(payloadLength);
         auth.begin();
-        auth.update(txHeader, 0, MessageHeader.LENGTH);
         DirectBufferVector[] v = vectors2;
         if (payloadLength > 0) {
-            auth.update(payload, payloadOffset, payloadLength);
+            auth.update(payload, payloadOffset, payloadLength); // payload first, then header (protocol package doc)
             vPayload.reset(payload, payloadOffset, payloadLength);
             v = vectors3;
         }
+        auth.update(txHeader, 0, MessageHeader.LENGTH);
         auth.finish(txMac, 0);
         return Transport.offer(publication, v, deadlineNs, idle);
     }

@@ -13,6 +13,8 @@ import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.VectorKernels;
 import io.catena.model.optim.AdamW;
 import io.catena.ps.protocol.ChunkPlan;
 import io.catena.ps.protocol.MessageAuthenticator;
@@ -36,6 +38,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import javax.crypto.Mac;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.IdleStrategy;
@@ -83,6 +86,12 @@ final class ServerConductor implements Agent {
     private int frozenChains;
     private UnsafeBuffer paramsView;
     private Map<String, Object> baseInfo;
+    /**
+     * HMAC state after each parameter chunk's payload, for the current parameters: W workers pulling one
+     * version cost one pass of HMAC over the vector, not W (payload-first MAC, protocol package doc).
+     * Null entries: not hashed yet; cleared whenever the parameters change.
+     */
+    private Mac[] chunkMacs = new Mac[0];
 
     // synchronisation state
     private Params[] slots;
@@ -192,6 +201,7 @@ final class ServerConductor implements Agent {
         this.adamW = new AdamW(l, ctx.adamW, frozen);
         this.plan = ChunkPlan.of(l, ctx.shards, ctx.chunkFloats);
         this.paramsView = view(p);
+        this.chunkMacs = new Mac[plan.chunks()];
         int nSlots = sync.mode() == SyncPolicy.Mode.ASP ? 0 : sync.bound() + 1;
         slots = new Params[nSlots];
         slotViews = new UnsafeBuffer[nSlots];
@@ -567,7 +577,7 @@ final class ServerConductor implements Agent {
                     + "; pull version >= " + sync.minVersionFor(step) + " first");
             return;
         }
-        int bad = firstNonFinite(ws.view, (int) layout.size());
+        int bad = firstNonFinite(ws.staging, ws.view, (int) layout.size());
         if (bad >= 0) {
             reject(s, RejectReason.NON_FINITE, corr, "worker " + w + " step " + step + ": gradient element " + bad + " ("
                     + tensorAt(bad) + ") is " + ws.view.getFloat(bad * 4) + "; nothing was applied. Lower the learning rate or "
@@ -591,7 +601,7 @@ final class ServerConductor implements Agent {
         if (slotStep[sl] != step) {
             slotStep[sl] = step;
         }
-        add(slotViews[sl], ws.view, (int) layout.size());
+        add(slots[sl], slotViews[sl], ws.staging, ws.view, (int) layout.size());
         slotHas[sl][w] = true;
         slotBase[sl][w] = ws.base;
         slotArrival[sl][w] = now;
@@ -604,7 +614,15 @@ final class ServerConductor implements Agent {
         return (int) (step % (sync.bound() + 1));
     }
 
-    private static int firstNonFinite(UnsafeBuffer b, int n) {
+    /**
+     * First non-finite element, or -1. Fast path: a vectorized sum of squares is finite exactly when every
+     * element is finite (squares are >= 0, so no inf - inf), unless a finite element above ~1e19 overflows it;
+     * only then is the vector scanned element by element.
+     */
+    private static int firstNonFinite(Params p, UnsafeBuffer b, int n) {
+        if (p.buf() instanceof Buf.F32 f && Double.isFinite(VectorKernels.sumSquares(f.bytes(), 0, n))) {
+            return -1;
+        }
         for (int i = 0; i < n; i++) {
             if (!Float.isFinite(b.getFloat(i * 4))) {
                 return i;
@@ -613,7 +631,11 @@ final class ServerConductor implements Agent {
         return -1;
     }
 
-    private static void add(UnsafeBuffer acc, UnsafeBuffer g, int n) {
+    private static void add(Params accParams, UnsafeBuffer acc, Params gParams, UnsafeBuffer g, int n) {
+        if (accParams.buf() instanceof Buf.F32 a && gParams.buf() instanceof Buf.F32 b) {
+            VectorKernels.add(a.bytes(), 0, b.bytes(), 0, a.bytes(), 0, n); // chain-model's Vector API kernel
+            return;
+        }
         for (int i = 0, o = 0; i < n; i++, o += 4) {
             acc.putFloat(o, acc.getFloat(o) + g.getFloat(o));
         }
@@ -662,6 +684,7 @@ final class ServerConductor implements Agent {
 
     /** One AdamW step on the mean of {@code count} summed gradients, shard by shard (chain-model's code). */
     private void applyUpdate(Params gradSum, int count) {
+        Arrays.fill(chunkMacs, null); // the parameters change
         double ss = 0;
         for (int s = 0; s < plan.shards(); s++) {
             ss += adamW.sumOfSquares(gradSum, plan.shardFrom(s), plan.shardTo(s));
@@ -730,7 +753,7 @@ final class ServerConductor implements Agent {
         }
         for (int i = 0; i < chunks; i++) {
             if (!send(s, MessageType.PARAMS, 0, corr, 0, version, i, chunks, paramsView, (int) (plan.chunkOffset(i) * 4),
-                    plan.chunkLength(i) * 4)) {
+                    plan.chunkLength(i) * 4, true)) {
                 return;
             }
         }
@@ -969,19 +992,39 @@ final class ServerConductor implements Agent {
     /** Signs and sends one frame whose payload is a region of {@code payload} (null: none), bounded by the send timeout. */
     private boolean send(Session s, MessageType type, int flags, long corr, long step, long ver, int chunkIndex, int chunkCount,
                          DirectBuffer payload, int payloadOffset, int payloadLength) {
+        return send(s, type, flags, corr, step, ver, chunkIndex, chunkCount, payload, payloadOffset, payloadLength, false);
+    }
+
+    /**
+     * {@code paramsChunk}: the payload is parameter chunk {@code chunkIndex} of the current parameters, whose
+     * HMAC state after the payload is cached until the parameters change.
+     */
+    private boolean send(Session s, MessageType type, int flags, long corr, long step, long ver, int chunkIndex, int chunkCount,
+                         DirectBuffer payload, int payloadOffset, int payloadLength, boolean paramsChunk) {
         if (s.pub.isClosed()) {
             return false;
         }
         tx.wrap(txHeader, 0).reset(type).flags(flags).jobId(ctx.jobId).epoch(epoch).workerId(s.workerId).step(step).version(ver)
                 .correlationId(corr).chunkIndex(chunkIndex).chunkCount(chunkCount).payloadLength(payloadLength);
-        auth.begin();
-        auth.update(txHeader, 0, MessageHeader.LENGTH);
         DirectBufferVector[] vectors = vectors2;
         if (payloadLength > 0) {
-            auth.update(payload, payloadOffset, payloadLength);
+            // payload first, then header (protocol package doc)
+            Mac cached = paramsChunk ? chunkMacs[chunkIndex] : null;
+            if (cached != null) {
+                auth.continueFrom(cached);
+            } else {
+                auth.begin();
+                auth.update(payload, payloadOffset, payloadLength);
+                if (paramsChunk) {
+                    chunkMacs[chunkIndex] = auth.snapshot();
+                }
+            }
             vPayload.reset(payload, payloadOffset, payloadLength);
             vectors = vectors3;
+        } else {
+            auth.begin();
         }
+        auth.update(txHeader, 0, MessageHeader.LENGTH);
         auth.finish(txMac, 0);
         boolean ok;
         try {

@@ -10,14 +10,20 @@ import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 
 /**
- * HMAC-SHA256 over a frame's header and payload with the per-job secret. Not thread-safe: one per
+ * HMAC-SHA256 over a frame's payload and header with the per-job secret. Not thread-safe: one per
  * thread (the server's conductor, each client).
+ *
+ * <p>The MAC input is the payload first, then the 64-byte header (the frame on the wire is header, payload,
+ * MAC). Hashing the payload first lets a sender that sends the same payload under several headers (the
+ * server answering W workers' pulls of one version) hash the bulk bytes once: {@link #snapshot()} after the
+ * payload, {@link #continueFrom} for each further header. The input is unambiguous because the header has a
+ * fixed length and carries the payload length.
  */
 public final class MessageAuthenticator {
     /** Shortest secret accepted: 128 bits. */
     public static final int MIN_SECRET_BYTES = 16;
 
-    private final Mac mac;
+    private Mac mac;
     private final byte[] expected = new byte[MessageHeader.MAC_LENGTH];
     private final byte[] scratch = new byte[64 * 1024];
 
@@ -41,6 +47,27 @@ public final class MessageAuthenticator {
             return ByteBuffer.wrap(d).getLong();
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * A copy of the computation so far (e.g. after a payload), or null when this JVM's HmacSHA256 cannot be
+     * cloned (then the caller hashes the payload again).
+     */
+    public Mac snapshot() {
+        try {
+            return (Mac) mac.clone();
+        } catch (CloneNotSupportedException e) {
+            return null;
+        }
+    }
+
+    /** Continues from a {@link #snapshot()} (which stays untouched and can be continued from again). */
+    public void continueFrom(Mac snapshot) {
+        try {
+            mac = (Mac) snapshot.clone();
+        } catch (CloneNotSupportedException e) {
+            throw new IllegalStateException("a snapshot that was cloned once cannot be cloned again", e);
         }
     }
 
@@ -85,15 +112,20 @@ public final class MessageAuthenticator {
     /** Signs a contiguous frame whose header and payload are already written at {@code offset}. */
     public void sign(MutableDirectBuffer frame, int offset, int payloadLength) {
         begin();
-        update(frame, offset, MessageHeader.LENGTH + payloadLength);
+        update(frame, offset + MessageHeader.LENGTH, payloadLength);
+        update(frame, offset, MessageHeader.LENGTH);
         finish(frame, offset + MessageHeader.LENGTH + payloadLength);
     }
 
     /** True when the MAC at the end of a contiguous frame of {@code length} bytes verifies (constant-time compare). */
     public boolean verify(DirectBuffer frame, int offset, int length) {
         int body = length - MessageHeader.MAC_LENGTH;
+        if (body < MessageHeader.LENGTH) {
+            return false;
+        }
         begin();
-        update(frame, offset, body);
+        update(frame, offset + MessageHeader.LENGTH, body - MessageHeader.LENGTH);
+        update(frame, offset, MessageHeader.LENGTH);
         try {
             mac.doFinal(expected, 0);
         } catch (javax.crypto.ShortBufferException e) {

@@ -10,7 +10,8 @@ import org.agrona.MutableDirectBuffer;
  */
 public final class MessageHeader {
     public static final short MAGIC = (short) 0xCA7E;
-    public static final int PROTOCOL_VERSION = 1;
+    /** 2: the MAC covers payload then header (1: header then payload), so that pulls hash each chunk once per version. */
+    public static final int PROTOCOL_VERSION = 2;
     public static final int LENGTH = 64;
     public static final int MAC_LENGTH = 32;
     /** Bytes a frame needs besides its payload. */

@@ -23,8 +23,13 @@
  *  40  i64  correlation id         48  i32 chunk index          52  i32 chunk count
  *  56  i32  payload length         60  i32 reserved (0)
  *  64  payload (payload length bytes; float32 chunks are little-endian)
- *  64+payload  HMAC-SHA256 (32 bytes) over bytes [0, 64 + payload length) with the job's secret
+ *  64+payload  HMAC-SHA256 (32 bytes) with the job's secret over the payload, then the header:
+ *              bytes [64, 64 + payload length) followed by bytes [0, 64)
  * </pre>
+ * The payload is hashed first so that the server, which sends the same parameter chunk of one version to
+ * every worker under different headers (worker id, correlation id), hashes each chunk's bytes once per
+ * version and only the 64-byte header per worker (a cloned HMAC state; see
+ * {@link io.catena.ps.protocol.MessageAuthenticator#snapshot()}).
  * All integers are little-endian. Every message of both directions is authenticated; a receiver
  * validates length, magic, version, type, payload length and the MAC before it looks at anything else.
  * The MAC binds job id, epoch, step, worker and chunk position to the payload, so a message cannot be
