@@ -9,8 +9,8 @@
 #               downloaded with `apt-get download` and unpacked under target/work (no install, so the installed JDK
 #               is never upgraded under running JVMs); APT_INSTALL=1 runs `apt-get install -y openjdk-17-source` instead]
 #   VOCAB [8192]  TRAIN_MB [24]  MEASURE_MB [32]  ROUNDS [5]  WARMUP [1]   encode benchmark
-#   PREPARE_MB [0 = whole corpus]  PREPARE_RUNS ["train load"]            prepare benchmark (train:VOCAB / tokenizer.json)
-#   SKIP_BUILD=1  use the jars already built;  MVN_FLAGS (e.g. -o)
+#   PREPARE_MB [0 = whole corpus]  PREPARE_RUNS ["train load"]  PREPARE_XMX [3g]   prepare benchmark (train:VOCAB / tokenizer.json)
+#   SKIP_BUILD=1  use the jars already built;  SKIP_ENCODE=1  keep results/tokenizer-encode.json;  MVN_FLAGS (e.g. -o)
 # Run on a quiet machine; the figures are single-thread (encode) and 2-core (prepare).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +18,7 @@ WORK="$ROOT/target/work/tokenizer-bench"
 OUT="$ROOT/benchmarks/results"
 VOCAB="${VOCAB:-8192}"; TRAIN_MB="${TRAIN_MB:-24}"; MEASURE_MB="${MEASURE_MB:-32}"
 ROUNDS="${ROUNDS:-5}"; WARMUP="${WARMUP:-1}"; PREPARE_MB="${PREPARE_MB:-0}"; PREPARE_RUNS="${PREPARE_RUNS:-train load}"
+PREPARE_XMX="${PREPARE_XMX:-3g}"
 mkdir -p "$WORK" "$OUT" "$ROOT/target/work/djl"
 
 # 1. the corpus
@@ -55,16 +56,19 @@ JAVA=(java -Djava.io.tmpdir="$WORK" -DDJL_CACHE_DIR="$ROOT/target/work/djl" -DEN
 BENCH=io.catena.bench.tokenizer.TokenizerBench
 
 # 3. encode: ours vs HuggingFace, one thread, same tokenizer.json
-echo "encode benchmark (vocab $VOCAB, train $TRAIN_MB MB, measure $MEASURE_MB MB, $ROUNDS rounds)" >&2
-"${JAVA[@]}" -Xms2g -Xmx2g -cp "$CP" $BENCH encode --src-zip "$SRC_ZIP" --work "$WORK" --vocab "$VOCAB" \
-  --train-mb "$TRAIN_MB" --measure-mb "$MEASURE_MB" --rounds "$ROUNDS" --warmup "$WARMUP" \
-  --out "$OUT/tokenizer-encode.json" 2> >(tee "$OUT/tokenizer-encode.log" >&2) > /dev/null
+if [[ "${SKIP_ENCODE:-0}" != 1 ]]; then
+  echo "encode benchmark (vocab $VOCAB, train $TRAIN_MB MB, measure $MEASURE_MB MB, $ROUNDS rounds)" >&2
+  "${JAVA[@]}" -Xms2g -Xmx2g -cp "$CP" $BENCH encode --src-zip "$SRC_ZIP" --work "$WORK" --vocab "$VOCAB" \
+    --train-mb "$TRAIN_MB" --measure-mb "$MEASURE_MB" --rounds "$ROUNDS" --warmup "$WARMUP" \
+    --out "$OUT/tokenizer-encode.json" 2> >(tee "$OUT/tokenizer-encode.log" >&2) > /dev/null
+fi
 
 # 4. prepare end to end, Spark local[2], each run in a fresh JVM (its peak RSS is the executor's: local mode)
 for run in $PREPARE_RUNS; do
   if [[ $run == train ]]; then TOK="train:$VOCAB"; else TOK="$WORK/tokenizer-jdk17-$VOCAB.json"; fi
   echo "prepare benchmark ($run: --tokenizer $TOK, ${PREPARE_MB:-0} MB, 0 = all)" >&2
-  "${JAVA[@]}" -Xmx3g $SPARK_OPTS -cp "$CP" $BENCH prepare --src-zip "$SRC_ZIP" --work "$WORK" --tokenizer "$TOK" \
+  "${JAVA[@]}" -Xmx"$PREPARE_XMX" $SPARK_OPTS -Dorg.slf4j.simpleLogger.log.io.catena=info -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -cp "$CP" $BENCH prepare --src-zip "$SRC_ZIP" --work "$WORK" --tokenizer "$TOK" \
     --mb "$PREPARE_MB" --master 'local[2]' --out "$OUT/tokenizer-prepare-$run.json" \
     2> "$OUT/tokenizer-prepare-$run.log" > /dev/null
   rm -rf "$WORK"/dataset-* "$WORK"/spark-local

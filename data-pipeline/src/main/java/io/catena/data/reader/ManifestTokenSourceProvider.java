@@ -44,15 +44,24 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
     private static final Pattern MANIFEST_FILE = Pattern.compile("manifest(-v\\d+)?\\.json");
     private static final Pattern URI_WITH_SCHEME = Pattern.compile("^[A-Za-z][A-Za-z0-9+.-]*://.*");
 
-    private final Configuration conf;
+    private Configuration conf;
 
-    /** The ServiceLoader constructor: Hadoop's default configuration (core-site.xml etc. from the class path). */
+    /**
+     * The ServiceLoader constructor: Hadoop's default configuration (core-site.xml etc. from the class path),
+     * created on first use, so merely listing providers (for {@code builtin:genesis}, say) costs nothing.
+     */
     public ManifestTokenSourceProvider() {
-        this(new Configuration());
     }
 
     public ManifestTokenSourceProvider(Configuration conf) {
         this.conf = conf;
+    }
+
+    private synchronized Configuration conf() {
+        if (conf == null) {
+            conf = new Configuration();
+        }
+        return conf;
     }
 
     @Override
@@ -74,7 +83,7 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
             return true;
         }
         try {
-            FileSystem fs = p.getFileSystem(conf);
+            FileSystem fs = p.getFileSystem(conf());
             return fs.getFileStatus(p).isDirectory()
                     && (fs.exists(new Path(p, ManifestStore.MANIFEST)) || fs.exists(new Path(p, ManifestStore.VERSIONS_DIR)));
         } catch (IOException | RuntimeException e) {
@@ -91,7 +100,7 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
         Path p = new Path(spec);
         Manifest m;
         try {
-            m = ManifestStore.open(p, conf);
+            m = ManifestStore.open(p, conf());
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the catena dataset at " + spec + ": " + e.getMessage()
                     + ". Expected the --out directory of `catena prepare` (or one of its manifest files) on a reachable"
@@ -113,11 +122,11 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
         long maxCached = Long.getLong(MAX_CACHED_TOKENS_PROP, DEFAULT_MAX_CACHED_TOKENS);
         ShardTokenSource.Options opt = new ShardTokenSource.Options(split, worker, workers, seed, true, maxCached);
         try {
-            Path root = p.getFileSystem(conf).getFileStatus(p).isFile() ? p.getParent() : p;
+            Path root = p.getFileSystem(conf()).getFileStatus(p).isFile() ? p.getParent() : p;
             if (root.getName().equals(ManifestStore.VERSIONS_DIR)) {
                 root = root.getParent();
             }
-            return new ShardTokenSource(root, conf, m, opt);
+            return new ShardTokenSource(root, conf(), m, opt);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open dataset " + spec + ": " + e.getMessage(), e);
         }
