@@ -1,0 +1,255 @@
+package io.catena.trainer;
+
+import io.catena.ps.SyncPolicy;
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Function;
+
+/**
+ * Settings of one {@code catena train} run. Every option is a command-line flag and, with the same
+ * name under {@code spark.catena.}, a Spark conf key (so it fits in spark-defaults.conf); the command
+ * line wins. {@link #parse(String[], Function)} takes the Spark conf as a lookup function.
+ */
+public record TrainOptions(String data, String recipe, String out, String master, int dp, SyncPolicy sync,
+                           List<Growth> growth, int evalEvery, int ckptEvery, boolean resume, FailAt failAt,
+                           long steps, long untilStep, List<String> overrides, String metrics, String jobName,
+                           String psHost, int psPort, int termLength, int kernelThreads, int maxAttempts,
+                           long requestTimeoutMs, long slotWaitMs) implements Serializable {
+
+    /** Conf key prefix: {@code --eval-every 50} is also {@code spark.catena.eval-every=50}. */
+    public static final String PREFIX = "spark.catena.";
+
+    static final Set<String> VALUED = new TreeSet<>(List.of("data", "recipe", "out", "master", "dp", "sync", "grow-at",
+            "eval-every", "ckpt-every", "fail-at", "steps", "until-step", "set", "metrics", "job-name", "ps-host", "ps-port",
+            "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms"));
+    static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help"));
+
+    public static final String USAGE = """
+            catena train --data <manifest uri|text file|dir|builtin:genesis> --recipe <file|builtin:tiny> --out <ckpt uri>
+                         [--master local[N]|spark://host:7077] [--dp N] [--sync bsp|ssp:S|asp]
+                         [--grow-at STEP:+HEADS[,HEADS...][:freeze]]... [--eval-every N] [--ckpt-every N] [--resume]
+                         [--steps N] [--until-step N] [--set key=value]... [--metrics <file.jsonl>] [--fail-at RANK:STEP[:exit]]
+                         [--job-name NAME] [--ps-host HOST] [--ps-port PORT] [--term-length BYTES] [--kernel-threads N]
+                         [--max-attempts N]
+              Trains CoLM with dp data-parallel Spark tasks (one barrier stage) through an embedded Aeron parameter
+              server on the driver. The global batch is the recipe's batch_size; each task computes batch_size/dp of
+              it, so a run matches `catena train-local` step for step. --grow-at 200:+2:freeze appends a 2-head chain
+              after step 200 and trains only the new chain. --eval-every/--ckpt-every default to the recipe's values.
+              --resume continues from the latest checkpoint under --out. --until-step stops early (the LR schedule
+              still follows --steps). A failed stage is rerun from the parameter server's version, up to
+              --max-attempts times. --fail-at makes task RANK fail once at STEP (fault-injection tests; :exit halts
+              its executor JVM instead of throwing).
+              Every option is also a Spark conf key spark.catena.<option> (e.g. spark.catena.dp=4).
+            """;
+
+    /** Append {@code heads} chains after step {@code step}; {@code freeze} trains only the new chains afterwards. */
+    public record Growth(long step, List<Integer> heads, boolean freeze) implements Serializable {
+        public Growth {
+            if (step < 1) {
+                throw new IllegalArgumentException("--grow-at step must be >= 1, got " + step);
+            }
+            if (heads.isEmpty() || heads.stream().anyMatch(h -> h < 1)) {
+                throw new IllegalArgumentException("--grow-at needs head counts >= 1, got " + heads);
+            }
+            heads = List.copyOf(heads);
+        }
+
+        /** Parses {@code STEP:+HEADS[,HEADS...][:freeze]}, e.g. {@code 100:+2:freeze}. */
+        public static Growth parse(String s) {
+            String[] p = s.trim().split(":");
+            if (p.length < 2 || p.length > 3 || !p[1].startsWith("+") || (p.length == 3 && !p[2].equalsIgnoreCase("freeze"))) {
+                throw new IllegalArgumentException("--grow-at must look like STEP:+HEADS[,HEADS...][:freeze] (e.g. 100:+2:freeze), got '"
+                        + s + "'");
+            }
+            try {
+                List<Integer> heads = new ArrayList<>();
+                for (String h : p[1].substring(1).split(",")) {
+                    heads.add(Integer.parseInt(h.trim()));
+                }
+                return new Growth(Long.parseLong(p[0].trim()), heads, p.length == 3);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--grow-at must look like STEP:+HEADS[,HEADS...][:freeze], got '" + s + "'");
+            }
+        }
+
+        @Override
+        public String toString() {
+            StringBuilder sb = new StringBuilder().append(step).append(":+");
+            for (int i = 0; i < heads.size(); i++) {
+                sb.append(i == 0 ? "" : ",").append(heads.get(i));
+            }
+            return sb.append(freeze ? ":freeze" : "").toString();
+        }
+    }
+
+    /**
+     * Task {@code rank} fails once (first stage run only) when it is about to compute step {@code step}: it
+     * throws, or with {@code exit} halts its executor JVM (a lost executor; clusters only).
+     */
+    public record FailAt(int rank, long step, boolean exit) implements Serializable {
+        public FailAt(int rank, long step) {
+            this(rank, step, false);
+        }
+
+        public static FailAt parse(String s) {
+            String[] p = s.trim().split(":");
+            try {
+                if (p.length == 2 || (p.length == 3 && p[2].trim().equals("exit"))) {
+                    return new FailAt(Integer.parseInt(p[0].trim()), Long.parseLong(p[1].trim()), p.length == 3);
+                }
+            } catch (NumberFormatException e) {
+                // fall through
+            }
+            throw new IllegalArgumentException("--fail-at must look like RANK:STEP[:exit] (e.g. 1:5), got '" + s + "'");
+        }
+    }
+
+    public TrainOptions {
+        growth = List.copyOf(growth);
+        overrides = List.copyOf(overrides);
+    }
+
+    /**
+     * Parses the command line; options missing there are looked up as {@code spark.catena.<name>} in
+     * {@code conf} (may return null). Throws IllegalArgumentException naming the bad option.
+     */
+    public static TrainOptions parse(String[] argv, Function<String, String> conf) {
+        Map<String, List<String>> values = new LinkedHashMap<>();
+        Set<String> flags = new TreeSet<>();
+        for (int i = 0; i < argv.length; i++) {
+            String a = argv[i];
+            if (i == 0 && a.equals("train")) {
+                continue; // `catena train ...` passes the command name along
+            }
+            if (!a.startsWith("--")) {
+                throw new IllegalArgumentException("unexpected argument '" + a + "'\n" + USAGE);
+            }
+            String name = a.substring(2);
+            String inline = null;
+            int eq = name.indexOf('=');
+            if (eq > 0) {
+                inline = name.substring(eq + 1);
+                name = name.substring(0, eq);
+            }
+            if (FLAGS.contains(name)) {
+                flags.add(name);
+            } else if (VALUED.contains(name)) {
+                String v = inline;
+                if (v == null) {
+                    if (i + 1 >= argv.length) {
+                        throw new IllegalArgumentException("--" + name + " needs a value\n" + USAGE);
+                    }
+                    v = argv[++i];
+                }
+                values.computeIfAbsent(name, k -> new ArrayList<>()).add(v);
+            } else {
+                throw new IllegalArgumentException("unknown option --" + name + "; valid: " + VALUED + " " + FLAGS + "\n" + USAGE);
+            }
+        }
+        if (flags.contains("help")) {
+            throw new HelpRequested();
+        }
+        Function<String, String> get = name -> {
+            List<String> l = values.get(name);
+            if (l != null) {
+                return l.get(l.size() - 1);
+            }
+            String v = conf == null ? null : conf.apply(PREFIX + name);
+            return v == null || v.isBlank() ? null : v.trim();
+        };
+        Function<String, List<String>> all = name -> {
+            List<String> l = values.get(name);
+            if (l != null) {
+                return l;
+            }
+            String v = conf == null ? null : conf.apply(PREFIX + name);
+            List<String> out = new ArrayList<>();
+            if (v != null) {
+                for (String s : v.split(";")) {
+                    if (!s.isBlank()) {
+                        out.add(s.trim());
+                    }
+                }
+            }
+            return out;
+        };
+        String data = require(get, "data");
+        String recipe = require(get, "recipe");
+        String out = require(get, "out");
+        List<Growth> growth = new ArrayList<>();
+        for (String g : all.apply("grow-at")) {
+            for (String one : g.split(";")) {
+                growth.add(Growth.parse(one));
+            }
+        }
+        growth.sort((x, y) -> Long.compare(x.step(), y.step()));
+        for (int i = 1; i < growth.size(); i++) {
+            if (growth.get(i).step() == growth.get(i - 1).step()) {
+                throw new IllegalArgumentException("two --grow-at events at step " + growth.get(i).step()
+                        + "; put all heads in one (e.g. " + growth.get(i).step() + ":+2,2)");
+            }
+        }
+        SyncPolicy sync;
+        try {
+            sync = SyncPolicy.parse(get.apply("sync") == null ? "bsp" : get.apply("sync"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--sync: " + e.getMessage());
+        }
+        boolean resume = flags.contains("resume") || Boolean.parseBoolean(get.apply("resume") == null ? "false" : get.apply("resume"));
+        String fail = get.apply("fail-at");
+        String host = get.apply("ps-host");
+        return new TrainOptions(data, recipe, out, get.apply("master"), integer(get, "dp", 0), sync, growth,
+                integer(get, "eval-every", -1), integer(get, "ckpt-every", -1), resume, fail == null ? null : FailAt.parse(fail),
+                longValue(get, "steps", 0), longValue(get, "until-step", 0), all.apply("set"), get.apply("metrics"),
+                get.apply("job-name"), host, integer(get, "ps-port", 0), integer(get, "term-length", 0),
+                integer(get, "kernel-threads", 0), integer(get, "max-attempts", 3), longValue(get, "request-timeout-ms", 120_000),
+                longValue(get, "slot-wait-ms", 30_000));
+    }
+
+    /** Thrown by {@link #parse} for --help. */
+    public static final class HelpRequested extends RuntimeException {
+        HelpRequested() {
+            super("help", null, false, false);
+        }
+    }
+
+    private static String require(Function<String, String> get, String name) {
+        String v = get.apply(name);
+        if (v == null) {
+            throw new IllegalArgumentException("missing --" + name + " (or " + PREFIX + name + ")\n" + USAGE);
+        }
+        return v;
+    }
+
+    private static int integer(Function<String, String> get, String name, int dflt) {
+        long v = longValue(get, name, dflt);
+        if (v > Integer.MAX_VALUE || v < Integer.MIN_VALUE) {
+            throw new IllegalArgumentException("--" + name + " is out of range: " + v);
+        }
+        return (int) v;
+    }
+
+    private static long longValue(Function<String, String> get, String name, long dflt) {
+        String v = get.apply(name);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + name + " must be an integer, got '" + v + "'");
+        }
+    }
+
+    /** A short description for logs. */
+    public String describe() {
+        return String.format(Locale.ROOT, "dp=%d sync=%s grow=%s eval_every=%d ckpt_every=%d resume=%s", dp, sync, growth, evalEvery,
+                ckptEvery, resume);
+    }
+}

@@ -1,0 +1,315 @@
+package io.catena.trainer;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.catena.model.ColmModel;
+import io.catena.model.Params;
+import io.catena.model.data.TokenBatchSource;
+import io.catena.model.kernel.Parallel;
+import io.catena.model.train.LocalTrainer;
+import io.catena.model.train.TrainSettings;
+import io.catena.ps.Configuration;
+import io.catena.ps.ParameterServerClient;
+import io.catena.ps.ParameterServerTimeoutException;
+import io.catena.ps.RequestRejectedException;
+import io.catena.ps.SyncPolicy;
+import io.catena.ps.protocol.RejectReason;
+import java.io.Serializable;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.apache.spark.BarrierTaskContext;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.TaskKilledException;
+import org.apache.spark.util.LongAccumulator;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One data-parallel worker: the body of one task of the barrier stage. It connects to the parameter
+ * server, exchanges its endpoint with the other tasks once ({@code allGather}), then loops over steps:
+ * its share of the global batch -> chain-model forward/backward -> push the gradient -> pull the next
+ * version. Per-step traffic is Aeron only (parameter server + telemetry to the driver).
+ *
+ * <p>Events at exact steps (BSP): rank 0 evaluates every scale and asks the server for a snapshot on
+ * the parameters of version s before anyone can compute step s+1 (it has not pushed s+1 yet); at a
+ * growth step every worker waits in a pull that the server answers when the driver has grown the model.
+ */
+final class WorkerTask implements Serializable {
+    private static final Logger LOG = LoggerFactory.getLogger(WorkerTask.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * Pulls wait at most this long per call, then check whether Spark cancelled the task (a failed peer);
+     * a slice that times out makes the client say HELLO again, which the server tolerates.
+     */
+    static final long PULL_SLICE_MS = 5_000;
+
+    private final JobSpec spec;
+    private final LongAccumulator tokensAcc;
+    private final LongAccumulator stepsAcc;
+
+    WorkerTask(JobSpec spec, LongAccumulator tokensAcc, LongAccumulator stepsAcc) {
+        this.spec = spec;
+        this.tokensAcc = tokensAcc;
+        this.stepsAcc = stepsAcc;
+    }
+
+    /** Thrown by --fail-at: the injected fault. */
+    static final class InjectedFault extends RuntimeException {
+        InjectedFault(String m) {
+            super(m);
+        }
+    }
+
+    // ---- per-task state -------------------------------------------------------------------------
+    private transient BarrierTaskContext tc;
+    private transient ParameterServerClient client;
+    private transient ColmModel model;
+    private transient Params params;
+    private transient Params grads;
+    private transient int frozen;
+    private transient TrainSettings settings;
+    private transient int rank;
+    private transient int bw;
+    private transient boolean sameJvm;
+
+    /** Runs the worker; returns one JSON summary line. */
+    List<String> run(BarrierTaskContext context) throws Exception {
+        this.tc = context;
+        this.rank = tc.partitionId();
+        this.settings = spec.settings();
+        this.bw = settings.batchSize() / spec.dp();
+        int threads = spec.kernelThreads() > 0 ? spec.kernelThreads()
+                : Math.max(1, Integer.parseInt(SparkEnv.get().conf().get("spark.task.cpus", "1")));
+        Parallel.setThreads(threads);
+        int gpu = GpuBinding.bind(tc);
+        String host = SparkEnv.get().blockManager().blockManagerId().host();
+        this.sameJvm = ProcessHandle.current().pid() == spec.driverPid() && TrainJob.HOST_ID.equals(spec.driverHostId());
+        String aeronDir = sameJvm ? spec.driverAeronDir() : Configuration.AERON_DIR_DEFAULT + "-" + spec.jobName().replaceAll("[^A-Za-z0-9_.-]", "_");
+        ParameterServerClient.Context cctx = new ParameterServerClient.Context()
+                .jobName(spec.jobName()).secret(spec.secret()).aeronDirectoryName(aeronDir).embeddedDriver(true)
+                .termLength(spec.termLength()).serverChannel(spec.psChannel()).serverStreamId(spec.psStreamId())
+                .udpChannelParams(spec.udpParams()).responseHost(host).workerId(rank)
+                .connectTimeoutMs(30_000).requestTimeoutMs(Math.min(spec.requestTimeoutMs(), 5_000)).idleStrategy("backoff");
+        long t0 = System.nanoTime();
+        try (ParameterServerClient c = ParameterServerClient.connect(cctx);
+             Telemetry.Sender tel = new Telemetry.Sender(aeronDir, spec.telemetryChannel(), 30_000, 10_000)) {
+            this.client = c;
+            Map<String, Object> me = new LinkedHashMap<>();
+            me.put("rank", rank);
+            me.put("host", host);
+            me.put("pid", ProcessHandle.current().pid());
+            me.put("aeron_dir", aeronDir);
+            me.put("ps_version", c.serverLayout().version());
+            me.put("ps_epoch", c.epoch());
+            me.put("gpu", gpu);
+            // the only Spark barrier call: endpoints once; every later message goes over Aeron
+            String[] all = tc.allGather(JSON.writeValueAsString(me));
+            if (all.length != spec.dp()) {
+                throw new IllegalStateException("allGather returned " + all.length + " endpoints, expected dp=" + spec.dp());
+            }
+            if (rank == 0) {
+                Map<String, Object> m = report("stage");
+                m.put("endpoints", List.of(all));
+                tel.send(m);
+            }
+            long steps = train(tel);
+            Map<String, Object> summary = new LinkedHashMap<>();
+            summary.put("rank", rank);
+            summary.put("steps", steps);
+            summary.put("attempt", spec.attempt());
+            summary.put("seconds", (System.nanoTime() - t0) / 1e9);
+            return List.of(JSON.writeValueAsString(summary));
+        } finally {
+            client = null;
+            model = null;
+        }
+    }
+
+    private Map<String, Object> report(String kind) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", kind);
+        m.put("job", spec.jobName());
+        m.put("attempt", spec.attempt());
+        m.put("rank", rank);
+        return m;
+    }
+
+    private void rebuild() {
+        params = new Params(client.layout(), DataType.FLOAT);
+        grads = new Params(client.layout(), DataType.FLOAT);
+        model = new ColmModel(client.config(), params, grads, bw, settings.seqLen());
+        frozen = client.serverLayout().frozenChains();
+    }
+
+    private void checkKilled() {
+        if (tc.isInterrupted() || Thread.currentThread().isInterrupted()) {
+            throw new TaskKilledException("the barrier stage was cancelled (another task failed)");
+        }
+    }
+
+    /** A pull that waits for minVersion in slices, so a cancelled task notices within seconds. */
+    private ParameterServerClient.PullResult pull(long minVersion) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(spec.requestTimeoutMs());
+        while (true) {
+            checkKilled();
+            try {
+                ParameterServerClient.PullResult r = client.pull(minVersion, params, PULL_SLICE_MS);
+                if (r.layoutChanged()) {
+                    rebuild();
+                    continue; // pull the grown model into the new buffers
+                }
+                return r;
+            } catch (ParameterServerTimeoutException e) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new ParameterServerTimeoutException("worker " + rank + ": no parameters of version >= " + minVersion + " within "
+                            + spec.requestTimeoutMs() + " ms (" + e.getMessage() + ")");
+                }
+            }
+        }
+    }
+
+    private long train(Telemetry.Sender tel) {
+        SyncPolicy sync = SyncPolicy.parse(spec.sync());
+        boolean asp = sync.mode() == SyncPolicy.Mode.ASP;
+        rebuild();
+        ParameterServerClient.PullResult r = pull(0);
+        long start = r.version();
+        long step = asp ? start / spec.dp() : start;
+        long until = spec.untilStep();
+        TokenBatchSource train = DataSources.open(spec.data(), "train", settings.seqLen(), settings.valFraction(), settings.seed(),
+                rank, spec.dp());
+        TokenBatchSource val = rank == 0 && (spec.evalEvery() > 0)
+                ? DataSources.open(spec.data(), "val", settings.seqLen(), settings.valFraction(), settings.seed(), 0, 1) : null;
+        try (train; TokenBatchSource v = val) {
+            return trainLoop(tel, sync, asp, r, start, step, until, train, v);
+        }
+    }
+
+    private long trainLoop(Telemetry.Sender tel, SyncPolicy sync, boolean asp, ParameterServerClient.PullResult r, long start,
+                           long step, long until, TokenBatchSource train, TokenBatchSource val) {
+        long global = spec.dataPositionAt(step);
+        if (global % spec.dp() != 0) {
+            throw new IllegalStateException("global data position " + global + " is not divisible by dp=" + spec.dp());
+        }
+        train.seek(global / spec.dp());
+        int t = settings.seqLen();
+        int[] window = new int[bw * (t + 1)];
+        int[] in = new int[bw * t];
+        int[] tg = new int[bw * t];
+        long computed = 0;
+        LOG.info("worker {}/{} starts at step {} (server version {}, epoch {}, chains {}), data {}", rank, spec.dp(), step, start,
+                client.epoch(), client.config().chains(), train.describe());
+        while (step < until) {
+            checkKilled();
+            growthGate(step, tel);
+            if (spec.failAt() != null && spec.attempt() == 0 && spec.failAt().rank() == rank && spec.failAt().step() == step + 1) {
+                if (spec.failAt().exit() && !sameJvm) {
+                    LOG.error("injected fault (--fail-at {}:{}:exit): halting executor JVM {}", rank, step + 1,
+                            ProcessHandle.current().pid());
+                    Runtime.getRuntime().halt(137);
+                }
+                throw new InjectedFault("injected fault (--fail-at " + rank + ":" + (step + 1) + "): task " + rank
+                        + " exits before computing step " + (step + 1));
+            }
+            long a = System.nanoTime();
+            train.nextBatch(window, bw);
+            LocalTrainer.splitWindows(window, bw, t, in, tg);
+            double[] losses = model.forwardBackward(in, tg, 0, frozen, false, 1.0);
+            long b = System.nanoTime();
+            try {
+                ParameterServerClient.PushResult pr = client.push(step + 1, r.version(), grads, spec.requestTimeoutMs());
+                if (asp && pr.serverVersion() >= until) {
+                    step = until - 1; // the server has applied enough updates
+                }
+            } catch (RequestRejectedException e) {
+                if (e.reason() != RejectReason.STALE_EPOCH) {
+                    throw e;
+                }
+                // the model grew while this step was computed: learn the new layout, redo the step on it
+                r = pull(0);
+                train.seek(train.position() - bw);
+                continue;
+            }
+            step++;
+            computed++;
+            r = pull(asp ? 0 : sync.minVersionFor(step + 1));
+            long c = System.nanoTime();
+            Map<String, Object> m = report("train");
+            m.put("step", step);
+            m.put("epoch", client.epoch());
+            m.put("chains", client.config().numChains());
+            m.put("loss", losses);
+            m.put("compute_s", (b - a) / 1e9);
+            m.put("sync_s", (c - b) / 1e9);
+            tel.send(m);
+            tokensAcc.add((long) bw * t);
+            if (rank == 0) {
+                stepsAcc.add(1);
+            }
+            if (step < until) {
+                evalAndCheckpoint(step, tel, val, r);
+            }
+        }
+        return computed;
+    }
+
+    /** Eval and checkpoint: rank 0, on the parameters of version == step under BSP (it has not pushed step + 1). */
+    private void evalAndCheckpoint(long step, Telemetry.Sender tel, TokenBatchSource val, ParameterServerClient.PullResult r) {
+        if (rank == 0 && val != null && spec.evalEvery() > 0 && step % spec.evalEvery() == 0) {
+            double[] ev = Evaluator.evaluate(model, val, settings.evalBatches() * spec.dp());
+            Map<String, Object> m = report("eval");
+            m.put("step", step);
+            m.put("version", r.version());
+            m.put("chains", client.config().numChains());
+            m.put("val_loss", ev);
+            tel.send(m);
+        }
+        if (rank == 0 && spec.ckptEvery() > 0 && step % spec.ckptEvery() == 0) {
+            Map<String, Object> info = new LinkedHashMap<>(spec.snapshotInfo());
+            info.put("tokens_seen", spec.tokensAt(step));
+            info.put("data_position", spec.dataPositionAt(step));
+            Map<String, Object> reply = client.snapshot(info, spec.requestTimeoutMs());
+            Map<String, Object> m = report("checkpoint");
+            m.put("step", step);
+            m.put("version", reply.get("version"));
+            m.put("dir", reply.get("snapshot"));
+            tel.send(m);
+        }
+    }
+
+    /**
+     * Before computing step + 1: when a growth is planned after {@code step}, tell the driver this worker is
+     * at the gate (its eval/checkpoint of that step are done) and wait until the server has grown. Nobody
+     * pushes step + 1 on the old model, so the server grows at exactly this version and answers the pull
+     * below (for a version that cannot come yet) with the new layout.
+     */
+    private void growthGate(long step, Telemetry.Sender tel) {
+        for (JobSpec.GrowthPlan g : spec.growth()) {
+            if (g.step() == step && client.config().numChains() < g.chainsAfter()) {
+                Map<String, Object> at = report("gate");
+                at.put("step", step);
+                tel.send(at);
+                long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(spec.requestTimeoutMs());
+                while (client.config().numChains() < g.chainsAfter()) {
+                    checkKilled();
+                    try {
+                        ParameterServerClient.PullResult pr = client.pull(step + 1, params, PULL_SLICE_MS);
+                        if (pr.layoutChanged()) {
+                            rebuild();
+                        }
+                    } catch (ParameterServerTimeoutException e) {
+                        if (System.nanoTime() - deadline > 0) {
+                            throw new ParameterServerTimeoutException("worker " + rank + " waited " + spec.requestTimeoutMs()
+                                    + " ms at step " + step + " for the driver to grow the model to " + g.chainsAfter() + " chains");
+                        }
+                    }
+                }
+                pull(0);
+                LOG.info("worker {} continues after growth at step {}: chains {}, frozen {}", rank, step, client.config().chains(), frozen);
+            }
+        }
+    }
+}
