@@ -306,6 +306,9 @@ public final class TrainJob {
                 windowSteps = 0;
             }
             long from = ps.version();
+            if (attempt > 0) {
+                settleLostReports(from);
+            }
             jsc.setJobGroup("catena-" + spec.jobName(), "catena train " + spec.jobName() + " (stage run " + (attempt + 1) + ", from step "
                     + from + ")", false);
             try {
@@ -476,6 +479,42 @@ public final class TrainJob {
             } else {
                 Telemetry.sleep(5);
             }
+        }
+    }
+
+    /**
+     * Steps up to the server's version were applied, so a rerun will not recompute them; a rank that died
+     * after pushing one never reported its loss. Record the mean over the ranks that did report.
+     */
+    private synchronized void settleLostReports(long appliedUpTo) {
+        var it = pending.entrySet().iterator();
+        while (it.hasNext()) {
+            var e = it.next();
+            if (e.getKey() > appliedUpTo) {
+                continue;
+            }
+            double[] mean = null;
+            int n = 0;
+            for (double[] x : e.getValue()) {
+                if (x != null && (mean == null || x.length == mean.length)) {
+                    if (mean == null) {
+                        mean = new double[x.length];
+                    }
+                    for (int i = 0; i < x.length; i++) {
+                        mean[i] += x[i];
+                    }
+                    n++;
+                }
+            }
+            if (mean != null) {
+                for (int i = 0; i < mean.length; i++) {
+                    mean[i] /= n;
+                }
+                trainLoss.putIfAbsent(e.getKey(), mean);
+                LOG.info("step {}: loss from {} of {} ranks (the others died after pushing it)", e.getKey(), n, dp);
+            }
+            pendingSync.remove(e.getKey());
+            it.remove();
         }
     }
 
