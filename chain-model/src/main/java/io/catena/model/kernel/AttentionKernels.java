@@ -86,12 +86,13 @@ public final class AttentionKernels {
      * may run to its last row's diagonal): the attention output P V and, in backward, dQ = dS K.
      */
     public static void combineRows(ByteBuffer w, int wo, ByteBuffer b, int bo, ByteBuffer out, int oo, int t, int hd) {
+        float[] bh = heapCopy(b, bo, t * hd);
         int i = 0;
         for (; i + 4 <= t; i += 4) {
             int w0 = (wo + i * t) * 4, w1 = w0 + t * 4, w2 = w1 + t * 4, w3 = w2 + t * 4;
             int q = 0;
-            for (; q + 4 * L <= hd; q += 4 * L) {
-                slab4x4(w, new int[] {w0, w1, w2, w3}, 4, b, bo, hd, q, 0, i + 4, out, oo + i * hd + q, hd);
+            for (; q + 2 * L <= hd; q += 2 * L) {
+                slab4x2(w, w0, w1, w2, w3, 4, bh, hd, q, 0, i + 4, out, oo + i * hd + q, hd);
             }
             for (; q < hd; q += L) {
                 FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0;
@@ -123,13 +124,14 @@ public final class AttentionKernels {
      * out_j = sum_{i >= j} w[i, j] b_i (w causal, zeros above the diagonal): dV = P^T dO and dK = dS^T Q.
      */
     public static void combineColumns(ByteBuffer w, int wo, ByteBuffer b, int bo, ByteBuffer out, int oo, int t, int hd) {
+        float[] bh = heapCopy(b, bo, t * hd);
         int j = 0;
         for (; j + 4 <= t; j += 4) {
             int q = 0;
             int col0 = (wo + j * t + j) * 4;
             for (; q + 4 * L <= hd; q += 4 * L) {
                 // rows of w^T are columns of w: start at w[j, j..j+3], stride one row of w per step
-                slab4x4(w, new int[] {col0, col0 + 4, col0 + 8, col0 + 12}, t * 4, b, bo, hd, q, j, t, out, oo + j * hd + q, hd);
+                slab4x2(w, col0, col0 + 4, col0 + 8, col0 + 12, t * 4, bh, hd, q, j, t, out, oo + j * hd + q, hd);
             }
             for (; q < hd; q += L) {
                 FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0;
@@ -158,53 +160,59 @@ public final class AttentionKernels {
         }
     }
 
+    private static final ThreadLocal<float[]> B_COPY = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** b[off .. off+n) into a per-thread heap array: the slabs then load with fromArray (no boxing seen). */
+    private static float[] heapCopy(ByteBuffer b, int off, int n) {
+        float[] h = B_COPY.get();
+        if (h.length < n) {
+            h = new float[n];
+            B_COPY.set(h);
+        }
+        b.asFloatBuffer().get(off, h, 0, n);
+        return h;
+    }
+
     /**
-     * Four outputs x 64 columns at once: out_r[q .. q+4L) = sum_{s in [from, to)} coef_r(s) * b_s[q .. q+4L),
-     * where coef_r(s) is the float at byte position coefAt[r] + (s - from) * coefStride in w. Sixteen
-     * independent accumulators per four loads and four broadcasts keep the FMA units busy.
+     * Four outputs x 32 columns at once: out_r[q .. q+2L) = sum_{s in [from, to)} coef_r(s) * b_s[q .. q+2L),
+     * coef_r(s) being the float at byte position p_r + (s - from) * coefStride in w. Eight accumulators:
+     * with sixteen, C2 ran out of registers and boxed the vectors (allocation in the inner loop).
      */
-    private static void slab4x4(ByteBuffer w, int[] coefAt, int coefStride, ByteBuffer b, int bo, int hd, int q, int from, int to,
-                                ByteBuffer out, int outOff, int outStride) {
-        FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        int p0 = coefAt[0], p1 = coefAt[1], p2 = coefAt[2], p3 = coefAt[3];
+    private static void slab4x2(ByteBuffer w, int p0, int p1, int p2, int p3, int coefStride, float[] b, int hd, int q,
+                                int from, int to, ByteBuffer out, int outOff, int outStride) {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00;
+        FloatVector a10 = a00, a11 = a00;
+        FloatVector a20 = a00, a21 = a00;
+        FloatVector a30 = a00, a31 = a00;
         for (int s = from; s < to; s++) {
-            int row = (bo + s * hd + q) * 4;
-            FloatVector v0 = FloatVector.fromByteBuffer(S, b, row, NATIVE);
-            FloatVector v1 = FloatVector.fromByteBuffer(S, b, row + L * 4, NATIVE);
-            FloatVector v2 = FloatVector.fromByteBuffer(S, b, row + 2 * L * 4, NATIVE);
-            FloatVector v3 = FloatVector.fromByteBuffer(S, b, row + 3 * L * 4, NATIVE);
+            int row = s * hd + q;
+            FloatVector v0 = FloatVector.fromArray(S, b, row);
+            FloatVector v1 = FloatVector.fromArray(S, b, row + L);
             FloatVector c = FloatVector.broadcast(S, w.getFloat(p0));
             a00 = v0.fma(c, a00);
             a01 = v1.fma(c, a01);
-            a02 = v2.fma(c, a02);
-            a03 = v3.fma(c, a03);
             c = FloatVector.broadcast(S, w.getFloat(p1));
             a10 = v0.fma(c, a10);
             a11 = v1.fma(c, a11);
-            a12 = v2.fma(c, a12);
-            a13 = v3.fma(c, a13);
             c = FloatVector.broadcast(S, w.getFloat(p2));
             a20 = v0.fma(c, a20);
             a21 = v1.fma(c, a21);
-            a22 = v2.fma(c, a22);
-            a23 = v3.fma(c, a23);
             c = FloatVector.broadcast(S, w.getFloat(p3));
             a30 = v0.fma(c, a30);
             a31 = v1.fma(c, a31);
-            a32 = v2.fma(c, a32);
-            a33 = v3.fma(c, a33);
             p0 += coefStride;
             p1 += coefStride;
             p2 += coefStride;
             p3 += coefStride;
         }
-        store4(out, outOff, a00, a01, a02, a03);
-        store4(out, outOff + outStride, a10, a11, a12, a13);
-        store4(out, outOff + 2 * outStride, a20, a21, a22, a23);
-        store4(out, outOff + 3 * outStride, a30, a31, a32, a33);
+        a00.intoByteBuffer(out, outOff * 4, NATIVE);
+        a01.intoByteBuffer(out, (outOff + L) * 4, NATIVE);
+        a10.intoByteBuffer(out, (outOff + outStride) * 4, NATIVE);
+        a11.intoByteBuffer(out, (outOff + outStride + L) * 4, NATIVE);
+        a20.intoByteBuffer(out, (outOff + 2 * outStride) * 4, NATIVE);
+        a21.intoByteBuffer(out, (outOff + 2 * outStride + L) * 4, NATIVE);
+        a30.intoByteBuffer(out, (outOff + 3 * outStride) * 4, NATIVE);
+        a31.intoByteBuffer(out, (outOff + 3 * outStride + L) * 4, NATIVE);
     }
 
     private static void store4(ByteBuffer out, int off, FloatVector x0, FloatVector x1, FloatVector x2, FloatVector x3) {

@@ -72,13 +72,17 @@ public final class VectorKernels {
 
     /** Sum of the lanes in lane order (reduceLanes(ADD) may reorder, and differently per JIT tier). */
     static double sum(FloatVector v) {
-        float[] lanes = v.toArray();
+        float[] lanes = LANES.get();
+        v.intoArray(lanes, 0);
         double s = 0;
         for (float f : lanes) {
             s += f;
         }
         return s;
     }
+
+    /** Per-thread scratch for {@link #sum}: toArray() would allocate once per row (millions per step). */
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     private static FloatVector load(ByteBuffer b, int off) {
         return FloatVector.fromByteBuffer(S, b, off * 4, NATIVE);
@@ -429,5 +433,37 @@ public final class VectorKernels {
             float v = b.getFloat((off + i) * 4) * scale;
             b.putFloat((off + i) * 4, addend != null ? v + addend.getFloat((ao + i) * 4) : v);
         }
+    }
+
+    /**
+     * Causal softmax of one attention row in place: entries [0, n) become softmax(scale * x), entries
+     * [n, rowLen) become 0. The last partial vector is handled with a lane mask instead of scalar
+     * code (a scalar tail would run the whole vector exp once per element). Needs rowLen % L == 0.
+     */
+    public static void causalSoftmaxRow(ByteBuffer b, int off, int n, int rowLen, float scale) {
+        int full = n / L * L;
+        int m = full < n ? full + L : full; // end of the last vector touched, <= rowLen
+        var tail = S.indexInRange(full, n);
+        FloatVector neg = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        FloatVector mx = neg;
+        for (int i = 0; i < m; i += L) {
+            FloatVector v = load(b, off + i);
+            mx = mx.max(i < full ? v : neg.blend(v, tail));
+        }
+        float shift = mx.reduceLanes(VectorOperators.MAX) * scale;
+        FloatVector acc = FloatVector.zero(S);
+        for (int i = 0; i < m; i += L) {
+            FloatVector e = exp(load(b, off + i).mul(scale).sub(shift));
+            if (i >= full) {
+                e = FloatVector.zero(S).blend(e, tail);
+            }
+            e.intoByteBuffer(b, (off + i) * 4, NATIVE);
+            acc = acc.add(e);
+        }
+        float inv = (float) (1.0 / sum(acc));
+        for (int i = 0; i < m; i += L) {
+            load(b, off + i).mul(inv).intoByteBuffer(b, (off + i) * 4, NATIVE);
+        }
+        fill(b, off + m, rowLen - m, 0f);
     }
 }

@@ -7,6 +7,7 @@ import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.HeadTensor;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.Prof;
 import io.catena.model.kernel.VectorKernels;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -151,10 +152,15 @@ public final class Attention {
     /** y[:, :D_k] = attention(h) at scale k. */
     public void forward(Mat h, Mat y, int k) {
         int heads = cfg.headsUpTo(k);
+        long t = Prof.start();
         qProj.forward(h, s.q, k);
         kProj.forward(h, s.k, k);
         vProj.forward(h, s.v, k);
+        Prof.stop("att.fwd.qkv", t);
+        t = Prof.start();
         splitHeads(heads);
+        Prof.stop("att.fwd.split", t);
+        t = Prof.start();
         if (vectorPath()) {
             forPairs(heads, (off, poff, bt) -> {
                 AttentionKernels.transpose(kh.bytes(), off, seqLen, cfg.headDim(), bt);
@@ -168,26 +174,36 @@ public final class Attention {
             causalSoftmax(heads);
             perChain(k, (first, count) -> HeadTensor.bmm(probs, false, vh, false, s.oh, first, count));
         }
+        Prof.stop("att.fwd.core", t);
+        t = Prof.start();
         mergeHeads(s.oh, att, heads, false);
+        Prof.stop("att.fwd.merge", t);
+        t = Prof.start();
         oProj.forward(att, y, k);
+        Prof.stop("att.fwd.o", t);
     }
 
     /** dh[:, :D_k] (+)= d attention / dh given dy; parameter gradients of chains >= firstTrainable. */
     public void backward(Mat h, Mat dy, Mat dh, int k, int firstTrainable, boolean accParams, boolean accInput) {
         int heads = cfg.headsUpTo(k);
+        long t = Prof.start();
         oProj.backward(att, dy, s.datt, k, firstTrainable, accParams, false);
+        Prof.stop("att.bwd.o", t);
+        t = Prof.start();
         splitGradient(s.datt, s.dOh, heads);
+        Prof.stop("att.bwd.split", t);
+        t = Prof.start();
         if (vectorPath()) {
-            final int t = seqLen, hd = cfg.headDim();
+            final int tl = seqLen, hd = cfg.headDim();
             forPairs(heads, (off, poff, bt) -> {
-                AttentionKernels.transpose(vh.bytes(), off, t, hd, bt);
-                AttentionKernels.causalScores(s.dOh.bytes(), off, bt, s.dP.bytes(), poff, t, hd);
-                AttentionKernels.combineColumns(probs.bytes(), poff, s.dOh.bytes(), off, s.dVh.bytes(), off, t, hd);
+                AttentionKernels.transpose(vh.bytes(), off, tl, hd, bt);
+                AttentionKernels.causalScores(s.dOh.bytes(), off, bt, s.dP.bytes(), poff, tl, hd);
+                AttentionKernels.combineColumns(probs.bytes(), poff, s.dOh.bytes(), off, s.dVh.bytes(), off, tl, hd);
             });
             softmaxBackward(heads);
             forPairs(heads, (off, poff, bt) -> {
-                AttentionKernels.combineRows(s.dP.bytes(), poff, kh.bytes(), off, s.dQh.bytes(), off, t, hd);
-                AttentionKernels.combineColumns(s.dP.bytes(), poff, qh.bytes(), off, s.dKh.bytes(), off, t, hd);
+                AttentionKernels.combineRows(s.dP.bytes(), poff, kh.bytes(), off, s.dQh.bytes(), off, tl, hd);
+                AttentionKernels.combineColumns(s.dP.bytes(), poff, qh.bytes(), off, s.dKh.bytes(), off, tl, hd);
             });
         } else {
             perChain(k, (first, count) -> {
@@ -200,12 +216,17 @@ public final class Attention {
                 HeadTensor.bmm(s.dP, true, qh, false, s.dKh, first, count);
             });
         }
+        Prof.stop("att.bwd.core", t);
+        t = Prof.start();
         mergeHeads(s.dQh, s.dq, heads, true);
         mergeKv(s.dKh, s.dk, heads, true);
         mergeKv(s.dVh, s.dv, heads, false);
+        Prof.stop("att.bwd.merge", t);
+        t = Prof.start();
         qProj.backward(h, s.dq, dh, k, firstTrainable, accParams, accInput);
         kProj.backward(h, s.dk, dh, k, firstTrainable, accParams, true);
         vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
+        Prof.stop("att.bwd.qkv", t);
     }
 
     /** q/k/v [N, *] -> per-head tensors, RoPE applied to q and k. */
@@ -288,6 +309,10 @@ public final class Attention {
             for (int row = from; row < to; row++) {
                 int pos = row % t, o = row * t;
                 if (p instanceof Buf.F32 f) {
+                    if (VectorKernels.fits(t)) {
+                        VectorKernels.causalSoftmaxRow(f.bytes(), o, pos + 1, t, (float) scale);
+                        continue;
+                    }
                     float sc = (float) scale;
                     float shift = sc * VectorKernels.max(f.bytes(), o, pos + 1);
                     double sum = VectorKernels.sumExp(f.bytes(), o, pos + 1, sc, shift);
