@@ -129,7 +129,7 @@ public final class AttentionKernels {
         for (; j + 4 <= t; j += 4) {
             int q = 0;
             int col0 = (wo + j * t + j) * 4;
-            for (; q + 4 * L <= hd; q += 4 * L) {
+            for (; q + 2 * L <= hd; q += 2 * L) {
                 // rows of w^T are columns of w: start at w[j, j..j+3], stride one row of w per step
                 slab4x2(w, col0, col0 + 4, col0 + 8, col0 + 12, t * 4, bh, hd, q, j, t, out, oo + j * hd + q, hd);
             }
