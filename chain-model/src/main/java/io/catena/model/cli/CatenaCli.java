@@ -40,7 +40,10 @@ public final class CatenaCli {
 
               demo          train a small CoLM on bundled public-domain text, grow it by a chain, evaluate every
                             scale and generate at every k (about 3 minutes on 2 cores)
-              train-local   train in this process: --recipe <file> --data <text file|dir|builtin:genesis> --out <ckpt dir>
+              prepare       Spark job: corpora on any Hadoop FS -> BPE token shards + manifest (catena prepare --help)
+              train         Spark job: dp workers + Aeron parameter server, growth, resume (catena train --help)
+              ps            a standalone parameter server: --conf <file> [--restore <ckpt>]
+              train-local   train in this process: --recipe <file> --data <manifest|text file|dir|builtin:genesis> --out <ckpt dir>
               eval          validation loss and perplexity per number of chains: --ckpt <dir> --data <text>
               generate      sample text at k chains with a KV cache: --ckpt <dir> --prompt "..."
               expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] --out <dir>
