@@ -90,11 +90,20 @@ public final class ParamLayout {
         for (int l = 0; l < cfg.layers(); l++) {
             String pre = "layers." + l + ".";
             norm(t, cfg, pre + "norm1" + sc, d);
-            linear(t, cfg, pre + "attn.q" + sc, d, p, Kind.WEIGHT);
             if (!cfg.isAir()) {
-                linear(t, cfg, pre + "attn.k" + sc, d, p, Kind.WEIGHT);
-                linear(t, cfg, pre + "attn.v" + sc, d, p, Kind.WEIGHT);
-            } else if (c == 0) {
+                // q, k, v weights adjacent (one [3 D_i, P_i] matrix: one GEMM per chain), then their biases
+                for (String w : new String[] {"q", "k", "v"}) {
+                    t.add(new Object[] {pre + "attn." + w + sc + ".weight", new int[] {d, p}, Kind.WEIGHT});
+                }
+                if (cfg.bias()) {
+                    for (String w : new String[] {"q", "k", "v"}) {
+                        t.add(new Object[] {pre + "attn." + w + sc + ".bias", new int[] {d}, Kind.BIAS});
+                    }
+                }
+            } else {
+                linear(t, cfg, pre + "attn.q" + sc, d, p, Kind.WEIGHT);
+            }
+            if (cfg.isAir() && c == 0) {
                 linear(t, cfg, pre + "attn.k" + sc, cfg.kvWidth(), d, Kind.WEIGHT);
                 linear(t, cfg, pre + "attn.v" + sc, cfg.kvWidth(), d, Kind.WEIGHT);
             }

@@ -50,6 +50,28 @@ public final class Params {
         return new Mat(flat, buf, (int) e.offset(), rows, cols, cols);
     }
 
+    /**
+     * One row-major matrix of the given width over several tensors that lie next to each other in the
+     * layout (checked), e.g. the q, k and v weights of a chain as one [3 D_i, P_i] matrix.
+     */
+    public Mat span(String[] tensors, int cols) {
+        long start = layout.get(tensors[0]).offset();
+        long at = start;
+        for (String t : tensors) {
+            ParamLayout.Entry e = layout.get(t);
+            if (e.offset() != at) {
+                throw new IllegalStateException("tensors " + java.util.Arrays.toString(tensors) + " are not adjacent in the layout (at "
+                        + t + ")");
+            }
+            at += e.size();
+        }
+        if ((at - start) % cols != 0) {
+            throw new IllegalStateException("tensors " + java.util.Arrays.toString(tensors) + " hold " + (at - start)
+                    + " elements, not a whole number of " + cols + "-column rows");
+        }
+        return new Mat(flat, buf, (int) start, (int) ((at - start) / cols), cols, cols);
+    }
+
     public int offset(String name) {
         return (int) layout.get(name).offset();
     }

@@ -39,13 +39,22 @@ public final class Attention {
 
         public Scratch(ColmConfig cfg, int batch, int seqLen, DataType type) {
             int n = batch * seqLen, d = cfg.dModel(), h = cfg.heads(), hd = cfg.headDim();
-            int kvCols = cfg.isAir() ? cfg.kvWidth() : d;
-            q = Mat.allocateActivation(type, n, d);
-            k = Mat.allocateActivation(type, n, kvCols);
-            v = Mat.allocateActivation(type, n, kvCols);
-            dq = Mat.allocateActivation(type, n, d);
-            dk = Mat.allocateActivation(type, n, kvCols);
-            dv = Mat.allocateActivation(type, n, kvCols);
+            if (cfg.isAir()) {
+                q = Mat.allocateActivation(type, n, d);
+                k = Mat.allocateActivation(type, n, cfg.kvWidth());
+                v = Mat.allocateActivation(type, n, cfg.kvWidth());
+                dq = Mat.allocateActivation(type, n, d);
+                dk = Mat.allocateActivation(type, n, cfg.kvWidth());
+                dv = Mat.allocateActivation(type, n, cfg.kvWidth());
+            } else {
+                // CoLM: q, k and v of every chain side by side, [q_i | k_i | v_i] per chain
+                q = Mat.allocateActivation(type, n, 3 * d);
+                k = q;
+                v = q;
+                dq = Mat.allocateActivation(type, n, 3 * d);
+                dk = dq;
+                dv = dq;
+            }
             datt = Mat.allocateActivation(type, n, d);
             oh = new HeadTensor(type, h, batch, seqLen, hd);
             dOh = new HeadTensor(type, h, batch, seqLen, hd);
@@ -58,9 +67,15 @@ public final class Attention {
 
     private final ColmConfig cfg;
     private final Rope rope;
+    /** CoLM: q, k, v of a chain in one GEMM; CoLM-Air: q only (k, v are kvProj). */
     private final ChainLinear qProj;
     private final ChainLinear kProj;
     private final ChainLinear vProj;
+    /** Column of query head j's q, k and v in the projection outputs. */
+    private final int[] qCol;
+    private final int[] kCol;
+    private final int[] vCol;
+    private final int[] attCol;
     private final ChainLinear oProj;
     private final Scratch s;
     private final int batch;
@@ -86,16 +101,48 @@ public final class Attention {
             widths[i] = cfg.chainWidth(i);
             prefixes[i] = cfg.prefixWidth(i + 1);
         }
-        qProj = new ChainLinear(params, grads, prefix + "attn.q", 0, widths, prefixes);
         oProj = new ChainLinear(params, grads, prefix + "attn.o", 0, widths, prefixes);
         if (cfg.isAir()) {
+            qProj = new ChainLinear(params, grads, prefix + "attn.q", 0, widths, prefixes);
             int[] kvw = {cfg.kvWidth()};
             int[] kvin = {cfg.chainWidth(0)};
             kProj = new ChainLinear(params, grads, prefix + "attn.k", 0, kvw, kvin);
             vProj = new ChainLinear(params, grads, prefix + "attn.v", 0, kvw, kvin);
         } else {
-            kProj = new ChainLinear(params, grads, prefix + "attn.k", 0, widths, prefixes);
-            vProj = new ChainLinear(params, grads, prefix + "attn.v", 0, widths, prefixes);
+            Mat[] w = new Mat[n], b = new Mat[n], gw = new Mat[n], gb = new Mat[n];
+            for (int i = 0; i < n; i++) {
+                String c = ".c" + i;
+                String[] ws = {prefix + "attn.q" + c + ".weight", prefix + "attn.k" + c + ".weight", prefix + "attn.v" + c + ".weight"};
+                w[i] = params.span(ws, prefixes[i]);
+                gw[i] = grads.span(ws, prefixes[i]);
+                if (cfg.bias()) {
+                    String[] bs = {prefix + "attn.q" + c + ".bias", prefix + "attn.k" + c + ".bias", prefix + "attn.v" + c + ".bias"};
+                    b[i] = params.span(bs, 3 * widths[i]);
+                    gb[i] = grads.span(bs, 3 * widths[i]);
+                }
+            }
+            qProj = new ChainLinear(0, prefixes, w, b, gw, gb);
+            kProj = null;
+            vProj = null;
+        }
+        int heads = cfg.heads(), hdim = cfg.headDim();
+        qCol = new int[heads];
+        kCol = new int[heads];
+        vCol = new int[heads];
+        attCol = new int[heads];
+        for (int i = 0, j = 0; i < n; i++) {
+            for (int local = 0; local < cfg.chains().get(i); local++, j++) {
+                attCol[j] = j * hdim;
+                if (cfg.isAir()) {
+                    qCol[j] = j * hdim;
+                    kCol[j] = (j % cfg.kvHeads()) * hdim; // tiled kv heads
+                    vCol[j] = kCol[j];
+                } else {
+                    qCol[j] = 3 * cfg.chainOffset(i) + local * hdim;
+                    kCol[j] = qCol[j] + widths[i];
+                    vCol[j] = qCol[j] + 2 * widths[i];
+                }
+            }
         }
         int h = cfg.heads(), hd = cfg.headDim();
         qh = new HeadTensor(type, h, batch, seqLen, hd);
@@ -144,18 +191,16 @@ public final class Attention {
         }
     }
 
-    /** Source column of the k/v projection that feeds query head j. */
-    private int kvColumn(int head) {
-        return (cfg.isAir() ? head % cfg.kvHeads() : head) * cfg.headDim();
-    }
 
     /** y[:, :D_k] = attention(h) at scale k. */
     public void forward(Mat h, Mat y, int k) {
         int heads = cfg.headsUpTo(k);
         long t = Prof.start();
         qProj.forward(h, s.q, k);
-        kProj.forward(h, s.k, k);
-        vProj.forward(h, s.v, k);
+        if (kProj != null) {
+            kProj.forward(h, s.k, k);
+            vProj.forward(h, s.v, k);
+        }
         Prof.stop("att.fwd.qkv", t);
         t = Prof.start();
         splitHeads(heads);
@@ -176,7 +221,7 @@ public final class Attention {
         }
         Prof.stop("att.fwd.core", t);
         t = Prof.start();
-        mergeHeads(s.oh, att, heads, false);
+        mergeHeads(s.oh, att, heads, false, attCol);
         Prof.stop("att.fwd.merge", t);
         t = Prof.start();
         oProj.forward(att, y, k);
@@ -218,14 +263,16 @@ public final class Attention {
         }
         Prof.stop("att.bwd.core", t);
         t = Prof.start();
-        mergeHeads(s.dQh, s.dq, heads, true);
-        mergeKv(s.dKh, s.dk, heads, true);
-        mergeKv(s.dVh, s.dv, heads, false);
+        mergeHeads(s.dQh, s.dq, heads, true, qCol);
+        mergeKv(s.dKh, s.dk, heads, true, kCol);
+        mergeKv(s.dVh, s.dv, heads, false, vCol);
         Prof.stop("att.bwd.merge", t);
         t = Prof.start();
         qProj.backward(h, s.dq, dh, k, firstTrainable, accParams, accInput);
-        kProj.backward(h, s.dk, dh, k, firstTrainable, accParams, true);
-        vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
+        if (kProj != null) {
+            kProj.backward(h, s.dk, dh, k, firstTrainable, accParams, true);
+            vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
+        }
         Prof.stop("att.bwd.qkv", t);
     }
 
@@ -237,9 +284,9 @@ public final class Attention {
                 int b = r / seqLen, t = r % seqLen;
                 for (int j = 0; j < heads; j++) {
                     int dst = qh.index(j, b, t);
-                    rope.rotate(s.q.buf, s.q.index(r, j * hd), qh.buf, dst, t, false);
-                    rope.rotate(s.k.buf, s.k.index(r, kvColumn(j)), kh.buf, dst, t, false);
-                    s.v.buf.copyTo(s.v.index(r, kvColumn(j)), vh.buf, dst, hd);
+                    rope.rotate(s.q.buf, s.q.index(r, qCol[j]), qh.buf, dst, t, false);
+                    rope.rotate(s.k.buf, s.k.index(r, kCol[j]), kh.buf, dst, t, false);
+                    s.v.buf.copyTo(s.v.index(r, vCol[j]), vh.buf, dst, hd);
                 }
             }
         });
@@ -259,16 +306,16 @@ public final class Attention {
     }
 
     /** Per-head -> [N, D] (query-head layout); with unrotate, RoPE's transpose is applied (dq). */
-    private void mergeHeads(HeadTensor src, Mat dst, int heads, boolean unrotate) {
+    private void mergeHeads(HeadTensor src, Mat dst, int heads, boolean unrotate, int[] cols) {
         final int hd = cfg.headDim();
         Parallel.forRows(batch * seqLen, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int b = r / seqLen, t = r % seqLen;
                 for (int j = 0; j < heads; j++) {
                     if (unrotate) {
-                        rope.rotate(src.buf, src.index(j, b, t), dst.buf, dst.index(r, j * hd), t, true);
+                        rope.rotate(src.buf, src.index(j, b, t), dst.buf, dst.index(r, cols[j]), t, true);
                     } else {
-                        src.buf.copyTo(src.index(j, b, t), dst.buf, dst.index(r, j * hd), hd);
+                        src.buf.copyTo(src.index(j, b, t), dst.buf, dst.index(r, cols[j]), hd);
                     }
                 }
             }
@@ -276,9 +323,9 @@ public final class Attention {
     }
 
     /** Per-head k/v gradients -> dk/dv; for CoLM-Air the tiled heads sum into their kv head. */
-    private void mergeKv(HeadTensor src, Mat dst, int heads, boolean unrotate) {
+    private void mergeKv(HeadTensor src, Mat dst, int heads, boolean unrotate, int[] cols) {
         if (!cfg.isAir()) {
-            mergeHeads(src, dst, heads, unrotate);
+            mergeHeads(src, dst, heads, unrotate, cols);
             return;
         }
         final int hd = cfg.headDim();
@@ -287,7 +334,7 @@ public final class Attention {
                 int b = r / seqLen, t = r % seqLen;
                 dst.buf.fill(dst.index(r, 0), cfg.kvWidth(), 0.0);
                 for (int j = 0; j < heads; j++) {
-                    int so = src.index(j, b, t), dOff = dst.index(r, kvColumn(j));
+                    int so = src.index(j, b, t), dOff = dst.index(r, cols[j]);
                     if (unrotate) {
                         rope.rotateAdd(src.buf, so, dst.buf, dOff, t, true);
                     } else {

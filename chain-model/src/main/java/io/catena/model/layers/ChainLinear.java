@@ -28,31 +28,50 @@ public final class ChainLinear {
      * @param inPrefix   input prefix width read by each output chain
      */
     public ChainLinear(Params params, Params grads, String name, int chainBase, int[] outWidth, int[] inPrefix) {
-        int n = outWidth.length;
-        this.chainBase = chainBase;
-        this.outWidth = outWidth.clone();
-        this.inPrefix = inPrefix.clone();
-        this.outOffset = new int[n];
-        this.weight = new Mat[n];
-        this.bias = new Mat[n];
-        this.weightGrad = new Mat[n];
-        this.biasGrad = new Mat[n];
-        int off = 0;
-        for (int i = 0; i < n; i++) {
-            outOffset[i] = off;
-            off += outWidth[i];
-            String t = name + ".c" + (chainBase + i);
-            weight[i] = params.mat(t + ".weight");
-            weightGrad[i] = grads.mat(t + ".weight");
-            if (params.layout().has(t + ".bias")) {
-                bias[i] = params.mat(t + ".bias");
-                biasGrad[i] = grads.mat(t + ".bias");
-            }
+        this(chainBase, inPrefix, regions(params, name, chainBase, outWidth.length, ".weight"),
+                regions(params, name, chainBase, outWidth.length, ".bias"), regions(grads, name, chainBase, outWidth.length, ".weight"),
+                regions(grads, name, chainBase, outWidth.length, ".bias"));
+        for (int i = 0; i < outWidth.length; i++) {
             if (weight[i].rows != outWidth[i] || weight[i].cols != inPrefix[i]) {
-                throw new IllegalStateException(t + ".weight is " + weight[i].rows + "x" + weight[i].cols
+                throw new IllegalStateException(name + ".c" + (chainBase + i) + ".weight is " + weight[i].rows + "x" + weight[i].cols
                         + ", expected " + outWidth[i] + "x" + inPrefix[i]);
             }
         }
+    }
+
+    /**
+     * Over explicit weight regions (one [out_i, inPrefix_i] matrix per output chain; biases may be
+     * null): lets several tensors that lie next to each other in the flat buffer act as one linear.
+     */
+    public ChainLinear(int chainBase, int[] inPrefix, Mat[] weight, Mat[] bias, Mat[] weightGrad, Mat[] biasGrad) {
+        int n = weight.length;
+        this.chainBase = chainBase;
+        this.inPrefix = inPrefix.clone();
+        this.weight = weight.clone();
+        this.bias = bias.clone();
+        this.weightGrad = weightGrad.clone();
+        this.biasGrad = biasGrad.clone();
+        this.outWidth = new int[n];
+        this.outOffset = new int[n];
+        int off = 0;
+        for (int i = 0; i < n; i++) {
+            outWidth[i] = weight[i].rows;
+            outOffset[i] = off;
+            off += outWidth[i];
+            if (weight[i].cols != inPrefix[i]) {
+                throw new IllegalStateException("output chain " + (chainBase + i) + " weight reads " + weight[i].cols
+                        + " input columns, expected " + inPrefix[i]);
+            }
+        }
+    }
+
+    private static Mat[] regions(Params p, String name, int chainBase, int n, String suffix) {
+        Mat[] m = new Mat[n];
+        for (int i = 0; i < n; i++) {
+            String t = name + ".c" + (chainBase + i) + suffix;
+            m[i] = p.layout().has(t) ? p.mat(t) : null;
+        }
+        return m;
     }
 
     /** Output chains this layer computes at scale k (CoLM-Air's dense K/V has one whatever k is). */
