@@ -52,7 +52,7 @@ final class Telemetry {
                 while ((resolved = s.tryResolveChannelEndpointPort()) == null) {
                     if (System.nanoTime() - deadline > 0) {
                         throw new IllegalStateException("the driver's telemetry subscription on " + host + " did not bind a UDP port within "
-                                + timeoutMs + " ms; check spark.catena.ps-host");
+                                + timeoutMs + " ms; check spark.driver.host");
                     }
                     Thread.onSpinWait();
                 }
@@ -107,7 +107,7 @@ final class Telemetry {
                 while (!p.isConnected()) {
                     if (System.nanoTime() - deadline > 0) {
                         throw new IllegalStateException("cannot reach the driver's telemetry channel " + channel + " within "
-                                + connectTimeoutMs + " ms; the executors must reach the driver host over UDP (spark.catena.ps-host)");
+                                + connectTimeoutMs + " ms; the executors must reach the driver host over UDP (spark.driver.host)");
                     }
                     sleep(1);
                 }

@@ -14,6 +14,8 @@ import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import io.catena.ps.Configuration;
 import io.catena.ps.ParameterServer;
+import io.catena.ps.ParameterServerClient;
+import io.catena.ps.ServerLayout;
 import io.catena.ps.SyncPolicy;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -56,9 +58,10 @@ import scala.runtime.AbstractFunction1;
 
 /**
  * {@code catena train}: the spark-submit entry point and its driver. The driver starts the embedded
- * parameter server (master weights, server-side AdamW, snapshots), then runs ONE barrier stage of dp
- * tasks ({@link WorkerTask}); it grows the model at the planned steps, prints progress and writes
- * metrics from the workers' Aeron reports, and when the stage fails it runs it again: the workers
+ * parameter server (master weights, server-side AdamW, snapshots), or with {@code --ps-host/--ps-port}
+ * connects to one started separately ({@link PsHandle.Remote}: it must serve this job's model, dp and sync),
+ * then runs ONE barrier stage of dp tasks ({@link WorkerTask}); it grows the model at the planned steps,
+ * prints progress and writes metrics from the workers' Aeron reports, and when the stage fails it runs it again: the workers
  * resume from the server's current version, so at most the step in flight is computed twice.
  *
  * <pre>
@@ -225,15 +228,33 @@ public final class TrainJob {
         int evalEvery = opts.evalEvery() >= 0 ? opts.evalEvery() : s.evalEvery();
         int ckptEvery = opts.ckptEvery() >= 0 ? opts.ckptEvery() : s.ckptEvery();
 
-        String job = opts.jobName() != null ? opts.jobName() : "catena-" + Long.toHexString(new SecureRandom().nextLong() & 0xffffffffffL);
-        byte[] secretRaw = new byte[32];
-        new SecureRandom().nextBytes(secretRaw);
-        byte[] secret = Base64.getEncoder().encodeToString(secretRaw).getBytes(StandardCharsets.US_ASCII);
-        String host = opts.psHost() != null ? opts.psHost() : jsc.getConf().get("spark.driver.host", "127.0.0.1");
-        int port = opts.psPort() > 0 ? opts.psPort() : freeUdpPort();
-        int term = opts.termLength() > 0 ? opts.termLength() : termLengthFor(state.params().layout().size());
+        // the driver's host: executors send telemetry here (and reach the embedded server here)
+        String host = jsc.getConf().get("spark.driver.host", "127.0.0.1");
+        PsHandle.ExternalSettings ext = opts.externalPs() ? PsHandle.ExternalSettings.resolve(opts) : null;
+        String job;
+        byte[] secret;
+        String psChannel;
+        int psStream;
+        int term;
+        String udp;
+        if (ext != null) {
+            job = ext.jobName();
+            secret = ext.secret();
+            psChannel = "aeron:udp?endpoint=" + ext.endpoint();
+            psStream = ext.streamId();
+            term = ext.termLength();
+            udp = ext.udpParams();
+        } else {
+            job = opts.jobName() != null ? opts.jobName() : "catena-" + Long.toHexString(new SecureRandom().nextLong() & 0xffffffffffL);
+            byte[] secretRaw = new byte[32];
+            new SecureRandom().nextBytes(secretRaw);
+            secret = Base64.getEncoder().encodeToString(secretRaw).getBytes(StandardCharsets.US_ASCII);
+            psChannel = "aeron:udp?endpoint=" + host + ":" + (opts.psPort() > 0 ? opts.psPort() : freeUdpPort());
+            psStream = Configuration.STREAM_ID_DEFAULT;
+            term = opts.termLength() > 0 ? opts.termLength() : termLengthFor(state.params().layout().size());
+            udp = Configuration.UDP_CHANNEL_PARAMS_DEFAULT;
+        }
         String aeronDir = Configuration.AERON_DIR_DEFAULT + "-" + job.replaceAll("[^A-Za-z0-9_.-]", "_");
-        String udp = Configuration.UDP_CHANNEL_PARAMS_DEFAULT;
         if (opts.kernelThreads() > 0) {
             Parallel.setThreads(opts.kernelThreads());
         }
@@ -254,18 +275,40 @@ public final class TrainJob {
                 + s.batchSize() + " (" + s.batchSize() / dp + " per task) x " + s.seqLen() + "; data " + dataDescription
                 + "; metrics " + metricsFile);
 
-        ParameterServer.Context pctx = new ParameterServer.Context()
-                .jobName(job).secret(secret).aeronDirectoryName(aeronDir).embeddedDriver(true).termLength(term)
-                .channel("aeron:udp?endpoint=" + host + ":" + port).streamId(Configuration.STREAM_ID_DEFAULT).udpChannelParams(udp)
-                .workers(dp).sync(sync).initialState(state).adamW(s.adamW()).schedule(schedule).seed(s.seed())
-                .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff")
-                .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
-        try (ParameterServer ps = ParameterServer.launch(pctx);
+        PsHandle server;
+        if (ext != null) {
+            ParameterServerClient.Context cctx = new ParameterServerClient.Context()
+                    .jobName(job).secret(secret).aeronDirectoryName(aeronDir).embeddedDriver(true).termLength(term)
+                    .serverChannel(psChannel).serverStreamId(psStream).udpChannelParams(udp).responseHost(host)
+                    .requestTimeoutMs(opts.requestTimeoutMs()).idleStrategy("backoff");
+            PsHandle.Remote remote = PsHandle.Remote.connect(cctx, ext.endpoint(), job, opts.psConnectTimeoutMs(), hconf);
+            try {
+                checkExternalServer(remote, state, sync, ext);
+            } catch (RuntimeException e) {
+                remote.close();
+                throw e;
+            }
+            server = remote;
+        } else {
+            ParameterServer.Context pctx = new ParameterServer.Context()
+                    .jobName(job).secret(secret).aeronDirectoryName(aeronDir).embeddedDriver(true).termLength(term)
+                    .channel(psChannel).streamId(psStream).udpChannelParams(udp)
+                    .workers(dp).sync(sync).initialState(state).adamW(s.adamW()).schedule(schedule).seed(s.seed())
+                    .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff")
+                    .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
+            server = new PsHandle.Embedded(ParameterServer.launch(pctx));
+        }
+        try (PsHandle ps = server;
              Telemetry.Receiver telemetry = new Telemetry.Receiver(aeronDir, host, 10_000)) {
             JobSpec spec = new JobSpec(job, recipe.values(), opts.data(), dp, sync.toString(), s.steps(), until, startStep, baseData,
-                    state.tokensSeen(), plan, evalEvery, ckptEvery, opts.failAt(), 0, secret, "aeron:udp?endpoint=" + host + ":" + port,
-                    Configuration.STREAM_ID_DEFAULT, term, udp, telemetry.channel(), aeronDir, ProcessHandle.current().pid(), HOST_ID,
+                    state.tokensSeen(), plan, evalEvery, ckptEvery, opts.failAt(), 0, secret, psChannel,
+                    psStream, term, udp, telemetry.channel(), aeronDir, ProcessHandle.current().pid(), HOST_ID,
                     opts.kernelThreads(), opts.requestTimeoutMs(), new HashMap<>(info));
+            if (ext != null) {
+                out.println("using the " + ps.describe() + " (job '" + job + "', version " + ps.version() + "): it applies its own "
+                        + "recipe's optimizer and LR schedule and writes the checkpoints to its catena.ps.snapshot.uri"
+                        + (opts.steps() > 0 || !opts.overrides().isEmpty() ? "; --steps/--set do not change the server's schedule" : ""));
+            }
             chainsNow = ps.config().chains();
             runStartNanos = System.nanoTime();
             windowStartNanos = runStartNanos;
@@ -288,6 +331,9 @@ public final class TrainJob {
             }
             waitForVersion(ps, sync.mode() == SyncPolicy.Mode.ASP ? Math.min(until, ps.version()) : until);
             drain(telemetry);
+            // a rerun's rank may start past a step the previous run's rank pushed but never reported (it died in the pull
+            // after the push): that step has only the other ranks' reports
+            settleLostReports(ps.version());
             return finish(ps, val, info, spec, runs);
         } finally {
             val.close();
@@ -295,7 +341,7 @@ public final class TrainJob {
     }
 
     /** Runs the barrier stage; after a failure, waits for the old tasks to stop and runs it again. Returns the number of runs. */
-    private int runStage(JobSpec base, ParameterServer ps, Monitor monitor) {
+    private int runStage(JobSpec base, PsHandle ps, Monitor monitor) {
         int max = Math.max(1, opts.maxAttempts());
         for (int attempt = 0; ; attempt++) {
             JobSpec spec = base.withAttempt(attempt);
@@ -372,8 +418,15 @@ public final class TrainJob {
         }
     }
 
-    private TrainResult finish(ParameterServer ps, TokenBatchSource val, Map<String, Object> info, JobSpec spec, int runs) {
-        TrainingState st = ps.copyState(ADMIN_TIMEOUT_MS);
+    private TrainResult finish(PsHandle ps, TokenBatchSource val, Map<String, Object> info, JobSpec spec, int runs) {
+        // no task runs now: the state and the snapshot are of the same, final version
+        PsHandle.Final fin = ps.snapshotFinal(v -> {
+            Map<String, Object> snapInfo = new LinkedHashMap<>(info);
+            snapInfo.put("tokens_seen", spec.tokensAt(v));
+            snapInfo.put("data_position", spec.dataPositionAt(v));
+            return snapInfo;
+        }, ADMIN_TIMEOUT_MS);
+        TrainingState st = fin.state();
         long step = st.step();
         int bw = settings.batchSize() / dp;
         ColmModel model = new ColmModel(st.config(), st.params(), new Params(st.params().layout(), DataType.FLOAT), bw,
@@ -387,7 +440,7 @@ public final class TrainJob {
         Map<String, Object> snapInfo = new LinkedHashMap<>(info);
         snapInfo.put("tokens_seen", spec.tokensAt(step));
         snapInfo.put("data_position", spec.dataPositionAt(step));
-        String dir = ps.snapshot(snapInfo, ADMIN_TIMEOUT_MS);
+        String dir = fin.dir();
         out.println("checkpoint " + dir);
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("kind", "checkpoint");
@@ -403,13 +456,13 @@ public final class TrainJob {
     // ---- the driver's monitor: telemetry, growth ----------------------------------------------------
 
     private final class Monitor implements Runnable {
-        private final ParameterServer ps;
+        private final PsHandle ps;
         private final Telemetry.Receiver telemetry;
         private final List<JobSpec.GrowthPlan> plan;
         volatile boolean stop;
         final AtomicReference<Throwable> error = new AtomicReference<>();
 
-        Monitor(ParameterServer ps, Telemetry.Receiver telemetry, List<JobSpec.GrowthPlan> plan) {
+        Monitor(PsHandle ps, Telemetry.Receiver telemetry, List<JobSpec.GrowthPlan> plan) {
             this.ps = ps;
             this.telemetry = telemetry;
             this.plan = plan;
@@ -452,7 +505,7 @@ public final class TrainJob {
                 if (!asp && gateCount(g.step()) < dp) {
                     return 0; // rank 0 may still be evaluating / checkpointing the pre-growth model of this step
                 }
-                int epoch = ps.grow(g.heads(), g.freeze(), null, opts.requestTimeoutMs());
+                int epoch = ps.grow(g.heads(), g.freeze(), opts.requestTimeoutMs());
                 chainsNow = ps.config().chains();
                 out.println("grew the model at step " + v + " by chains " + g.heads() + (g.freeze() ? " (old chains frozen)" : "")
                         + ": chains " + chainsNow + ", " + ps.config().numChains() + " scales, epoch " + epoch);
@@ -691,6 +744,41 @@ public final class TrainJob {
 
     private static final Pattern LOCAL = Pattern.compile("local(?:\\[(\\*|\\d+)(?:,\\s*\\d+)?])?");
 
+    /**
+     * An external server must serve exactly this job: the recipe's model (or the resumed checkpoint's), dp workers,
+     * the same sync mode and frozen chains, at the step the job starts from. Names both sides of every mismatch.
+     */
+    private void checkExternalServer(PsHandle.Remote remote, TrainingState state, SyncPolicy sync, PsHandle.ExternalSettings ext) {
+        ServerLayout l = remote.layout();
+        long version = remote.version();
+        String jobSide = opts.resume() ? "the checkpoint under --out " + opts.out() : "the recipe " + opts.recipe() + " on this data";
+        List<String> bad = new ArrayList<>();
+        if (!l.config().equals(state.config())) {
+            bad.add("model: the server serves " + l.config().toMap() + ", " + jobSide + " describes " + state.config().toMap());
+        }
+        if (l.workers() != dp) {
+            bad.add("workers: the server expects catena.ps.workers=" + l.workers() + ", the job runs --dp " + dp);
+        }
+        if (!l.sync().toString().equals(sync.toString())) {
+            bad.add("sync: the server runs catena.ps.sync=" + l.sync() + ", the job --sync " + sync);
+        }
+        if (l.frozenChains() != state.frozenChains()) {
+            bad.add("frozen chains: the server has " + l.frozenChains() + ", " + jobSide + " has " + state.frozenChains());
+        }
+        if (version != state.step()) {
+            bad.add("step: the server is at version " + version + ", the job starts at step " + state.step() + (opts.resume() ? ""
+                    : " (a fresh job needs a fresh server; to continue its run, pass --resume with --out naming the checkpoint root "
+                    + "the server was --restore'd from)"));
+        }
+        if (!bad.isEmpty()) {
+            throw new IllegalArgumentException("the " + remote.describe() + " (job '" + ext.jobName() + "', epoch " + l.epoch()
+                    + ") does not serve this job: " + String.join("; ", bad) + ". Start the server with the job's recipe "
+                    + "(catena.ps.recipe, catena.ps.seed = the recipe's seed), catena.ps.workers = --dp and catena.ps.sync = --sync"
+                    + (opts.resume() ? ", restored from the checkpoint (catena ps --conf F --restore " + opts.out() + ")" : "")
+                    + ", or drop --ps-host/--ps-conf to embed one");
+        }
+    }
+
     /** Fails fast when the barrier stage cannot get dp slots at once (Spark would otherwise retry for minutes). */
     private void checkSlots() {
         String master = jsc.master();
@@ -739,7 +827,7 @@ public final class TrainJob {
         LOG.warn("tasks of the failed stage run are still running after 120 s; starting the next run anyway");
     }
 
-    private void waitForVersion(ParameterServer ps, long version) {
+    private void waitForVersion(PsHandle ps, long version) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (ps.version() < version) {
             if (System.nanoTime() > deadline) {

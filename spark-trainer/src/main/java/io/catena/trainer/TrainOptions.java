@@ -20,14 +20,16 @@ public record TrainOptions(String data, String recipe, String out, String master
                            List<Growth> growth, int evalEvery, int ckptEvery, boolean resume, FailAt failAt,
                            long steps, long untilStep, List<String> overrides, String metrics, String jobName,
                            String psHost, int psPort, int termLength, int kernelThreads, int maxAttempts,
-                           long requestTimeoutMs, long slotWaitMs) implements Serializable {
+                           long requestTimeoutMs, long slotWaitMs, String psSecretFile, String psConf,
+                           long psConnectTimeoutMs) implements Serializable {
 
     /** Conf key prefix: {@code --eval-every 50} is also {@code spark.catena.eval-every=50}. */
     public static final String PREFIX = "spark.catena.";
 
     static final Set<String> VALUED = new TreeSet<>(List.of("data", "recipe", "out", "master", "dp", "sync", "grow-at",
             "eval-every", "ckpt-every", "fail-at", "steps", "until-step", "set", "metrics", "job-name", "ps-host", "ps-port",
-            "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms"));
+            "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms", "ps-secret-file", "ps-conf",
+            "ps-connect-timeout-ms"));
     static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help"));
 
     public static final String USAGE = """
@@ -35,11 +37,15 @@ public record TrainOptions(String data, String recipe, String out, String master
                          [--master local[N]|spark://host:7077] [--dp N] [--sync bsp|ssp:S|asp]
                          [--grow-at STEP:+HEADS[,HEADS...][:freeze]]... [--eval-every N] [--ckpt-every N] [--resume]
                          [--steps N] [--until-step N] [--set key=value]... [--metrics <file.jsonl>] [--fail-at RANK:STEP[:exit]]
-                         [--job-name NAME] [--ps-host HOST] [--ps-port PORT] [--term-length BYTES] [--kernel-threads N]
-                         [--max-attempts N]
+                         [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS]]
+                         [--term-length BYTES] [--kernel-threads N] [--max-attempts N]
               Trains CoLM with dp data-parallel Spark tasks (one barrier stage) through an embedded Aeron parameter
-              server on the driver. The global batch is the recipe's batch_size; each task computes batch_size/dp of
-              it, so a run matches `catena train-local` step for step. --grow-at 200:+2:freeze appends a 2-head chain
+              server on the driver, or, with --ps-host/--ps-port (or --ps-conf), through an external one started with
+              `catena ps --conf F` (same recipe, catena.ps.workers = dp, same sync; --ps-secret-file is its
+              catena.ps.secret.file, --job-name its catena.ps.job.name; --ps-conf F reads all of these from the
+              server's conf file). --ps-port alone pins the embedded server's UDP port. The global batch is the
+              recipe's batch_size; each task computes batch_size/dp of it, so a run matches `catena train-local` step
+              for step. --grow-at 200:+2:freeze appends a 2-head chain
               after step 200 and trains only the new chain. --eval-every/--ckpt-every default to the recipe's values.
               --resume continues from the latest checkpoint under --out. --until-step stops early (the LR schedule
               still follows --steps). A failed stage is rerun from the parameter server's version, up to
@@ -204,12 +210,28 @@ public record TrainOptions(String data, String recipe, String out, String master
         boolean resume = flags.contains("resume") || Boolean.parseBoolean(get.apply("resume") == null ? "false" : get.apply("resume"));
         String fail = get.apply("fail-at");
         String host = get.apply("ps-host");
+        int psPort = integer(get, "ps-port", 0);
+        if (psPort < 0 || psPort > 65_535) {
+            throw new IllegalArgumentException("--ps-port must be a UDP port 1..65535, got " + psPort);
+        }
+        if (host != null && psPort == 0 && get.apply("ps-conf") == null) {
+            throw new IllegalArgumentException("--ps-host " + host + " names an external parameter server but --ps-port is missing; "
+                    + "give the UDP port of its channel (catena.ps.channel=aeron:udp?endpoint=HOST:PORT in its conf file)");
+        }
+        if (get.apply("ps-secret-file") != null && host == null && get.apply("ps-conf") == null) {
+            throw new IllegalArgumentException("--ps-secret-file is the secret of an external parameter server; add --ps-host and "
+                    + "--ps-port (or --ps-conf) to use one, or drop it (the embedded server makes its own secret)");
+        }
+        if (longValue(get, "ps-connect-timeout-ms", 10_000) < 1) {
+            throw new IllegalArgumentException("--ps-connect-timeout-ms must be >= 1");
+        }
         return new TrainOptions(data, recipe, out, get.apply("master"), integer(get, "dp", 0), sync, growth,
                 integer(get, "eval-every", -1), integer(get, "ckpt-every", -1), resume, fail == null ? null : FailAt.parse(fail),
                 longValue(get, "steps", 0), longValue(get, "until-step", 0), all.apply("set"), get.apply("metrics"),
-                get.apply("job-name"), host, integer(get, "ps-port", 0), integer(get, "term-length", 0),
+                get.apply("job-name"), host, psPort, integer(get, "term-length", 0),
                 integer(get, "kernel-threads", 0), integer(get, "max-attempts", 3), longValue(get, "request-timeout-ms", 120_000),
-                longValue(get, "slot-wait-ms", 30_000));
+                longValue(get, "slot-wait-ms", 30_000), get.apply("ps-secret-file"), get.apply("ps-conf"),
+                longValue(get, "ps-connect-timeout-ms", 10_000));
     }
 
     /** Thrown by {@link #parse} for --help. */
@@ -245,6 +267,11 @@ public record TrainOptions(String data, String recipe, String out, String master
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("--" + name + " must be an integer, got '" + v + "'");
         }
+    }
+
+    /** True when the run uses a parameter server started separately (--ps-host or --ps-conf) instead of embedding one. */
+    public boolean externalPs() {
+        return psHost != null || psConf != null;
     }
 
     /** A short description for logs. */
