@@ -1,5 +1,7 @@
 package io.catena.trainer;
 
+import io.catena.model.train.Progress;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
@@ -667,13 +669,8 @@ public final class TrainJob {
     }
 
     private void evalLine(long step, double[] ev) {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "eval step %d |", step));
         double[] ppl = new double[ev.length];
-        for (int j = 0; j < ev.length; j++) {
-            ppl[j] = Math.exp(ev[j]);
-            sb.append(String.format(Locale.ROOT, " k=%d loss %.4f ppl %.2f", j + 1, ev[j], ppl[j]));
-        }
-        out.println(sb);
+        out.println(Progress.evalLine(step, ev, ppl));
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("kind", "eval");
         r.put("step", step);
@@ -683,23 +680,8 @@ public final class TrainJob {
     }
 
     private String progressLine(long step, double tps, double[] losses, double syncFraction, double eta) {
-        StringBuilder sb = new StringBuilder();
-        int width = 20;
-        int filled = (int) Math.min(width, width * step / Math.max(1, until));
-        sb.append('[').append("#".repeat(filled)).append(".".repeat(width - filled)).append(']');
-        sb.append(String.format(Locale.ROOT, " step %d/%d | %,.0f tok/s | loss", step, until, tps));
-        for (int j = 0; j < losses.length; j++) {
-            sb.append(String.format(Locale.ROOT, " k%d %.4f", j + 1, losses[j]));
-        }
-        sb.append(String.format(Locale.ROOT, " | lr %.2e | sync %.0f%% | dp %d | ETA %s", schedule.at(step), 100 * syncFraction, dp,
-                duration(eta)));
-        return sb.toString();
-    }
-
-    static String duration(double seconds) {
-        long s = Math.round(seconds);
-        return s >= 3600 ? String.format(Locale.ROOT, "%dh%02dm", s / 3600, (s % 3600) / 60)
-                : s >= 60 ? String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60) : s + "s";
+        return Progress.line(step, until, tps, losses, schedule.at(step),
+                String.format(Locale.ROOT, "sync %.0f%% | dp %d", 100 * syncFraction, dp), eta);
     }
 
     private synchronized void metric(Map<String, Object> fields) {

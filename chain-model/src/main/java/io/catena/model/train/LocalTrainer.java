@@ -21,7 +21,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -139,7 +138,7 @@ public final class LocalTrainer {
                 double tps = windowTokens / Math.max(secs, 1e-9);
                 double elapsed = (System.nanoTime() - startNanos) / 1e9;
                 double eta = (last - step) * elapsed / Math.max(1, step - startStep);
-                out.println(progressLine(last, tps, losses, eta));
+                out.println(Progress.line(step, last, tps, losses, schedule.at(step), "", eta));
                 metric("train", Map.of("loss", losses, "lr", schedule.at(step), "tok_per_s", tps, "grad_norm", lastGradNorm,
                         "elapsed_s", elapsed));
                 windowTokens = 0;
@@ -209,33 +208,9 @@ public final class LocalTrainer {
         if (lastEval.length == 0) {
             return;
         }
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "eval step %d |", step));
         double[] ppl = new double[lastEval.length];
-        for (int j = 0; j < lastEval.length; j++) {
-            ppl[j] = Math.exp(lastEval[j]);
-            sb.append(String.format(Locale.ROOT, " k=%d loss %.4f ppl %.2f", j + 1, lastEval[j], ppl[j]));
-        }
-        out.println(sb);
+        out.println(Progress.evalLine(step, lastEval, ppl));
         metric("eval", Map.of("val_loss", lastEval, "val_ppl", ppl));
-    }
-
-    private String progressLine(long last, double tps, double[] losses, double etaSeconds) {
-        StringBuilder sb = new StringBuilder();
-        int width = 20;
-        int filled = (int) Math.min(width, width * step / Math.max(1, last));
-        sb.append('[').append("#".repeat(filled)).append(".".repeat(width - filled)).append(']');
-        sb.append(String.format(Locale.ROOT, " step %d/%d | %,.0f tok/s | loss", step, last, tps));
-        for (int j = 0; j < losses.length; j++) {
-            sb.append(String.format(Locale.ROOT, " k%d %.4f", j + 1, losses[j]));
-        }
-        sb.append(String.format(Locale.ROOT, " | lr %.2e | ETA %s", schedule.at(step), formatDuration(etaSeconds)));
-        return sb.toString();
-    }
-
-    static String formatDuration(double seconds) {
-        long s = Math.round(seconds);
-        return s >= 3600 ? String.format("%dh%02dm", s / 3600, (s % 3600) / 60)
-                : s >= 60 ? String.format("%dm%02ds", s / 60, s % 60) : s + "s";
     }
 
     private void metric(String kind, Map<String, Object> fields) {
