@@ -116,6 +116,7 @@ public final class TrainBench {
         r.put("ms_per_step_median", med);
         r.put("ms_per_step_min", Arrays.stream(times).min().orElse(0));
         r.put("gemm_ms_per_step_median", median(gemm));
+        r.put("parallel_calls_per_step", io.catena.model.kernel.Parallel.SPLIT_CALLS.sum() / (double) (warmup + steps));
         if (io.catena.model.kernel.Prof.ON) {
             Map<String, Double> phases = new LinkedHashMap<>();
             io.catena.model.kernel.Prof.snapshot().forEach((phase, ms) -> phases.put(phase, ms / steps));

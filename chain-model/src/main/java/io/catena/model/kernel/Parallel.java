@@ -75,12 +75,16 @@ public final class Parallel {
     }
 
     /** Runs {@code body} over [0, rows) split into at most {@link #threads()} contiguous ranges. */
+    /** Calls since start that were split over threads (benchmarks' breakdowns). */
+    public static final java.util.concurrent.atomic.LongAdder SPLIT_CALLS = new java.util.concurrent.atomic.LongAdder();
+
     public static void forRows(int rows, RowRange body) {
         int parts = Math.min(threads, Math.max(1, rows / MIN_ROWS_PER_TASK));
         if (parts <= 1) {
             body.run(0, rows);
             return;
         }
+        SPLIT_CALLS.increment();
         @SuppressWarnings("unchecked")
         Future<?>[] futures = new Future<?>[parts - 1];
         int chunk = (rows + parts - 1) / parts;
