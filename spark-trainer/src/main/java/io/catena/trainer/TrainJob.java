@@ -88,6 +88,15 @@ public final class TrainJob {
         this.out = out;
     }
 
+    /** Facts added to every checkpoint's info written by this run (e.g. {@link RetrainJob}'s history); serializable values. */
+    private Map<String, Object> extraInfo = Map.of();
+
+    /** Adds {@code extra} to the info of every checkpoint this run writes (its keys win over the run's own). */
+    public TrainJob withInfo(Map<String, Object> extra) {
+        this.extraInfo = new LinkedHashMap<>(extra);
+        return this;
+    }
+
     /** spark-submit / {@code catena train} entry point. Exit codes: 0 done, 2 bad input, 1 training failed. */
     public static void main(String[] argv) {
         SparkConf conf = new SparkConf();
@@ -269,6 +278,7 @@ public final class TrainJob {
         info.put("dp", dp);
         info.put("sync", sync.toString());
         info.put("trainer", "spark-trainer");
+        info.putAll(extraInfo);
 
         this.metricsFile = metricsPath();
         out.println("catena train: job " + job + ", model " + state.config().chains() + " chains, " + state.params().layout().size()

@@ -42,6 +42,7 @@ public final class CatenaCli {
                             scale and generate at every k (about 3 minutes on 2 cores)
               prepare       Spark job: corpora on any Hadoop FS -> BPE token shards + manifest (catena prepare --help)
               train         Spark job: dp workers + Aeron parameter server, growth, resume (catena train --help)
+              retrain       incremental prepare of a data lake's new partitions, then resume training on them
               ps            a standalone parameter server: --conf <file> [--restore <ckpt>]
               train-local   train in this process: --recipe <file> --data <manifest|text file|dir|builtin:genesis> --out <ckpt dir>
               eval          validation loss and perplexity per number of chains: --ckpt <dir> --data <text>

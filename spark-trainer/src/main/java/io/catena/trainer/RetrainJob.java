@@ -1,0 +1,371 @@
+package io.catena.trainer;
+
+import io.catena.data.manifest.Manifest;
+import io.catena.data.manifest.ManifestStore;
+import io.catena.data.prepare.PrepareJob;
+import io.catena.data.prepare.PrepareOptions;
+import io.catena.model.ChainExpansion;
+import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
+import io.catena.model.train.Recipe;
+import io.catena.model.train.TrainSettings;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Function;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.SparkSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code catena retrain}: scheduled retraining on a data lake. One run (1) prepares the lake's new partitions
+ * ({@code lake/date=YYYY-MM-DD/part-*}) into the dataset as the next manifest version ({@link PrepareJob} with
+ * {@code --incremental}), (2) optionally appends chains to the latest checkpoint ({@link ChainExpansion}), and
+ * (3) resumes {@link TrainJob} from that checkpoint on the new manifest version (pinned:
+ * {@code manifests/manifest-vNNNNNN.json}) for {@code --steps} more steps. Every checkpoint it writes carries the
+ * run history in its info ({@code history}: one entry per retrain run with the manifest version it trained on).
+ *
+ * <p>Idempotent: when the lake has nothing new and the newest manifest version is already in the checkpoint's
+ * history, it changes nothing, says so and exits 0. When an earlier run prepared a version but failed to train
+ * on it, the next run trains on that version.
+ */
+public final class RetrainJob {
+    private static final Logger LOG = LoggerFactory.getLogger(RetrainJob.class);
+    /** Key of the run history in a checkpoint's info. */
+    public static final String HISTORY = "history";
+
+    public static final String USAGE = """
+            catena retrain --lake <uri> --ckpt <uri> --recipe <file|builtin:NAME> [--data <dataset uri>]
+                           [--add-chains HEADS[,HEADS...][:freeze]] [--steps N] [--master URL] [--dp N]
+                           [--format jsonl|text|parquet] [--text-field NAME] [--tokenizer train:VOCAB|<tokenizer.json>]
+                           [any `catena train` option but --data/--out/--resume/--steps/--until-step/--grow-at]
+              Incremental prepare of the lake's new files (e.g. lake/date=2026-11-28/part-*) into the dataset
+              (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
+              checkpoint under --ckpt on that version for --steps more steps (default: the recipe's steps); the
+              first run trains from scratch. --add-chains appends chains to the loaded checkpoint first (ChainExpansion;
+              :freeze trains only the new ones). The LR schedule of a run spans step 0 to its last step.
+              Prepare uses the recipe's seq_len and val_fraction; --format defaults to jsonl, --tokenizer to
+              train:<the recipe's vocab_size, else 8192> (later versions reuse the dataset's tokenizer).
+              Idempotent: with no new partitions (and the newest version already trained) nothing changes and it
+              says so (exit 0). Each checkpoint's info holds `history`: the manifest version of every run.
+              Exit status: 0 done or nothing new, 2 bad input, 1 failure.
+            """;
+
+    static final Set<String> OWN = new TreeSet<>(List.of("lake", "ckpt", "recipe", "data", "add-chains", "steps", "master", "dp",
+            "format", "text-field", "tokenizer"));
+    /** train options that retrain sets itself. */
+    static final Set<String> NOT_PASSED = new TreeSet<>(List.of("data", "out", "resume", "steps", "until-step", "grow-at", "recipe",
+            "master", "dp", "help"));
+
+    /** Settings of one retrain run; {@code trainArgs} are passed to {@link TrainOptions} unchanged. */
+    public record Options(String lake, String ckpt, String recipe, String data, List<Integer> addChains, boolean freeze, long steps,
+                          String master, int dp, String format, String textField, String tokenizer, List<String> trainArgs) {
+        public Options {
+            addChains = List.copyOf(addChains);
+            trainArgs = List.copyOf(trainArgs);
+        }
+
+        /** The dataset: --data, else {@code <ckpt>/dataset}. */
+        public String dataset() {
+            return data != null ? data : ckpt.replaceAll("/+$", "") + "/dataset";
+        }
+
+        /**
+         * Parses the command line; missing options are looked up as {@code spark.catena.retrain.<name>} in {@code conf}
+         * (may be null). Unknown options go to {@code catena train}. Throws IllegalArgumentException naming the bad one.
+         */
+        public static Options parse(String[] argv, Function<String, String> conf) {
+            Map<String, String> v = new LinkedHashMap<>();
+            List<String> pass = new ArrayList<>();
+            for (int i = 0; i < argv.length; i++) {
+                String a = argv[i];
+                if (i == 0 && a.equals("retrain")) {
+                    continue;
+                }
+                if (!a.startsWith("--")) {
+                    throw new IllegalArgumentException("unexpected argument '" + a + "'\n" + USAGE);
+                }
+                String name = a.substring(2);
+                String inline = null;
+                int eq = name.indexOf('=');
+                if (eq > 0) {
+                    inline = name.substring(eq + 1);
+                    name = name.substring(0, eq);
+                }
+                if (name.equals("help")) {
+                    throw new TrainOptions.HelpRequested();
+                }
+                boolean own = OWN.contains(name);
+                if (!own && (NOT_PASSED.contains(name) || !(TrainOptions.VALUED.contains(name) || TrainOptions.FLAGS.contains(name)))) {
+                    throw new IllegalArgumentException("unknown option --" + name + " for retrain; valid: " + OWN + " and the train "
+                            + "options but " + NOT_PASSED + "\n" + USAGE);
+                }
+                boolean valued = own || TrainOptions.VALUED.contains(name);
+                String value = inline;
+                if (valued && value == null) {
+                    if (i + 1 >= argv.length) {
+                        throw new IllegalArgumentException("--" + name + " needs a value\n" + USAGE);
+                    }
+                    value = argv[++i];
+                }
+                if (own) {
+                    v.put(name, value);
+                } else {
+                    pass.add("--" + name);
+                    if (valued) {
+                        pass.add(value);
+                    }
+                }
+            }
+            Function<String, String> get = n -> {
+                String x = v.get(n);
+                if (x == null && conf != null) {
+                    x = conf.apply(TrainOptions.PREFIX + "retrain." + n);
+                }
+                return x == null || x.isBlank() ? null : x.trim();
+            };
+            for (String req : List.of("lake", "ckpt", "recipe")) {
+                if (get.apply(req) == null) {
+                    throw new IllegalArgumentException("missing --" + req + "\n" + USAGE);
+                }
+            }
+            List<Integer> heads = new ArrayList<>();
+            boolean freeze = false;
+            String add = get.apply("add-chains");
+            if (add != null) {
+                // the heads part of --grow-at: reuse its parser and messages
+                TrainOptions.Growth g;
+                try {
+                    g = TrainOptions.Growth.parse("1:+" + add);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--add-chains must look like HEADS[,HEADS...][:freeze] (e.g. 2 or 1,1:freeze), got '"
+                            + add + "'");
+                }
+                heads.addAll(g.heads());
+                freeze = g.freeze();
+            }
+            long steps = number(get, "steps", 0);
+            if (get.apply("steps") != null && steps < 1) {
+                throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
+            }
+            return new Options(get.apply("lake"), get.apply("ckpt"), get.apply("recipe"), get.apply("data"), heads, freeze, steps,
+                    get.apply("master"), (int) number(get, "dp", 0), get.apply("format") == null ? "jsonl" : get.apply("format"),
+                    get.apply("text-field"), get.apply("tokenizer"), pass);
+        }
+
+        private static long number(Function<String, String> get, String name, long dflt) {
+            String x = get.apply(name);
+            if (x == null) {
+                return dflt;
+            }
+            try {
+                return Long.parseLong(x);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--" + name + " must be an integer, got '" + x + "'");
+            }
+        }
+    }
+
+    /**
+     * What a run did: {@code noop} when nothing was new; the manifest version trained on (the newest one for a
+     * no-op), the steps it trained from and to, the prepare run's counts, a one-line message and the train result
+     * (null for a no-op).
+     */
+    public record Result(boolean noop, int manifestVersion, long fromStep, long toStep, Manifest manifest, String message,
+                         TrainResult train) {
+    }
+
+    private final SparkSession spark;
+    private final Options opts;
+    private final PrintStream out;
+
+    public RetrainJob(SparkSession spark, Options opts, PrintStream out) {
+        this.spark = spark;
+        this.opts = opts;
+        this.out = out;
+    }
+
+    /** spark-submit / {@code catena retrain} entry point. Exit codes: 0 done or nothing new, 2 bad input, 1 failure. */
+    public static void main(String[] argv) {
+        SparkConf conf = new SparkConf();
+        Options o;
+        try {
+            o = Options.parse(argv, k -> conf.contains(k) ? conf.get(k) : null);
+        } catch (TrainOptions.HelpRequested h) {
+            System.out.print(USAGE);
+            return;
+        } catch (IllegalArgumentException e) {
+            System.err.println("catena retrain: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        conf.setIfMissing("spark.app.name", "catena retrain");
+        if (o.master() != null) {
+            conf.setMaster(o.master());
+        }
+        conf.setIfMissing("spark.master", "local[" + Math.max(2, o.dp()) + "]");
+        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
+        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
+        int code;
+        SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+        try {
+            new RetrainJob(spark, o, System.out).run(); // prints its outcome
+            code = 0;
+        } catch (IllegalArgumentException e) {
+            System.err.println("catena retrain: " + e.getMessage());
+            code = 2;
+        } catch (RuntimeException e) {
+            System.err.println("catena retrain failed: " + e.getMessage());
+            LOG.error("retrain failed", e);
+            code = 1;
+        } finally {
+            spark.stop();
+        }
+        System.out.flush();
+        System.exit(code);
+    }
+
+    /** Prepare the new partitions, then train on the new version (or nothing, when nothing is new). */
+    public Result run() {
+        Recipe recipe = DataSources.loadRecipe(opts.recipe());
+        TrainSettings s = recipe.trainSettings();
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        org.apache.hadoop.conf.Configuration hconf = jsc.hadoopConfiguration();
+
+        // 1. the lake's new files -> the next manifest version
+        String vocab = recipe.values().get("vocab_size");
+        PrepareOptions po = PrepareOptions.of(List.of(opts.lake()), opts.format(), opts.dataset()).withIncremental(true)
+                .withSeqLen(s.seqLen()).withValFraction(s.valFraction())
+                .withTokenizer(opts.tokenizer() != null ? opts.tokenizer() : vocab != null ? "train:" + vocab.trim()
+                        : PrepareOptions.DEFAULT_TOKENIZER);
+        if (opts.textField() != null) {
+            po = po.withTextField(opts.textField());
+        }
+        PrepareJob.Result prep;
+        try {
+            prep = PrepareJob.run(spark, po);
+        } catch (IOException e) {
+            throw new UncheckedIOException("prepare of " + opts.lake() + " into " + opts.dataset() + " failed: " + e.getMessage(), e);
+        }
+        Manifest m = prep.manifest();
+        out.println("retrain: prepare " + opts.lake() + " -> " + opts.dataset() + ": " + prep.message());
+
+        // 2. where training stands: the latest checkpoint and the manifest versions it was trained on
+        CheckpointStore store = new CheckpointStore(hconf);
+        boolean haveCkpt = hasCheckpoint(hconf);
+        List<Map<String, Object>> history = new ArrayList<>();
+        long fromStep = 0;
+        if (haveCkpt) {
+            Map<String, Object> doc = store.readManifest(opts.ckpt());
+            history.addAll(history(doc));
+            fromStep = ((Number) ((Map<?, ?>) doc.get("trainer")).get("step")).longValue();
+        }
+        int lastTrained = history.isEmpty() ? 0 : ((Number) history.get(history.size() - 1).get("manifest_version")).intValue();
+        if (m.version() <= lastTrained) {
+            String msg = "retrain: nothing new: no new partitions under " + opts.lake() + " and dataset version " + m.version()
+                    + " was already trained on (checkpoint " + opts.ckpt() + " at step " + fromStep + "); nothing changed";
+            out.println(msg);
+            return new Result(true, m.version(), fromStep, fromStep, m, msg, null);
+        }
+        if (prep.noop()) {
+            out.println("retrain: no new partitions, but dataset version " + m.version() + " was never trained on (the checkpoint's "
+                    + "last run used version " + lastTrained + "); training on it now");
+        }
+
+        // 3. optionally grow the loaded checkpoint
+        if (!opts.addChains().isEmpty()) {
+            if (!haveCkpt) {
+                throw new IllegalArgumentException("--add-chains appends chains to a trained checkpoint, but " + opts.ckpt()
+                        + " holds none yet; run retrain without it first (the first run trains the recipe's chains)");
+            }
+            TrainingState st = store.load(opts.ckpt(), true);
+            TrainingState grown = ChainExpansion.expand(st, opts.addChains(), opts.freeze(), null, s.seed() + st.step());
+            String dir = store.save(opts.ckpt(), grown);
+            out.println("retrain: appended chains " + opts.addChains() + (opts.freeze() ? " (old chains frozen)" : "") + " at step "
+                    + st.step() + ": chains " + st.config().chains() + " -> " + grown.config().chains() + " (" + dir + ")");
+        }
+
+        // 4. train on the pinned new version for --steps more steps
+        long more = opts.steps() > 0 ? opts.steps() : s.steps();
+        long toStep = fromStep + more;
+        String data = ManifestStore.versionFile(new Path(opts.dataset()), m.version()).toString();
+        Map<String, Object> entry = new LinkedHashMap<>();
+        entry.put("manifest_version", m.version());
+        entry.put("data", data);
+        entry.put("partitions", newPartitions(m, lastTrained));
+        entry.put("from_step", fromStep);
+        entry.put("to_step", toStep);
+        if (!opts.addChains().isEmpty()) {
+            entry.put("added_chains", opts.addChains());
+            entry.put("freeze", opts.freeze());
+        }
+        history.add(entry);
+        List<String> args = new ArrayList<>(List.of("--data", data, "--recipe", opts.recipe(), "--out", opts.ckpt(), "--steps",
+                Long.toString(toStep)));
+        if (haveCkpt) {
+            args.add("--resume");
+        }
+        if (opts.dp() > 0) {
+            args.addAll(List.of("--dp", Integer.toString(opts.dp())));
+        }
+        args.addAll(opts.trainArgs());
+        SparkConf sc = jsc.getConf();
+        TrainOptions to = TrainOptions.parse(args.toArray(String[]::new), k -> sc.contains(k) ? sc.get(k) : null);
+        out.println("retrain: training on dataset version " + m.version() + " (" + data + "), steps " + fromStep + " -> " + toStep
+                + (haveCkpt ? ", resumed from " + opts.ckpt() : ", from scratch"));
+        Map<String, Object> extra = new LinkedHashMap<>();
+        extra.put(HISTORY, history);
+        extra.put("manifest_version", m.version());
+        TrainResult r = new TrainJob(jsc, to, out).withInfo(extra).run();
+        String msg = "retrain: trained dataset version " + m.version() + " (" + entry.get("partitions") + "): steps " + fromStep + " -> "
+                + r.finalStep() + ", chains " + r.chains() + ", checkpoint " + r.checkpoint();
+        out.println(msg);
+        return new Result(false, m.version(), fromStep, r.finalStep(), m, msg, r);
+    }
+
+    private boolean hasCheckpoint(org.apache.hadoop.conf.Configuration hconf) {
+        try {
+            Path root = new Path(opts.ckpt());
+            FileSystem fs = root.getFileSystem(hconf);
+            return fs.exists(new Path(root, CheckpointStore.LATEST)) || fs.exists(new Path(root, CheckpointStore.MODEL_JSON));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read --ckpt " + opts.ckpt() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The {@code history} list of a checkpoint's model.json (empty for one written by plain {@code catena train}). */
+    @SuppressWarnings("unchecked")
+    public static List<Map<String, Object>> history(Map<String, Object> modelJson) {
+        Object info = modelJson.get("info");
+        if (info instanceof Map<?, ?> i && i.get(HISTORY) instanceof List<?> l) {
+            List<Map<String, Object>> h = new ArrayList<>();
+            for (Object e : l) {
+                h.add(new LinkedHashMap<>((Map<String, Object>) e));
+            }
+            return h;
+        }
+        return List.of();
+    }
+
+    /** Partition directories whose sources arrived after version {@code after}. */
+    private static List<String> newPartitions(Manifest m, int after) {
+        Set<String> p = new TreeSet<>();
+        for (Manifest.Source src : m.sources()) {
+            if (src.version() > after) {
+                Path parent = new Path(src.path()).getParent();
+                p.add(parent == null ? src.path() : parent.getName());
+            }
+        }
+        return new ArrayList<>(p);
+    }
+}

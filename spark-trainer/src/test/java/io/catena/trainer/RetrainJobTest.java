@@ -1,0 +1,177 @@
+package io.catena.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.catena.data.manifest.Manifest;
+import io.catena.model.io.CheckpointStore;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** catena retrain on a simulated lake: three days land one by one, a retrain after each, then a rerun with nothing new. */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class RetrainJobTest {
+    static final String[] DAYS = {"date=2026-11-26", "date=2026-11-27", "date=2026-11-28"};
+    static final int PER_DAY = 250;
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void shouldPrepareOnlyNewPartitionsResumeOnEachNewManifestVersionAndRecordItsHistory() throws Exception {
+        Path dir = TrainerTestSupport.testDir("retrain");
+        Path lake = dir.resolve("lake");
+        Path ckpt = dir.resolve("ckpt");
+        Path recipe = TrainerTestSupport.recipe(dir, 10); // 10 steps per retrain unless --steps
+        List<String> verses = verses();
+        CheckpointStore store = new CheckpointStore(TrainerTestSupport.spark().hadoopConfiguration());
+        long[] expectSteps = {10, 20, 26};
+
+        for (int d = 0; d < DAYS.length; d++) {
+            Path part = lake.resolve(DAYS[d]).resolve("part-00000.jsonl");
+            List<String> recs = new ArrayList<>();
+            for (String v : verses.subList(d * PER_DAY, (d + 1) * PER_DAY)) {
+                recs.add("{\"text\":" + JSON.writeValueAsString(v) + "}");
+            }
+            Files.createDirectories(part.getParent());
+            Files.write(part, recs, StandardCharsets.UTF_8);
+
+            List<String> args = new ArrayList<>(List.of("--lake", lake.toUri().toString(), "--ckpt", ckpt.toString(), "--recipe",
+                    recipe.toString(), "--dp", "2", "--tokenizer", "train:300", "--term-length", "1048576"));
+            if (d == 2) {
+                args.addAll(List.of("--steps", "6", "--add-chains", "1:freeze"));
+            }
+            ByteArrayOutputStream log = new ByteArrayOutputStream();
+            RetrainJob.Result r = retrain(log, args);
+
+            // prepare consumed only the new partition
+            assertFalse(r.noop(), r.message());
+            Manifest m = r.manifest();
+            assertEquals(d + 1, m.version());
+            assertEquals(d + 1, r.manifestVersion());
+            Manifest.RunCounts run = m.runs().get(d);
+            assertEquals(1, run.sourceFiles(), "only the new partition was read");
+            assertEquals(PER_DAY, run.records());
+            assertEquals(PER_DAY, run.trainDocuments() + run.valDocuments(), "every record of the day, nothing older");
+            final int version = d + 1;
+            List<String> fresh = m.sources().stream().filter(s -> s.version() == version).map(Manifest.Source::path).toList();
+            assertEquals(1, fresh.size(), "new sources of version " + version + ": " + fresh);
+            assertTrue(fresh.get(0).endsWith(DAYS[d] + "/part-00000.jsonl"), fresh.get(0));
+            assertEquals(d + 1, m.sources().size(), "older sources carried, not re-read");
+            assertEquals(d + 1, m.partitions().size());
+
+            // training resumed on the new version and the step count grew
+            assertEquals(d == 0 ? 0 : expectSteps[d - 1], r.fromStep());
+            assertEquals(expectSteps[d], r.toStep());
+            assertEquals(expectSteps[d], r.train().finalStep());
+            String out = log.toString(StandardCharsets.UTF_8);
+            assertTrue(out.contains(d == 0 ? "from scratch" : "resuming " + ckpt + " at step " + expectSteps[d - 1]), out);
+
+            Map<String, Object> doc = store.readManifest(ckpt.toString());
+            assertEquals(expectSteps[d], ((Number) ((Map<?, ?>) doc.get("trainer")).get("step")).longValue());
+            List<Map<String, Object>> history = RetrainJob.history(doc);
+            List<Integer> versions = history.stream().map(h -> ((Number) h.get("manifest_version")).intValue()).toList();
+            List<Integer> want = new ArrayList<>();
+            for (int v = 1; v <= d + 1; v++) {
+                want.add(v);
+            }
+            assertEquals(want, versions, "the checkpoint's history records the manifest version of every run");
+            Map<String, Object> last = history.get(history.size() - 1);
+            assertEquals(List.of(DAYS[d]), last.get("partitions"));
+            assertTrue(String.valueOf(last.get("data")).endsWith(String.format("manifests/manifest-v%06d.json", d + 1)),
+                    "trained on the pinned version: " + last.get("data"));
+            assertEquals(d == 0 ? 0 : expectSteps[d - 1], ((Number) last.get("from_step")).longValue());
+            assertEquals(expectSteps[d], ((Number) last.get("to_step")).longValue());
+            assertEquals(d == 2 ? List.of(1, 1, 1) : List.of(1, 1), r.train().chains());
+            if (d == 2) {
+                assertEquals(2, r.train().frozenChains(), "old chains frozen");
+                assertTrue(out.contains("appended chains [1] (old chains frozen) at step 20"), out);
+            }
+        }
+
+        // nothing new: a no-op that says so and touches nothing
+        Map<String, Long> before = listing(dir);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        RetrainJob.Result again = retrain(log, List.of("--lake", lake.toUri().toString(), "--ckpt", ckpt.toString(), "--recipe",
+                recipe.toString(), "--dp", "2", "--tokenizer", "train:300"));
+        assertTrue(again.noop(), again.message());
+        assertNull(again.train());
+        assertEquals(3, again.manifestVersion());
+        assertEquals(26, again.toStep());
+        assertTrue(again.message().contains("nothing new"), again.message());
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("nothing changed"), log.toString(StandardCharsets.UTF_8));
+        assertEquals(before, listing(dir), "a no-op retrain changes no file");
+    }
+
+    @Test
+    void shouldRejectBadCommandLines() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> RetrainJob.Options.parse(new String[] {"--lake", "x", "--recipe", "r"}, k -> null));
+        assertTrue(e.getMessage().contains("missing --ckpt"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> RetrainJob.Options.parse(
+                new String[] {"--lake", "x", "--ckpt", "c", "--recipe", "r", "--resume"}, k -> null));
+        assertTrue(e.getMessage().contains("--resume"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> RetrainJob.Options.parse(
+                new String[] {"--lake", "x", "--ckpt", "c", "--recipe", "r", "--add-chains", "two"}, k -> null));
+        assertTrue(e.getMessage().contains("--add-chains"), e.getMessage());
+        RetrainJob.Options o = RetrainJob.Options.parse(new String[] {"retrain", "--lake", "x", "--ckpt", "hdfs:///c/", "--recipe", "r",
+                "--add-chains", "2,1:freeze", "--sync", "ssp:2", "--set", "lr=1e-3"}, k -> k.equals("spark.catena.retrain.steps") ? "7" : null);
+        assertEquals(List.of(2, 1), o.addChains());
+        assertTrue(o.freeze());
+        assertEquals(7, o.steps());
+        assertEquals("hdfs:///c/dataset", o.dataset());
+        assertEquals(List.of("--sync", "ssp:2", "--set", "lr=1e-3"), o.trainArgs());
+    }
+
+    private static RetrainJob.Result retrain(ByteArrayOutputStream log, List<String> args) {
+        RetrainJob.Options o = RetrainJob.Options.parse(args.toArray(String[]::new), k -> null);
+        SparkSession spark = SparkSession.builder().sparkContext(TrainerTestSupport.spark().sc()).getOrCreate();
+        PrintStream ps = new PrintStream(new TrainerTestSupport.TeeStream(log, System.out), true, StandardCharsets.UTF_8);
+        return new RetrainJob(spark, o, ps).run();
+    }
+
+    /** Distinct non-blank lines of the bundled Genesis: exact dedup then keeps every record. */
+    private static List<String> verses() throws IOException {
+        try (InputStream s = RetrainJobTest.class.getResourceAsStream("/io/catena/corpus/genesis.txt")) {
+            LinkedHashSet<String> set = new LinkedHashSet<>();
+            for (String l : new String(s.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
+                if (!l.isBlank()) {
+                    set.add(l.strip());
+                }
+            }
+            List<String> l = new ArrayList<>(set);
+            assertTrue(l.size() >= DAYS.length * PER_DAY);
+            return l;
+        }
+    }
+
+    /** Every file under root with its size and modification time. */
+    private static Map<String, Long> listing(Path root) throws IOException {
+        Map<String, Long> m = new TreeMap<>();
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                if (Files.isRegularFile(p)) {
+                    m.put(root.relativize(p) + " " + Files.size(p), Files.getLastModifiedTime(p).toMillis());
+                }
+            }
+        }
+        return m;
+    }
+}
