@@ -1,8 +1,8 @@
 package io.catena.trainer;
 
+import io.catena.model.train.MetricsLog;
 import io.catena.model.train.Progress;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
 import io.catena.model.ParamLayout;
@@ -23,13 +23,10 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.io.Writer;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -73,7 +70,6 @@ import scala.runtime.AbstractFunction1;
  */
 public final class TrainJob {
     private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** Identifies this JVM: tasks that run inside the driver's JVM (local mode) share its Aeron driver. */
     static final String HOST_ID = UUID.randomUUID().toString();
     private static final long ADMIN_TIMEOUT_MS = 120_000;
@@ -707,16 +703,7 @@ public final class TrainJob {
         }
         m.put("chains", chainsNow);
         m.putAll(fields);
-        try {
-            Files.createDirectories(metricsFile.toAbsolutePath().getParent());
-            try (Writer w = Files.newBufferedWriter(metricsFile, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                    StandardOpenOption.APPEND)) {
-                w.write(JSON.writeValueAsString(m));
-                w.write('\n');
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot append metrics to " + metricsFile + ": " + e.getMessage(), e);
-        }
+        MetricsLog.append(metricsFile, m);
     }
 
     // ---- helpers ----------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 package io.catena.model.train;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
 import io.catena.model.ParamLayout;
@@ -10,14 +9,8 @@ import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.io.Writer;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -31,7 +24,6 @@ import org.nd4j.linalg.api.buffer.DataType;
  * a progress line, appends metrics as JSONL and writes checkpoints that resume bit-for-bit.
  */
 public final class LocalTrainer {
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private final ColmConfig cfg;
     private final TrainSettings settings;
@@ -223,16 +215,7 @@ public final class LocalTrainer {
         m.put("tokens", tokensSeen);
         m.put("chains", cfg.chains());
         m.putAll(fields);
-        try {
-            Files.createDirectories(metricsFile.toAbsolutePath().getParent());
-            try (Writer w = Files.newBufferedWriter(metricsFile, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                    StandardOpenOption.APPEND)) {
-                w.write(JSON.writeValueAsString(m));
-                w.write('\n');
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot append metrics to " + metricsFile + ": " + e.getMessage(), e);
-        }
+        MetricsLog.append(metricsFile, m);
     }
 
     /** Writes a checkpoint under the checkpoint root; returns its directory. */
