@@ -152,40 +152,6 @@ public final class VectorKernels {
         }
     }
 
-    /** out = gelu_tanh(u) over n elements. */
-    public static void gelu(ByteBuffer u, int uo, ByteBuffer out, int oo, int n) {
-        int i = 0;
-        for (int ub = S.loopBound(n); i < ub; i += L) {
-            FloatVector x = load(u, uo + i);
-            FloatVector inner = x.mul(x).mul(x).mul(0.044715f).add(x).mul(SQRT_2_OVER_PI);
-            x.mul(0.5f).mul(tanh(inner).add(1f)).intoByteBuffer(out, (oo + i) * 4, NATIVE);
-        }
-        for (; i < n; i++) {
-            float x = u.getFloat((uo + i) * 4);
-            out.putFloat((oo + i) * 4, 0.5f * x * (1f + tanhScalar((x * x * x * 0.044715f + x) * SQRT_2_OVER_PI)));
-        }
-    }
-
-    /** du = dAct * gelu'(u) over n elements. */
-    public static void geluBackward(ByteBuffer u, int uo, ByteBuffer dAct, int ao, ByteBuffer du, int dOff, int n) {
-        int i = 0;
-        for (int ub = S.loopBound(n); i < ub; i += L) {
-            FloatVector x = load(u, uo + i);
-            FloatVector x2 = x.mul(x);
-            FloatVector th = tanh(x2.mul(0.044715f).mul(x).add(x).mul(SQRT_2_OVER_PI));
-            FloatVector dInner = x2.mul(3f * 0.044715f).add(1f).mul(SQRT_2_OVER_PI);
-            // 0.5 (1 + th) + 0.5 x (1 - th^2) dInner
-            FloatVector g = th.add(1f).mul(0.5f).add(x.mul(0.5f).mul(th.mul(th).neg().add(1f)).mul(dInner));
-            g.mul(load(dAct, ao + i)).intoByteBuffer(du, (dOff + i) * 4, NATIVE);
-        }
-        for (; i < n; i++) {
-            float x = u.getFloat((uo + i) * 4);
-            float th = tanhScalar((x * x * 0.044715f * x + x) * SQRT_2_OVER_PI);
-            float g = 0.5f * (1 + th) + 0.5f * x * (1 - th * th) * ((x * x * (3f * 0.044715f) + 1f) * SQRT_2_OVER_PI);
-            du.putFloat((dOff + i) * 4, g * dAct.getFloat((ao + i) * 4));
-        }
-    }
-
     /** Fills n floats with v. */
     public static void fill(ByteBuffer b, int off, int n, float v) {
         FloatVector z = FloatVector.broadcast(S, v);
