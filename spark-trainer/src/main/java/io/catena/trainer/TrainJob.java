@@ -269,6 +269,7 @@ public final class TrainJob {
         Map<String, Object> info = new LinkedHashMap<>();
         info.put("recipe", new TreeMap<>(recipe.values()));
         info.put("data", dataDescription);
+        info.put("data_spec", opts.data()); // lets generate find the data's tokenizer
         info.put("seed", s.seed());
         info.put("steps_planned", s.steps());
         info.put("dp", dp);

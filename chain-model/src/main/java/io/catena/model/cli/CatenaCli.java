@@ -5,9 +5,9 @@ import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
 import io.catena.model.ParamLayout;
 import io.catena.model.Params;
-import io.catena.model.data.ByteTokenizer;
 import io.catena.model.data.TextByteSource;
 import io.catena.model.data.TokenBatchSource;
+import io.catena.model.data.TextCodec;
 import io.catena.model.data.TokenSourceProvider;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.CheckpointStore;
@@ -38,8 +38,9 @@ public final class CatenaCli {
 
             usage: catena <command> [options]     (catena <command> --help for its options)
 
-              demo          train a small CoLM on bundled public-domain text, grow it by a chain, evaluate every
-                            scale and generate at every k (about 3 minutes on 2 cores)
+              demo          the whole story on bundled public-domain text: Spark prepare -> train dp=2 with the Aeron
+                            parameter server -> grow 2 -> 3 chains -> eval every scale -> generate -> report.html
+              demo-local    the same model story in this one process without Spark (train-local, expand, eval, generate)
               prepare       Spark job: corpora on any Hadoop FS -> BPE token shards + manifest (catena prepare --help)
               train         Spark job: dp workers + Aeron parameter server, growth, resume (catena train --help)
               retrain       incremental prepare of a data lake's new partitions, then resume training on them
@@ -81,7 +82,7 @@ public final class CatenaCli {
             case "generate" -> generate(argv);
             case "expand" -> expand(argv);
             case "inspect" -> inspect(argv);
-            case "demo" -> new Demo(out).run(new Args("demo", argv, 1, Set.of("out", "steps", "grow-steps"), Set.of()));
+            case "demo-local" -> new Demo(out).run(new Args("demo-local", argv, 1, Set.of("out", "steps", "grow-steps"), Set.of()));
             default -> throw new IllegalArgumentException("unknown command '" + cmd + "'\n" + USAGE);
         }
         return 0;
@@ -150,6 +151,7 @@ public final class CatenaCli {
         Path metrics = Path.of(a.get("metrics", Path.of(outRoot.replace("file://", ""), "metrics.jsonl").toString()));
         Map<String, Object> info = new LinkedHashMap<>();
         info.put("recipe", recipe.values());
+        info.put("data_spec", data); // lets generate find the data's tokenizer
         out.println("model " + state.config().chains() + " chains, " + new ParamLayout(state.config()).size() + " parameters; data "
                 + train.describe());
         LocalTrainer trainer = new LocalTrainer(state, s, train, val, outRoot, metrics, out, info);
@@ -240,23 +242,20 @@ public final class CatenaCli {
 
     private void generate(String[] argv) {
         Args a = new Args("generate", argv, 1, Set.of("ckpt", "prompt", "chains", "max-new-tokens", "temperature", "top-k",
-                "seed", "switch-at"), Set.of());
+                "seed", "switch-at", "data"), Set.of());
         if (help(a, """
                 catena generate --ckpt <dir> --prompt "text" [--chains k] [--max-new-tokens 200] [--temperature 0.8]
-                                [--top-k 40] [--seed 1] [--switch-at T:K]...
+                                [--top-k 40] [--seed 1] [--switch-at T:K]... [--data <dataset dir>]
                   Samples with a KV cache at k chains (default: all). --switch-at 50:1 switches to 1 chain from the
                   50th generated token on (seamless for CoLM-Air; CoLM recomputes the cache when k grows).
-                  CoLM-Air prefills the prompt with the chain-1 sub-model.
+                  CoLM-Air prefills the prompt with the chain-1 sub-model. Prompts are encoded with the tokenizer of
+                  the data the checkpoint was trained on (recorded in it; --data names the dataset if it moved).
                 """)) {
             return;
         }
         TrainingState st = new CheckpointStore().load(a.require("ckpt"), false);
         ColmConfig cfg = st.config();
-        Object data = st.info().get("data");
-        if (data != null && !data.toString().startsWith("bytes:")) {
-            throw new IllegalArgumentException("this checkpoint was trained on " + data + "; generate encodes and decodes with the "
-                    + "byte tokenizer only, so its text would be garbage. Generate from a model trained with train-local on text.");
-        }
+        TextCodec codec = codecOf(st, a.get("data", null));
         String prompt = a.require("prompt");
         int k = a.get("chains", "all").equals("all") ? cfg.numChains() : a.integer("chains", cfg.numChains());
         TreeMap<Integer, Integer> switches = new TreeMap<>();
@@ -267,12 +266,37 @@ public final class CatenaCli {
             }
             switches.put(Integer.parseInt(p[0]), Integer.parseInt(p[1]));
         }
-        int[] ids = ByteTokenizer.encode(prompt.getBytes(StandardCharsets.UTF_8));
+        int[] ids = codec.encode(prompt);
         int maxNew = a.integer("max-new-tokens", 200);
         var o = new Generator.Options(maxNew, k, a.dbl("temperature", 0.8), a.integer("top-k", 40), a.integer("seed", 1),
-                switches, true, ByteTokenizer.EOS);
+                switches, true, codec.eosId());
         Generator.Result r = new Generator(cfg, st.params()).generate(ids, o);
-        out.println(prompt + new String(ByteTokenizer.decode(r.tokens(), 0, r.tokens().length), StandardCharsets.UTF_8));
+        out.println(prompt + codec.decode(r.tokens(), 0, r.tokens().length));
+    }
+
+    /**
+     * The tokenizer a checkpoint was trained with: the one of --data (a dataset), else of the data spec the trainer
+     * recorded, else the byte tokenizer for text. Refuses a mismatch of vocabulary sizes instead of printing garbage.
+     */
+    static TextCodec codecOf(TrainingState st, String dataOverride) {
+        Object recorded = st.info().get("data_spec");
+        Object described = st.info().get("data");
+        String spec = dataOverride != null ? dataOverride : recorded == null ? null : recorded.toString();
+        TextCodec codec;
+        if (spec != null) {
+            codec = TextCodec.forData(spec);
+        } else if (described == null || described.toString().startsWith("bytes:")) {
+            codec = TextCodec.bytes();
+        } else {
+            throw new IllegalArgumentException("this checkpoint was trained on " + described + " and does not record where its"
+                    + " tokenizer is; pass the dataset it was trained on with --data <dataset dir>");
+        }
+        if (codec.vocabSize() != st.config().vocabSize()) {
+            throw new IllegalArgumentException("the tokenizer " + codec.describe() + (spec == null ? "" : " of " + spec) + " has "
+                    + codec.vocabSize() + " ids but the checkpoint's model has vocab_size " + st.config().vocabSize()
+                    + "; pass the dataset the model was trained on with --data <dataset dir>");
+        }
+        return codec;
     }
 
     // ---- expand / inspect ---------------------------------------------------------------------

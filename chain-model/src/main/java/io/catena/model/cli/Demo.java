@@ -18,7 +18,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * {@code catena demo}: the whole single-process story on bundled data — train a 2-chain CoLM, grow
+ * {@code catena demo-local}: the whole single-process story on bundled data — train a 2-chain CoLM, grow
  * it to 3 chains (old chains frozen, new head rows zero), train on, evaluate every scale and generate
  * at every k. Everything lands under the output directory (checkpoints, metrics.jsonl, summary.txt).
  */
@@ -31,10 +31,10 @@ final class Demo {
 
     void run(Args a) {
         if (a.has("help")) {
-            out.println("catena demo [--out demo-out] [--steps 400] [--grow-steps 200]");
+            out.println("catena demo-local [--out demo-local-out] [--steps 400] [--grow-steps 200]");
             return;
         }
-        Path outDir = Path.of(a.get("out", "demo-out")).toAbsolutePath();
+        Path outDir = Path.of(a.get("out", "demo-local-out")).toAbsolutePath();
         long t0 = System.nanoTime();
         Recipe recipe = CatenaCli.loadRecipe("builtin:tiny");
         TrainSettings s = recipe.trainSettings();
@@ -43,7 +43,7 @@ final class Demo {
         var train = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.TRAIN, s.seed(), 0, 1);
         var val = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, s.seed(), 0, 1);
         double unigram = ByteTokenizer.unigramEntropy(corpus);
-        out.println("== catena demo: CoLM on Genesis (KJV, " + corpus.length + " byte tokens), output in " + outDir);
+        out.println("== catena demo-local: CoLM on Genesis (KJV, " + corpus.length + " byte tokens), output in " + outDir);
         out.printf(Locale.ROOT, "   unigram entropy of the text: %.3f nats/token (what a model that ignores context scores)%n", unigram);
 
         out.println("\n== 1/4 train a 2-chain CoLM " + recipe.modelConfig(ByteTokenizer.VOCAB_SIZE).chains() + " for " + s.steps() + " steps");
@@ -87,7 +87,7 @@ final class Demo {
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         String summary = String.format(Locale.ROOT, """
-                catena demo summary (%.0f s)
+                catena demo-local summary (%.0f s)
                 unigram entropy %.3f nats/token
                 after %d steps with 2 chains: val loss k=1 %.4f, k=2 %.4f
                 after growth to 3 chains and %d more steps (old chains frozen): k=1 %.4f, k=2 %.4f, k=3 %.4f

@@ -22,6 +22,14 @@ public interface TokenSourceProvider {
      */
     TokenBatchSource open(String dataSpec, String split, int seqLen, long seed, int worker, int workers);
 
+    /**
+     * The tokenizer the data were encoded with, to encode prompts and decode samples of a model trained on
+     * them; null when this provider has none.
+     */
+    default TextCodec textCodec(String dataSpec) {
+        return null;
+    }
+
     /** The first installed provider that accepts the spec, or null. */
     static TokenSourceProvider find(String dataSpec) {
         for (TokenSourceProvider p : ServiceLoader.load(TokenSourceProvider.class)) {

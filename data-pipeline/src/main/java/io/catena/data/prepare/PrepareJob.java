@@ -423,7 +423,8 @@ public final class PrepareJob {
         }
     }
 
-    static ByteLevelBpe loadTokenizer(Path p, Configuration conf, String expectSha) {
+    /** Reads a tokenizer.json from any Hadoop FS; with expectSha, fails when the file is not the one a manifest recorded. */
+    public static ByteLevelBpe loadTokenizer(Path p, Configuration conf, String expectSha) {
         String json;
         try (InputStream in = p.getFileSystem(conf).open(p)) {
             json = new String(in.readAllBytes(), StandardCharsets.UTF_8);

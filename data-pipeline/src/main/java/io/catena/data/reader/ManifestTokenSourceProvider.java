@@ -2,6 +2,9 @@ package io.catena.data.reader;
 
 import io.catena.data.manifest.Manifest;
 import io.catena.data.manifest.ManifestStore;
+import io.catena.data.prepare.PrepareJob;
+import io.catena.data.tokenizer.ByteLevelBpe;
+import io.catena.model.data.TextCodec;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.data.TokenSourceProvider;
 import org.apache.hadoop.conf.Configuration;
@@ -122,14 +125,29 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
         long maxCached = Long.getLong(MAX_CACHED_TOKENS_PROP, DEFAULT_MAX_CACHED_TOKENS);
         ShardTokenSource.Options opt = new ShardTokenSource.Options(split, worker, workers, seed, true, maxCached);
         try {
-            Path root = p.getFileSystem(conf()).getFileStatus(p).isFile() ? p.getParent() : p;
-            if (root.getName().equals(ManifestStore.VERSIONS_DIR)) {
-                root = root.getParent();
-            }
-            return new ShardTokenSource(root, conf(), m, opt);
+            return new ShardTokenSource(datasetRoot(p), conf(), m, opt);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open dataset " + spec + ": " + e.getMessage(), e);
         }
+    }
+
+    /** The dataset's BPE (its manifest's tokenizer.json, checked against the recorded SHA-256) as a text codec. */
+    @Override
+    public TextCodec textCodec(String dataSpec) {
+        Path p = new Path(dataSpec.strip());
+        try {
+            Manifest m = ManifestStore.open(p, conf());
+            Path root = datasetRoot(p);
+            ByteLevelBpe bpe = PrepareJob.loadTokenizer(new Path(root, m.tokenizer().path()), conf(), m.tokenizer().sha256());
+            return new BpeTextCodec(bpe);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the tokenizer of dataset " + dataSpec + ": " + e.getMessage(), e);
+        }
+    }
+
+    private Path datasetRoot(Path p) throws IOException {
+        Path root = p.getFileSystem(conf()).getFileStatus(p).isFile() ? p.getParent() : p;
+        return root.getName().equals(ManifestStore.VERSIONS_DIR) ? root.getParent() : root;
     }
 
     private static String schemeOf(String spec) {
