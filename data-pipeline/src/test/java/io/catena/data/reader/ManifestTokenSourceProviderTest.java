@@ -5,6 +5,7 @@ import io.catena.data.manifest.Manifest;
 import io.catena.data.shard.ShardFormat;
 import io.catena.data.tokenizer.ByteLevelBpe;
 import io.catena.data.tokenizer.TokenizerJson;
+import io.catena.model.data.TextCodec;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.data.TokenSourceProvider;
 import org.junit.jupiter.api.BeforeAll;
@@ -110,6 +111,34 @@ class ManifestTokenSourceProviderTest {
              TokenBatchSource b = TokenSourceProvider.find(pinned).open(pinned, "train", SEQ, 3, 0, 1)) {
             assertArrayEquals(read(a, 8), read(b, 8));
         }
+    }
+
+    @Test
+    void shouldGiveTheDatasetsTokenizerAsTextCodecSoGenerateReadsAndWritesText() throws IOException {
+        TextCodec c = TextCodec.forData(spec);
+        assertEquals(manifest.tokenizer().vocabSize(), c.vocabSize());
+        assertEquals(manifest.tokenizer().eosId(), c.eosId());
+        String text = "And God called the light Day, and the darkness he called Night.";
+        int[] ids = c.encode(text);
+        assertTrue(ids.length < text.length() / 2, "BPE merges: " + ids.length + " ids for " + text.length() + " bytes");
+        assertEquals(text, c.decode(ids, 0, ids.length));
+        // an edited tokenizer.json is refused with the file named, never silently used
+        Path copy = tmp.resolve("tampered");
+        try (var walk = Files.walk(dataset)) {
+            for (Path f : walk.toList()) {
+                Path to = copy.resolve(dataset.relativize(f).toString());
+                if (Files.isDirectory(f)) {
+                    Files.createDirectories(to);
+                } else {
+                    Files.copy(f, to);
+                }
+            }
+        }
+        Path tok = copy.resolve(manifest.tokenizer().path());
+        Files.writeString(tok, Files.readString(tok).replaceFirst("\"ĠGod\"", "\"ĠGOD\""));
+        Files.deleteIfExists(tok.resolveSibling("." + tok.getFileName() + ".crc")); // edited by a tool that knows no Hadoop .crc
+        RuntimeException e = assertThrows(RuntimeException.class, () -> TextCodec.forData(copy.toString()));
+        assertTrue(e.getMessage().contains(tok.toString()), "names the file: " + e.getMessage());
     }
 
     @Test
