@@ -135,17 +135,26 @@ public final class Configuration {
 
     // ---- optimizer (used when no recipe is given) ---------------------------------------------
 
+    /** Peak learning rate of the warmup + cosine schedule. */
     public static final String LR_PROP = "catena.ps.lr";
     public static final double LR_DEFAULT = 1e-3;
+    /** Floor of the cosine decay; default: the peak (a constant rate after warmup). */
     public static final String MIN_LR_PROP = "catena.ps.min.lr";
+    /** Linear warmup steps. */
     public static final String WARMUP_STEPS_PROP = "catena.ps.warmup.steps";
     public static final long WARMUP_STEPS_DEFAULT = 0;
+    /** Steps of the whole schedule (the cosine reaches min.lr there). */
     public static final String TOTAL_STEPS_PROP = "catena.ps.total.steps";
     public static final long TOTAL_STEPS_DEFAULT = 1_000_000;
+    /** AdamW first-moment decay; default chain-model's AdamW (0.9). */
     public static final String BETA1_PROP = "catena.ps.beta1";
+    /** AdamW second-moment decay; default chain-model's AdamW (0.95). */
     public static final String BETA2_PROP = "catena.ps.beta2";
+    /** AdamW epsilon; default chain-model's AdamW (1e-8). */
     public static final String ADAM_EPS_PROP = "catena.ps.adam.eps";
+    /** Decoupled weight decay (never on norms or biases); default chain-model's AdamW (0.1). */
     public static final String WEIGHT_DECAY_PROP = "catena.ps.weight.decay";
+    /** Global gradient-norm clip (0: off); default chain-model's AdamW (1.0). */
     public static final String CLIP_NORM_PROP = "catena.ps.clip.norm";
 
     /** Every key above, for validating a --conf file (unknown keys are errors: a typo must not run the default). */

@@ -22,11 +22,12 @@ import java.util.TreeSet;
  * command line with {@code --set key=value}.
  */
 public final class Recipe {
-    static final Set<String> KEYS = new TreeSet<>(Arrays.asList(
+    /** Every key a recipe may set (anything else is an error). */
+    public static final Set<String> KEYS = java.util.Collections.unmodifiableSortedSet(new TreeSet<>(Arrays.asList(
             "vocab_size", "head_dim", "chains", "layers", "kv_heads", "ffn_mult", "activation", "norm", "norm_eps",
             "rope_theta", "variant", "max_seq_len", "bias", "loss_weights", "d_model", "heads",
             "batch_size", "seq_len", "steps", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "adam_eps",
-            "clip_norm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every", "val_fraction", "frozen_chains"));
+            "clip_norm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every", "val_fraction", "frozen_chains")));
 
     private final Map<String, String> values;
     private final String source;
