@@ -204,9 +204,15 @@ public final class Demo {
         long tokensPerStep = (long) ts.batchSize() * ts.seqLen();
         List<Path> charts = List.of(outDir.resolve("loss-per-scale.png"), outDir.resolve("perplexity-vs-chains.png"),
                 outDir.resolve("throughput.png"));
-        Charts.lossPerScale(charts.get(0), tr.trainLoss(), tr.evals(), tokensPerStep, s.growAt(), 10);
-        Charts.perplexityPerChains(charts.get(1), finalLoss, beforeGrowth);
-        Charts.throughput(charts.get(2), Report.tokensPerSecond(metrics), s.growAt());
+        try {
+            Charts.lossPerScale(charts.get(0), tr.trainLoss(), tr.evals(), tokensPerStep, s.growAt(), 10);
+            Charts.perplexityPerChains(charts.get(1), finalLoss, beforeGrowth);
+            Charts.throughput(charts.get(2), Report.tokensPerSecond(metrics), s.growAt());
+        } catch (RuntimeException | LinkageError | InternalError e) { // AWT without fonts or native libraries
+            throw new IllegalStateException("drawing the report's charts failed (" + e + "). The JVM's AWT needs fontconfig and a"
+                    + " font: apt-get install fontconfig fonts-dejavu-core (or your distribution's equivalent), then rerun;"
+                    + " the trained model is already in " + ckpt, e);
+        }
         phases.put("report", secondsSince(t));
         phases.put("total", secondsSince(t0));
         String summary = Report.summary(s, tr, beforeGrowth, rows, phases);
