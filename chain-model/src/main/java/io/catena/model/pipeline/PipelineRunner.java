@@ -32,7 +32,6 @@ public final class PipelineRunner {
 
     private final PipelineStage stage;
     private final PipelineSchedule.Kind kind;
-    private final int numStages;
     private final int micros;
     private final List<PipelineSchedule.Op> ops;
     private final StageLink previous;
@@ -64,7 +63,6 @@ public final class PipelineRunner {
         }
         this.stage = stage;
         this.kind = kind;
-        this.numStages = numStages;
         this.micros = microBatches;
         this.previous = previous;
         this.next = next;

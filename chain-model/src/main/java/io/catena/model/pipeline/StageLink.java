@@ -15,7 +15,7 @@ public interface StageLink {
     enum Kind {
         ACTIVATION, GRADIENT;
 
-        String label() {
+        public String label() {
             return this == ACTIVATION ? "activation" : "gradient";
         }
     }
