@@ -1,14 +1,10 @@
 package io.catena.model;
 
-import io.catena.model.kernel.Kernels;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Prof;
-import io.catena.model.layers.Attention;
 import io.catena.model.layers.ChainNorm;
 import io.catena.model.layers.Embedding;
-import io.catena.model.layers.FeedForward;
 import io.catena.model.layers.LmHead;
-import io.catena.model.layers.Rope;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -28,18 +24,10 @@ public final class ColmModel {
     private final int seqLen;
     private final int rows;
     private final Embedding embedding;
-    private final ChainNorm[] norm1;
-    private final Attention[] attention;
-    private final ChainNorm[] norm2;
-    private final FeedForward[] ffn;
+    private final BlockStack blocks;
     private final ChainNorm normF;
     private final LmHead head;
-    /** resid[2l] is the input of layer l's attention branch, resid[2l+1] of its FFN branch. */
-    private final Mat[] resid;
-    private final Mat[] h1;
-    private final Mat[] h2;
     private final Mat hf;
-    private final Mat branch;
     private final Mat dx;
     private final Mat dh;
     private int lastForwardScale;
@@ -63,36 +51,14 @@ public final class ColmModel {
         this.rows = batch * seqLen;
         DataType type = params.dataType();
         int d = cfg.dModel();
-        int layers = cfg.layers();
-        Rope rope = new Rope(cfg.headDim(), cfg.maxSeqLen(), cfg.ropeTheta());
-        Attention.Scratch attScratch = new Attention.Scratch(cfg, batch, seqLen, type);
-        FeedForward.Scratch ffnScratch = new FeedForward.Scratch(cfg, rows, type);
+        BlockStack.Workspace ws = new BlockStack.Workspace(cfg, batch, seqLen, type);
         embedding = new Embedding(cfg, params, grads);
-        norm1 = new ChainNorm[layers];
-        attention = new Attention[layers];
-        norm2 = new ChainNorm[layers];
-        ffn = new FeedForward[layers];
-        resid = new Mat[2 * layers + 1];
-        h1 = new Mat[layers];
-        h2 = new Mat[layers];
-        for (int i = 0; i < resid.length; i++) {
-            resid[i] = Mat.allocateActivation(type, rows, d);
-        }
-        for (int l = 0; l < layers; l++) {
-            String p = "layers." + l + ".";
-            norm1[l] = new ChainNorm(cfg, params, grads, p + "norm1", rows);
-            attention[l] = new Attention(cfg, params, grads, p, rope, attScratch, batch, seqLen, type);
-            norm2[l] = new ChainNorm(cfg, params, grads, p + "norm2", rows);
-            ffn[l] = new FeedForward(cfg, params, grads, p, ffnScratch, rows, type);
-            h1[l] = Mat.allocateActivation(type, rows, d);
-            h2[l] = Mat.allocateActivation(type, rows, d);
-        }
+        blocks = new BlockStack(cfg, params, grads, 0, cfg.layers(), batch, seqLen, ws);
         normF = new ChainNorm(cfg, params, grads, "norm_f", rows);
         head = new LmHead(cfg, params, grads, rows, type);
         hf = Mat.allocateActivation(type, rows, d);
-        branch = Mat.allocateActivation(type, rows, d);
         dx = Mat.allocateActivation(type, rows, d);
-        dh = Mat.allocateActivation(type, rows, d);
+        dh = ws.gradientScratch();
     }
 
     public ColmConfig config() {
@@ -119,30 +85,12 @@ public final class ColmModel {
     public void forward(int[] tokens, int offset, int k) {
         cfg.checkScale(k);
         checkLength(tokens, offset);
-        int w = cfg.prefixWidth(k);
         long t = Prof.start();
-        embedding.forward(tokens, offset, resid[0], k);
+        embedding.forward(tokens, offset, blocks.input(), k);
         Prof.stop("fwd.embed", t);
-        for (int l = 0; l < cfg.layers(); l++) {
-            t = Prof.start();
-            norm1[l].forward(resid[2 * l], h1[l], k);
-            Prof.stop("fwd.norm", t);
-            t = Prof.start();
-            attention[l].forward(h1[l], branch, k);
-            Prof.stop("fwd.attention", t);
-            t = Prof.start();
-            Kernels.add(resid[2 * l].colsCached(0, w), branch.colsCached(0, w), resid[2 * l + 1].colsCached(0, w));
-            norm2[l].forward(resid[2 * l + 1], h2[l], k);
-            Prof.stop("fwd.norm", t);
-            t = Prof.start();
-            ffn[l].forward(h2[l], branch, k);
-            Prof.stop("fwd.ffn", t);
-            t = Prof.start();
-            Kernels.add(resid[2 * l + 1].colsCached(0, w), branch.colsCached(0, w), resid[2 * l + 2].colsCached(0, w));
-            Prof.stop("fwd.norm", t);
-        }
+        blocks.forward(k);
         t = Prof.start();
-        normF.forward(resid[2 * cfg.layers()], hf, k);
+        normF.forward(blocks.output(), hf, k);
         head.forward(hf, k);
         Prof.stop("fwd.head", t);
         lastForwardScale = k;
@@ -193,22 +141,9 @@ public final class ColmModel {
         Prof.stop("bwd.head", t);
         t = Prof.start();
         dx.fill(0);
-        normF.backward(resid[2 * cfg.layers()], dh, dx, k, frozen, acc);
+        normF.backward(blocks.output(), dh, dx, k, frozen, acc);
         Prof.stop("bwd.norm", t);
-        for (int l = cfg.layers() - 1; l >= 0; l--) {
-            t = Prof.start();
-            ffn[l].backward(h2[l], dx, dh, k, frozen, acc, false);
-            Prof.stop("bwd.ffn", t);
-            t = Prof.start();
-            norm2[l].backward(resid[2 * l + 1], dh, dx, k, frozen, acc);
-            Prof.stop("bwd.norm", t);
-            t = Prof.start();
-            attention[l].backward(h1[l], dx, dh, k, frozen, acc, false);
-            Prof.stop("bwd.attention", t);
-            t = Prof.start();
-            norm1[l].backward(resid[2 * l], dh, dx, k, frozen, acc);
-            Prof.stop("bwd.norm", t);
-        }
+        blocks.backward(dx, k, frozen, acc);
         t = Prof.start();
         embedding.backward(inputs, offset, dx, k, frozen, acc);
         Prof.stop("bwd.embed", t);

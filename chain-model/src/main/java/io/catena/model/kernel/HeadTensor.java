@@ -25,6 +25,7 @@ public final class HeadTensor {
         this.cols = cols;
         this.storage = Nd4j.zeros(type, (long) heads * batch * rows * cols);
         this.buf = Buf.of(storage);
+        ActivationMemory.allocated(storage.length(), type);
     }
 
     public Buf buf() {

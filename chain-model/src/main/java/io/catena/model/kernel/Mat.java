@@ -35,6 +35,7 @@ public final class Mat {
     /** A new zero-filled contiguous matrix of its own. */
     public static Mat allocate(DataType type, int rows, int cols) {
         INDArray a = Nd4j.zeros(type, Math.max(1, (long) rows * cols));
+        ActivationMemory.allocated(a.length(), type);
         return new Mat(a, Buf.of(a), 0, rows, cols, cols);
     }
 
@@ -50,6 +51,7 @@ public final class Mat {
     public static Mat allocateActivation(DataType type, int rows, int cols) {
         int ld = cols + ROW_PAD;
         INDArray a = Nd4j.zeros(type, Math.max(1, (long) rows * ld));
+        ActivationMemory.allocated(a.length(), type);
         return new Mat(a, Buf.of(a), 0, rows, cols, ld);
     }
 

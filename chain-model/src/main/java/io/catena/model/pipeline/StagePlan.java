@@ -1,0 +1,241 @@
+package io.catena.model.pipeline;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.ParamLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * How the L transformer blocks of a CoLM are split into P contiguous pipeline stages: stage 0 also
+ * runs the embedding, stage P-1 the final norm, LM head and loss. Boundaries minimise the largest
+ * stage cost of a {@link StageCostModel} (exactly, by dynamic programming; among optimal splits the
+ * most even one, by sum of squared stage costs). Each stage also knows which parts of the flat
+ * chain-major parameter buffer it owns, so it pushes and pulls only those on the parameter server.
+ */
+public final class StagePlan {
+
+    /** A run of the flat parameter buffer, [offset, offset + length). */
+    public record ParamRange(long offset, long length) {
+        public long end() {
+            return offset + length;
+        }
+    }
+
+    /** One stage: blocks [firstBlock, endBlock), its estimated cost and its parameter ranges (sorted, merged). */
+    public record Stage(int index, int firstBlock, int endBlock, boolean hasEmbedding, boolean hasHead, long flops,
+                        long activationBytesPerMicroBatch, List<ParamRange> paramRanges) {
+        public int blocks() {
+            return endBlock - firstBlock;
+        }
+
+        public long paramCount() {
+            long n = 0;
+            for (ParamRange r : paramRanges) {
+                n += r.length();
+            }
+            return n;
+        }
+    }
+
+    private final ColmConfig config;
+    private final int microBatch;
+    private final int seqLen;
+    private final int bytesPerElement;
+    private final StageCostModel costs;
+    private final List<Stage> stages;
+
+    private StagePlan(ColmConfig config, int numStages, int microBatch, int seqLen, int bytesPerElement) {
+        if (numStages < 1) {
+            throw new IllegalArgumentException("pipeline needs at least 1 stage, got pp=" + numStages);
+        }
+        if (numStages > config.layers()) {
+            throw new IllegalArgumentException("pp=" + numStages + " stages need at least " + numStages
+                    + " transformer blocks (every stage runs one or more), but the model has layers=" + config.layers());
+        }
+        this.config = config;
+        this.microBatch = microBatch;
+        this.seqLen = seqLen;
+        this.bytesPerElement = bytesPerElement;
+        this.costs = StageCostModel.of(config, microBatch, seqLen, bytesPerElement);
+        long[] blockCost = new long[config.layers()];
+        Arrays.fill(blockCost, costs.blockFlops());
+        int[] ends = partition(blockCost, costs.embeddingFlops(), costs.headFlops(), numStages);
+        List<List<ParamRange>> ranges = paramRanges(new ParamLayout(config), ends);
+        List<Stage> list = new ArrayList<>();
+        for (int s = 0, first = 0; s < numStages; first = ends[s], s++) {
+            boolean emb = s == 0;
+            boolean head = s == numStages - 1;
+            list.add(new Stage(s, first, ends[s], emb, head, costs.stageFlops(first, ends[s], emb, head),
+                    (ends[s] - first) * costs.blockActivationBytes(), List.copyOf(ranges.get(s))));
+        }
+        this.stages = List.copyOf(list);
+    }
+
+    /** Plans pp stages for micro-batches of microBatch x seqLen rows of float32 activations. */
+    public static StagePlan plan(ColmConfig config, int numStages, int microBatch, int seqLen) {
+        return new StagePlan(config, numStages, microBatch, seqLen, Float.BYTES);
+    }
+
+    /** The plan for a grown model (wider blocks shift the balance between blocks, embedding and head). */
+    public StagePlan replan(ColmConfig grown) {
+        return new StagePlan(grown, stages.size(), microBatch, seqLen, bytesPerElement);
+    }
+
+    public ColmConfig config() {
+        return config;
+    }
+
+    public StageCostModel costs() {
+        return costs;
+    }
+
+    public int numStages() {
+        return stages.size();
+    }
+
+    public List<Stage> stages() {
+        return stages;
+    }
+
+    public Stage stage(int index) {
+        if (index < 0 || index >= stages.size()) {
+            throw new IllegalArgumentException("stage " + index + " does not exist; this plan has stages 0.." + (stages.size() - 1));
+        }
+        return stages.get(index);
+    }
+
+    /** Largest stage cost over the mean: 1.0 is a perfect balance. */
+    public double imbalance() {
+        long max = 0;
+        long sum = 0;
+        for (Stage s : stages) {
+            max = Math.max(max, s.flops());
+            sum += s.flops();
+        }
+        return max * (double) stages.size() / sum;
+    }
+
+    /**
+     * Splits blocks with the given costs into numStages non-empty contiguous runs; the first run also
+     * pays firstExtra and the last lastExtra. Returns the end block (exclusive) of every stage.
+     * Minimises the largest stage cost, then the sum of squared stage costs (the most even split).
+     */
+    public static int[] partition(long[] blockCost, long firstExtra, long lastExtra, int numStages) {
+        int l = blockCost.length;
+        if (numStages < 1 || numStages > l) {
+            throw new IllegalArgumentException("cannot split " + l + " blocks into " + numStages + " non-empty stages");
+        }
+        long[] prefix = new long[l + 1];
+        for (int i = 0; i < l; i++) {
+            prefix[i + 1] = prefix[i] + blockCost[i];
+        }
+        // best[s][j]: smallest possible largest cost when stages 0..s-1 cover blocks [0, j)
+        long[][] best = new long[numStages + 1][l + 1];
+        for (long[] row : best) {
+            Arrays.fill(row, Long.MAX_VALUE);
+        }
+        best[0][0] = 0;
+        for (int s = 1; s <= numStages; s++) {
+            for (int j = s; j <= l - (numStages - s); j++) {
+                for (int i = s - 1; i < j; i++) {
+                    if (best[s - 1][i] == Long.MAX_VALUE) {
+                        continue;
+                    }
+                    long c = stageCost(prefix, i, j, s - 1, numStages, firstExtra, lastExtra);
+                    best[s][j] = Math.min(best[s][j], Math.max(best[s - 1][i], c));
+                }
+            }
+        }
+        long cap = best[numStages][l];
+        // second pass under that cap: fewest sum of squares, remembering the choice
+        double[][] squares = new double[numStages + 1][l + 1];
+        int[][] from = new int[numStages + 1][l + 1];
+        for (double[] row : squares) {
+            Arrays.fill(row, Double.POSITIVE_INFINITY);
+        }
+        squares[0][0] = 0;
+        for (int s = 1; s <= numStages; s++) {
+            for (int j = s; j <= l - (numStages - s); j++) {
+                for (int i = s - 1; i < j; i++) {
+                    long c = stageCost(prefix, i, j, s - 1, numStages, firstExtra, lastExtra);
+                    double v = squares[s - 1][i] + (double) c * c;
+                    if (c <= cap && v < squares[s][j]) {
+                        squares[s][j] = v;
+                        from[s][j] = i;
+                    }
+                }
+            }
+        }
+        int[] ends = new int[numStages];
+        for (int s = numStages, j = l; s >= 1; j = from[s][j], s--) {
+            ends[s - 1] = j;
+        }
+        return ends;
+    }
+
+    private static long stageCost(long[] prefix, int i, int j, int stage, int numStages, long firstExtra, long lastExtra) {
+        return prefix[j] - prefix[i] + (stage == 0 ? firstExtra : 0) + (stage == numStages - 1 ? lastExtra : 0);
+    }
+
+    /**
+     * Each stage's parameter ranges: for every chain, the tensors of its blocks (one contiguous run per
+     * chain in the chain-major layout), plus embed.c* on the first and norm_f.c* / head.c* on the last
+     * stage; adjacent runs merged.
+     */
+    private static List<List<ParamRange>> paramRanges(ParamLayout layout, int[] ends) {
+        List<List<ParamRange>> out = new ArrayList<>();
+        for (int s = 0; s < ends.length; s++) {
+            out.add(new ArrayList<>());
+        }
+        for (ParamLayout.Entry e : layout.entries()) {
+            List<ParamRange> list = out.get(owner(e.name(), ends));
+            ParamRange last = list.isEmpty() ? null : list.get(list.size() - 1);
+            if (last != null && last.end() == e.offset()) {
+                list.set(list.size() - 1, new ParamRange(last.offset(), last.length() + e.size()));
+            } else {
+                list.add(new ParamRange(e.offset(), e.size()));
+            }
+        }
+        return out;
+    }
+
+    /** The stage owning a tensor, from its name (MODEL.md's tensor table). */
+    static int owner(String tensor, int[] ends) {
+        if (tensor.startsWith("embed.")) {
+            return 0;
+        }
+        if (tensor.startsWith("norm_f.") || tensor.startsWith("head.")) {
+            return ends.length - 1;
+        }
+        if (tensor.startsWith("layers.")) {
+            int dot = tensor.indexOf('.', "layers.".length());
+            int block = Integer.parseInt(tensor.substring("layers.".length(), dot));
+            for (int s = 0; s < ends.length; s++) {
+                if (block < ends[s]) {
+                    return s;
+                }
+            }
+        }
+        throw new IllegalStateException("tensor '" + tensor + "' belongs to no pipeline stage (blocks end at "
+                + Arrays.toString(ends) + ")");
+    }
+
+    /** One line per stage, for logs. */
+    public String describe() {
+        StringBuilder b = new StringBuilder();
+        b.append("pipeline plan: ").append(stages.size()).append(" stages over ").append(config.layers()).append(" blocks, micro-batch ")
+                .append(microBatch).append(" x ").append(seqLen).append(String.format(", imbalance %.3f%n", imbalance()));
+        for (Stage s : stages) {
+            b.append(String.format("  stage %d: blocks [%d, %d)%s%s, %.3g GFLOP, %d params in %d ranges, %.1f MiB activations/micro-batch%n",
+                    s.index(), s.firstBlock(), s.endBlock(), s.hasEmbedding() ? " + embedding" : "", s.hasHead() ? " + norm_f/head/loss" : "",
+                    s.flops() / 1e9, s.paramCount(), s.paramRanges().size(), s.activationBytesPerMicroBatch() / (1024.0 * 1024.0)));
+        }
+        return b.toString();
+    }
+
+    @Override
+    public String toString() {
+        return describe();
+    }
+}
