@@ -1,0 +1,160 @@
+package io.catena.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.catena.model.ColmConfig;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.kernel.ActivationMemory;
+import io.catena.model.kernel.Parallel;
+import io.catena.model.pipeline.InMemoryStageLink;
+import io.catena.model.pipeline.PipelineRunner;
+import io.catena.model.pipeline.PipelineSchedule;
+import io.catena.model.pipeline.PipelineStage;
+import io.catena.model.pipeline.StagePlan;
+import java.io.File;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * Pipeline bubble (issue 6): two stages of an 8-block CoLM, one thread and one core each (run with
+ * OMP_NUM_THREADS=1), linked in memory, train on a global batch of 16 sequences cut into m micro-batches.
+ * Per stage and step the runner times compute, waiting for the neighbour, and sending. The measured
+ * bubble is the share of stage-time not spent computing, 1 - sum(compute) / (p x step wall time), next to
+ * GPipe's theory (p-1)/(m+p-1) — which assumes equal stages and free transfers, so the stage imbalance
+ * (the cost model's and the measured one) is reported too. Activation memory per stage is the
+ * engine's allocation count across building the stage, with and without recomputation.
+ *
+ * <pre>benchmarks/run-pipeline.sh [STEPS]   (prints a markdown table, writes benchmarks/results/pipeline.json)</pre>
+ */
+public final class PipelineBench {
+    static final int STAGES = 2;
+    static final int GLOBAL_BATCH = 16;
+    static final int SEQ = 64;
+
+    public static void main(String[] args) throws Exception {
+        int steps = args.length > 0 ? Integer.parseInt(args[0]) : 12;
+        String out = args.length > 1 ? args[1] : null;
+        Parallel.setThreads(1);
+        ColmConfig cfg = new ColmConfig(512, 32, List.of(2, 2), 8, 0, 4.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
+                1e-5, 10000.0, ColmConfig.Variant.COLM, SEQ, true, List.of(0.5, 0.5));
+        Params params = new Params(new ParamLayout(cfg), DataType.FLOAT);
+        params.initialize(1234, 0);
+        Random rnd = new Random(7);
+        int[] tokens = new int[GLOBAL_BATCH * SEQ];
+        int[] targets = new int[GLOBAL_BATCH * SEQ];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = rnd.nextInt(cfg.vocabSize());
+            targets[i] = rnd.nextInt(cfg.vocabSize());
+        }
+        List<Map<String, Object>> rows = new ArrayList<>();
+        System.out.println("| schedule | m | theory (p-1)/(m+p-1) | measured bubble | diff | stage compute s/step (0, 1) | stage wait s/step (0, 1) "
+                + "| activation MB/stage (0, 1) | with recompute |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|");
+        for (PipelineSchedule.Kind kind : PipelineSchedule.Kind.values()) {
+            for (int m : new int[]{2, 4, 8}) {
+                Map<String, Object> r = run(cfg, params, kind, m, steps, tokens, targets);
+                rows.add(r);
+                System.out.printf(Locale.ROOT, "| %s | %d | %.3f | %.3f | %+.1f%% | %.3f, %.3f | %.3f, %.3f | %.1f, %.1f | %.1f, %.1f |%n",
+                        kind.label(), m, r.get("theory"), r.get("bubble"), 100 * ((double) r.get("bubble") - (double) r.get("theory"))
+                                / (double) r.get("theory"), ((double[]) r.get("compute_s"))[0], ((double[]) r.get("compute_s"))[1],
+                        ((double[]) r.get("wait_s"))[0], ((double[]) r.get("wait_s"))[1], ((double[]) r.get("activation_mb"))[0],
+                        ((double[]) r.get("activation_mb"))[1], ((double[]) r.get("activation_mb_recompute"))[0],
+                        ((double[]) r.get("activation_mb_recompute"))[1]);
+            }
+        }
+        StagePlan plan = StagePlan.plan(cfg, STAGES, GLOBAL_BATCH / 4, SEQ);
+        Map<String, Object> all = new LinkedHashMap<>();
+        all.put("config", cfg.toString());
+        all.put("plan", plan.describe());
+        all.put("cost_model_imbalance", plan.imbalance());
+        all.put("steps_measured", steps);
+        all.put("runs", rows);
+        if (out != null) {
+            new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(new File(out), all);
+        }
+        System.out.println("plan: " + plan.describe());
+        System.exit(0);
+    }
+
+    static Map<String, Object> run(ColmConfig cfg, Params params, PipelineSchedule.Kind kind, int m, int steps, int[] tokens,
+                                   int[] targets) throws Exception {
+        int microBatch = GLOBAL_BATCH / m;
+        StagePlan plan = StagePlan.plan(cfg, STAGES, microBatch, SEQ);
+        double[] mem = new double[STAGES];
+        double[] memRe = new double[STAGES];
+        PipelineStage[] stages = new PipelineStage[STAGES];
+        Params grads = new Params(params.layout(), DataType.FLOAT);
+        for (int s = 0; s < STAGES; s++) {
+            int slots = PipelineSchedule.slots(kind, STAGES, s, m);
+            long before = ActivationMemory.allocatedBytes();
+            new PipelineStage(cfg, params, new Params(params.layout(), DataType.FLOAT), plan, s, microBatch, SEQ, slots, true);
+            memRe[s] = (ActivationMemory.allocatedBytes() - before) / 1e6;
+            before = ActivationMemory.allocatedBytes();
+            stages[s] = new PipelineStage(cfg, params, grads, plan, s, microBatch, SEQ, slots, false);
+            mem[s] = (ActivationMemory.allocatedBytes() - before) / 1e6;
+        }
+        InMemoryStageLink.Pair link = InMemoryStageLink.connect(0, m);
+        PipelineRunner[] runners = {
+                new PipelineRunner(stages[0], kind, STAGES, m, null, link.upstream(), 60_000),
+                new PipelineRunner(stages[1], kind, STAGES, m, link.downstream(), null, 60_000)};
+        ExecutorService pool = Executors.newFixedThreadPool(STAGES);
+        double[] compute = new double[STAGES];
+        double[] wait = new double[STAGES];
+        double wall = 0;
+        try {
+            int warmup = 3;
+            for (int step = 1; step <= warmup + steps; step++) {
+                long stepNo = step;
+                List<Future<PipelineRunner.StepResult>> f = new ArrayList<>();
+                for (int s = 0; s < STAGES; s++) {
+                    PipelineRunner r = runners[s];
+                    f.add(pool.submit(() -> r.runStep(stepNo, tokens, targets, 0)));
+                }
+                PipelineRunner.StepResult[] res = new PipelineRunner.StepResult[STAGES];
+                for (int s = 0; s < STAGES; s++) {
+                    res[s] = f.get(s).get(120, TimeUnit.SECONDS);
+                }
+                if (step > warmup) {
+                    long stepWall = 0;
+                    for (int s = 0; s < STAGES; s++) {
+                        compute[s] += res[s].timing().computeNanos() / 1e9;
+                        wait[s] += (res[s].timing().waitNanos() + res[s].timing().sendNanos()) / 1e9;
+                        stepWall = Math.max(stepWall, res[s].timing().totalNanos());
+                    }
+                    wall += stepWall / 1e9;
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        double sumCompute = 0;
+        for (int s = 0; s < STAGES; s++) {
+            compute[s] /= steps;
+            wait[s] /= steps;
+            sumCompute += compute[s];
+        }
+        wall /= steps;
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("schedule", kind.label());
+        r.put("m", m);
+        r.put("micro_batch", microBatch);
+        r.put("theory", PipelineSchedule.theoreticalBubble(STAGES, m));
+        r.put("bubble", 1 - sumCompute / (STAGES * wall));
+        r.put("step_wall_s", wall);
+        r.put("compute_s", compute);
+        r.put("wait_s", wait);
+        r.put("measured_imbalance", Math.max(compute[0], compute[1]) / Math.min(compute[0], compute[1]));
+        r.put("activation_mb", mem);
+        r.put("activation_mb_recompute", memRe);
+        return r;
+    }
+}
