@@ -72,13 +72,32 @@ public final class Configuration {
     public static final String SHARDS_PROP = "catena.ps.shards";
     public static final int SHARDS_DEFAULT = 4;
 
-    /** Number of data-parallel workers W; worker ids are 0..W-1. */
+    /**
+     * Number of workers W; worker ids are 0..W-1. With pipeline stages P, W = data-parallel replicas x P and
+     * worker w runs stage {@code w % P} of replica {@code w / P}.
+     */
     public static final String WORKERS_PROP = "catena.ps.workers";
     public static final int WORKERS_DEFAULT = 1;
 
     /** bsp, ssp:S (staleness bound S >= 1) or asp. */
     public static final String SYNC_PROP = "catena.ps.sync";
     public static final String SYNC_DEFAULT = "bsp";
+
+    /**
+     * Pipeline stages P (the trainer's --pp): each worker pushes and pulls only its stage's parameter ranges
+     * (chain-model's StagePlan); a step completes when all W = dp x P workers pushed. 1: no pipeline.
+     * P > 1 needs bsp or ssp:S, P <= the model's layers and W divisible by P.
+     */
+    public static final String PIPELINE_STAGES_PROP = "catena.ps.pipeline.stages";
+    public static final int PIPELINE_STAGES_DEFAULT = 1;
+
+    /** Rows per pipeline micro-batch: with the sequence length, the cost model that places the stage boundaries. */
+    public static final String PIPELINE_MICRO_BATCH_PROP = "catena.ps.pipeline.micro.batch";
+    public static final int PIPELINE_MICRO_BATCH_DEFAULT = 1;
+
+    /** Tokens per row of a pipeline micro-batch (the trainer's sequence length); 0: the model's max_seq_len. */
+    public static final String PIPELINE_SEQ_LEN_PROP = "catena.ps.pipeline.seq.len";
+    public static final int PIPELINE_SEQ_LEN_DEFAULT = 0;
 
     /** A chain-model recipe (.properties) for the initial model and the optimizer settings. */
     public static final String RECIPE_PROP = "catena.ps.recipe";
@@ -161,7 +180,7 @@ public final class Configuration {
     public static final java.util.Set<String> KEYS = java.util.Set.of(JOB_NAME_PROP, SECRET_PROP, SECRET_FILE_PROP,
             AERON_DIR_PROP, EMBEDDED_DRIVER_PROP, TERM_LENGTH_PROP, CHANNEL_PROP, STREAM_ID_PROP, UDP_CHANNEL_PARAMS_PROP,
             CLIENT_RESPONSE_HOST_PROP, CLIENT_RESPONSE_STREAM_ID_PROP, CHUNK_BYTES_PROP, IDLE_STRATEGY_PROP, SHARDS_PROP,
-            WORKERS_PROP, SYNC_PROP, RECIPE_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
+            WORKERS_PROP, SYNC_PROP, PIPELINE_STAGES_PROP, PIPELINE_MICRO_BATCH_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
             SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, SEND_TIMEOUT_PROP,
             GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP, LR_PROP, MIN_LR_PROP, WARMUP_STEPS_PROP,
             TOTAL_STEPS_PROP, BETA1_PROP, BETA2_PROP, ADAM_EPS_PROP, WEIGHT_DECAY_PROP, CLIP_NORM_PROP);

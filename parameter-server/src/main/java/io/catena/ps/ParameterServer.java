@@ -8,6 +8,7 @@ import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
+import io.catena.model.pipeline.StagePlan;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import io.catena.ps.protocol.MessageAuthenticator;
@@ -33,7 +34,8 @@ import org.slf4j.LoggerFactory;
  * The Catena parameter server: holds the master parameters of one job in a flat buffer cut into
  * shards, applies chain-model's AdamW to the gradients workers push (BSP, SSP or ASP), publishes
  * versions that workers pull, grows the model by appending chains (bumping the model epoch), and
- * writes snapshots as chain-model checkpoints. All state is owned by one Agrona agent; the methods
+ * writes snapshots as chain-model checkpoints. With pipeline stages ({@link Context#pipeline}) each worker
+ * pushes and pulls only its stage's parameter ranges. All state is owned by one Agrona agent; the methods
  * here hand work to it and wait with a timeout.
  *
  * <pre>{@code
@@ -76,9 +78,10 @@ public final class ParameterServer implements AutoCloseable {
         this.runner = new AgentRunner(Transport.idleStrategy(ctx.idleStrategy, Configuration.IDLE_STRATEGY_PROP),
                 t -> LOG.error("parameter server agent error", t), null, conductor);
         AgentRunner.startOnThread(runner);
-        LOG.info("parameter server for job '{}' listening on {} stream {}: {} parameters in {} shards, {} workers, {}, epoch {}, version {}",
+        LOG.info("parameter server for job '{}' listening on {} stream {}: {} parameters in {} shards, {} workers{}, {}, epoch {}, version {}",
                 ctx.jobName, ctx.channel, ctx.streamId, conductor.layout().size(), conductor.plan().shards(), ctx.workers,
-                ctx.sync, conductor.epoch(), conductor.version());
+                ctx.pipelineStages > 1 ? " (" + ctx.workers / ctx.pipelineStages + " replicas x " + ctx.pipelineStages
+                        + " pipeline stages)" : "", ctx.sync, conductor.epoch(), conductor.version());
     }
 
     /** Validates the context ({@link Context#conclude()}) and starts the server. */
@@ -177,6 +180,10 @@ public final class ParameterServer implements AutoCloseable {
     /**
      * Settings of a server. Defaults come from {@link Configuration} (system properties or a properties
      * object); {@link #conclude()} validates everything and loads the initial model before any resource is taken.
+     *
+     * <p>Worker ids: 0..W-1. With {@link #pipeline(int, int, int) pipeline stages} P, worker w runs stage
+     * {@code w % P} of data-parallel replica {@code w / P} (so W = replicas x P, and the P workers of one
+     * replica have consecutive ids).
      */
     public static final class Context {
         String jobName;
@@ -192,6 +199,9 @@ public final class ParameterServer implements AutoCloseable {
         String idleStrategy;
         int shards;
         int workers;
+        int pipelineStages;
+        int pipelineMicroBatch;
+        int pipelineSeqLen;
         SyncPolicy sync;
         String syncText;
         TrainingState initialState;
@@ -238,6 +248,10 @@ public final class ParameterServer implements AutoCloseable {
             shards = Configuration.getInt(p, Configuration.SHARDS_PROP, Configuration.SHARDS_DEFAULT);
             workers = Configuration.getInt(p, Configuration.WORKERS_PROP, Configuration.WORKERS_DEFAULT);
             syncText = Configuration.get(p, Configuration.SYNC_PROP, Configuration.SYNC_DEFAULT);
+            pipelineStages = Configuration.getInt(p, Configuration.PIPELINE_STAGES_PROP, Configuration.PIPELINE_STAGES_DEFAULT);
+            pipelineMicroBatch = Configuration.getInt(p, Configuration.PIPELINE_MICRO_BATCH_PROP,
+                    Configuration.PIPELINE_MICRO_BATCH_DEFAULT);
+            pipelineSeqLen = Configuration.getInt(p, Configuration.PIPELINE_SEQ_LEN_PROP, Configuration.PIPELINE_SEQ_LEN_DEFAULT);
             restoreUri = Configuration.get(p, Configuration.RESTORE_PROP, null);
             recipe = Configuration.get(p, Configuration.RECIPE_PROP, null);
             vocabSize = Configuration.getInt(p, Configuration.VOCAB_SIZE_PROP, Configuration.VOCAB_SIZE_DEFAULT);
@@ -262,7 +276,24 @@ public final class ParameterServer implements AutoCloseable {
         public Context chunkBytes(int v) { chunkBytes = v; return this; }
         public Context idleStrategy(String v) { idleStrategy = v; return this; }
         public Context shards(int v) { shards = v; return this; }
+        /** All workers W; with pipeline stages W = data-parallel replicas x stages. */
         public Context workers(int v) { workers = v; return this; }
+
+        /**
+         * Pipeline parallelism: {@code stages} contiguous block ranges (chain-model's StagePlan, balanced for
+         * micro-batches of {@code microBatch} x {@code seqLen} tokens; seqLen 0: the model's max_seq_len).
+         * Worker w runs stage {@code w % stages} of data-parallel replica {@code w / stages}, so
+         * {@link #workers(int)} must be a multiple of stages. Each worker pushes and pulls only its stage's
+         * parameter ranges; a BSP/SSP step completes when all workers pushed it and is applied to the mean
+         * over the replicas. The server plans the stages itself from its model (and re-plans at growth), so
+         * workers learn their ranges from the layout the server sends. stages = 1 (the default): no pipeline.
+         */
+        public Context pipeline(int stages, int microBatch, int seqLen) {
+            pipelineStages = stages;
+            pipelineMicroBatch = microBatch;
+            pipelineSeqLen = seqLen;
+            return this;
+        }
         public Context sync(SyncPolicy v) { sync = v; syncText = v.toString(); return this; }
         /** The model to serve (parameters, optional AdamW moments, step = version, frozen chains). */
         public Context initialState(TrainingState v) { initialState = v; return this; }
@@ -286,6 +317,10 @@ public final class ParameterServer implements AutoCloseable {
         public int streamId() { return streamId; }
         public int termLength() { return termLength; }
         public int workers() { return workers; }
+        public int pipelineStages() { return pipelineStages; }
+        public int pipelineMicroBatch() { return pipelineMicroBatch; }
+        /** Tokens per micro-batch row of the stage plan; after {@link #conclude()} never 0 (the model's max_seq_len). */
+        public int pipelineSeqLen() { return pipelineSeqLen; }
         public SyncPolicy sync() { return sync; }
         public String snapshotUri() { return snapshotUri; }
         public int chunkFloats() { return chunkFloats; }
@@ -313,6 +348,7 @@ public final class ParameterServer implements AutoCloseable {
             if (workers < 1) {
                 throw new ConfigurationException(Configuration.WORKERS_PROP, "at least 1 worker", workers, "set the data-parallel degree");
             }
+            checkPipelineCounts();
             if (shards < 1) {
                 throw new ConfigurationException(Configuration.SHARDS_PROP, "at least 1 shard", shards, "use e.g. 4");
             }
@@ -330,6 +366,12 @@ public final class ParameterServer implements AutoCloseable {
                 } catch (IllegalArgumentException e) {
                     throw new ConfigurationException(Configuration.SYNC_PROP, "bsp, ssp:S or asp", syncText, "fix the value", e);
                 }
+            }
+            if (pipelineStages > 1 && sync.mode() == SyncPolicy.Mode.ASP) {
+                throw new ConfigurationException(Configuration.SYNC_PROP, "bsp or ssp:S because " + Configuration.PIPELINE_STAGES_PROP
+                        + "=" + pipelineStages + " (a step needs every stage's gradient of the same parameters; asp would apply one "
+                        + "stage's part on its own)", syncText, "set " + Configuration.SYNC_PROP + "=bsp (or ssp:S), or "
+                        + Configuration.PIPELINE_STAGES_PROP + "=1");
             }
             Transport.idleStrategy(idleStrategy, Configuration.IDLE_STRATEGY_PROP);
             int max = Transport.maxMessageLength(termLength);
@@ -361,8 +403,50 @@ public final class ParameterServer implements AutoCloseable {
                         + Configuration.EMBEDDED_DRIVER_PROP + "=true");
             }
             loadModelAndOptimizer();
+            checkPipelineFitsTheModel();
             concluded = true;
             return this;
+        }
+
+        /** Stage count, micro-batch shape and workers = replicas x stages; before anything heavy is loaded. */
+        private void checkPipelineCounts() {
+            if (pipelineStages < 1) {
+                throw new ConfigurationException(Configuration.PIPELINE_STAGES_PROP, "at least 1 stage (1: no pipeline)", pipelineStages,
+                        "set the trainer's pipeline degree --pp");
+            }
+            if (workers % pipelineStages != 0) {
+                throw new ConfigurationException(Configuration.WORKERS_PROP, "a multiple of " + Configuration.PIPELINE_STAGES_PROP + "="
+                        + pipelineStages + " (workers = data-parallel replicas x stages)", workers, "set it to dp x "
+                        + pipelineStages + ", e.g. " + Math.max(1, workers / pipelineStages) * pipelineStages);
+            }
+            if (pipelineMicroBatch < 1) {
+                throw new ConfigurationException(Configuration.PIPELINE_MICRO_BATCH_PROP, "at least 1 row per micro-batch",
+                        pipelineMicroBatch, "set the trainer's micro-batch size");
+            }
+            if (pipelineSeqLen < 0) {
+                throw new ConfigurationException(Configuration.PIPELINE_SEQ_LEN_PROP, "a sequence length >= 1, or 0 for the model's "
+                        + "max_seq_len", pipelineSeqLen, "set the trainer's sequence length");
+            }
+        }
+
+        /** Every stage needs a block; the stage plan must exist for the model the server starts with. */
+        private void checkPipelineFitsTheModel() {
+            ColmConfig cfg = initialState.config();
+            if (pipelineSeqLen == 0) {
+                pipelineSeqLen = cfg.maxSeqLen();
+            }
+            if (pipelineStages > cfg.layers()) {
+                throw new ConfigurationException(Configuration.PIPELINE_STAGES_PROP, "at most layers=" + cfg.layers() + " stages (every "
+                        + "stage runs at least one transformer block)", pipelineStages, "lower the stage count or serve a deeper model");
+            }
+            if (pipelineStages > 1) {
+                try {
+                    StagePlan.plan(cfg, pipelineStages, pipelineMicroBatch, pipelineSeqLen);
+                } catch (IllegalArgumentException e) {
+                    throw new ConfigurationException(Configuration.PIPELINE_STAGES_PROP, "a pipeline chain-model can plan",
+                            pipelineStages, e.getMessage(), e);
+                }
+            }
         }
 
         private void loadModelAndOptimizer() {

@@ -44,6 +44,13 @@ import org.slf4j.LoggerFactory;
  * a pull returns {@link PullResult#layoutChanged()} (the model grew) or a push is rejected with
  * {@link RejectReason#STALE_EPOCH}, allocate buffers for {@link #layout()}, rebuild, pull again and
  * continue with step = version + 1.
+ *
+ * <p>Pipeline stages: when the server runs P > 1 stages, worker w is stage {@link #stage()} = w % P of
+ * replica {@link #replica()} = w / P. Its pushes carry only the stage's parameter ranges
+ * ({@code serverLayout().plan().stageRanges(stage())}; the rest of the gradient buffer is not read), and
+ * {@link #pull} copies only those ranges, leaving the rest of the caller's buffer untouched;
+ * {@link #pullAll} copies the whole vector (e.g. for evaluation). Build the worker's pipeline stage from
+ * {@code serverLayout().stagePlan()}: it is the plan the server cut the chunks by.
  */
 public final class ParameterServerClient implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ParameterServerClient.class);
@@ -84,6 +91,8 @@ public final class ParameterServerClient implements AutoCloseable {
     private boolean done;
     private UnsafeBuffer pullTarget;
     private boolean[] pullSeen;
+    /** Stage whose chunks the pull in flight wants; -1: every chunk. */
+    private int pullStage = -1;
     private int pullExpected = -1;
     private int pullReceived;
 
@@ -207,6 +216,16 @@ public final class ParameterServerClient implements AutoCloseable {
         return ctx.workerId;
     }
 
+    /** This worker's pipeline stage (worker id % stages; 0 without a pipeline), -1 for an admin client. */
+    public int stage() {
+        return layout.stageOf(ctx.workerId);
+    }
+
+    /** This worker's data-parallel replica (worker id / stages), -1 for an admin client. */
+    public int replica() {
+        return layout.replicaOf(ctx.workerId);
+    }
+
     /** Messages from the server that failed validation or authentication (and were ignored). */
     public long badMessages() {
         return badMessages;
@@ -218,7 +237,8 @@ public final class ParameterServerClient implements AutoCloseable {
                     l.serverInstance(), l.version(), l.epoch());
         }
         if (layout == null || l.epoch() != layout.epoch() || !Arrays.equals(l.shardBounds(), layout.shardBounds())
-                || l.chunkFloats() != layout.chunkFloats()) {
+                || l.chunkFloats() != layout.chunkFloats() || !Arrays.equals(l.shardStages(), layout.shardStages())
+                || l.pipelineStages() != layout.pipelineStages()) {
             paramLayout = l.paramLayout();
             plan = l.plan();
         }
@@ -259,7 +279,8 @@ public final class ParameterServerClient implements AutoCloseable {
      * Copies the parameters of the server's current version into {@code into}, first waiting (up to
      * {@code timeoutMs}) until that version is at least {@code minVersion}. If the model grew since this
      * client last saw it, {@code into} is left alone and the result says {@code layoutChanged}: allocate
-     * {@code new Params(layout(), FLOAT)} and pull again.
+     * {@code new Params(layout(), FLOAT)} and pull again. A worker of a pipeline stage gets only its stage's
+     * parameter ranges (the rest of {@code into} is left as it was); see {@link #pullAll}.
      */
     public PullResult pull(long minVersion, Params into, long timeoutMs) {
         return pull(minVersion, viewOf(into, "pull target"), timeoutMs);
@@ -267,6 +288,28 @@ public final class ParameterServerClient implements AutoCloseable {
 
     /** Pull into raw memory holding {@code layout().size()} little-endian floats. */
     public PullResult pull(long minVersion, MutableDirectBuffer into, long timeoutMs) {
+        return pull(minVersion, into, timeoutMs, false);
+    }
+
+    /** {@link #pullAll(long, Params, long)} with the request timeout. */
+    public PullResult pullAll(long minVersion, Params into) {
+        return pullAll(minVersion, into, ctx.requestTimeoutMs);
+    }
+
+    /**
+     * Like {@link #pull(long, Params, long)} but copies the whole parameter vector also for a worker of a
+     * pipeline stage (the rank that evaluates needs every stage's parameters). Without a pipeline the same as pull.
+     */
+    public PullResult pullAll(long minVersion, Params into, long timeoutMs) {
+        return pull(minVersion, viewOf(into, "pull target"), timeoutMs, true);
+    }
+
+    /** pullAll into raw memory holding {@code layout().size()} little-endian floats. */
+    public PullResult pullAll(long minVersion, MutableDirectBuffer into, long timeoutMs) {
+        return pull(minVersion, into, timeoutMs, true);
+    }
+
+    private PullResult pull(long minVersion, MutableDirectBuffer into, long timeoutMs, boolean all) {
         for (int attempt = 0; ; attempt++) {
             if (into.capacity() < plan.totalFloats() * 4) {
                 throw new IllegalArgumentException("pull target holds " + into.capacity() / 4 + " floats, the server's epoch-"
@@ -276,9 +319,11 @@ public final class ParameterServerClient implements AutoCloseable {
             long corr = begin();
             pullTarget = into instanceof UnsafeBuffer u ? u : new UnsafeBuffer(into);
             pullSeen = new boolean[plan.chunks()];
+            pullStage = all || plan.stages() == 1 ? -1 : stage();
             UnsafeBuffer p = new UnsafeBuffer(new byte[8]);
             p.putLong(0, timeoutMs, ByteOrder.LITTLE_ENDIAN);
-            boolean ok = send(MessageType.PULL, 0, 0, minVersion, corr, 0, 0, p, 0, 8, deadline) && await(deadline);
+            boolean ok = send(MessageType.PULL, all ? MessageType.PULL_ALL : 0, 0, minVersion, corr, 0, 0, p, 0, 8, deadline)
+                    && await(deadline);
             pullTarget = null;
             if (ok) {
                 if (replyType == MessageType.REJECT) {
@@ -309,7 +354,8 @@ public final class ParameterServerClient implements AutoCloseable {
     /**
      * Pushes this worker's gradient for {@code step} (1-based), computed on parameters of version
      * {@code baseVersion}, and waits for the server's ack. Throws {@link RequestRejectedException} when the
-     * server refuses it (e.g. STALE_EPOCH after growth, NON_FINITE).
+     * server refuses it (e.g. STALE_EPOCH after growth, NON_FINITE). A worker of a pipeline stage sends only
+     * its stage's ranges of {@code gradients} (which still spans the whole layout).
      */
     public PushResult push(long step, long baseVersion, Params gradients, long timeoutMs) {
         if (gradients.layout().size() != plan.totalFloats()) {
@@ -328,11 +374,13 @@ public final class ParameterServerClient implements AutoCloseable {
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
             long corr = begin();
             boolean sent = true;
-            int n = plan.chunks();
-            for (int i = 0; i < n && sent; i++) {
+            int stage = stage(); // 0 without a pipeline: every chunk
+            int n = plan.stageChunkCount(stage);
+            for (int k = 0; k < n && sent; k++) {
+                int i = plan.stageChunk(stage, k);
                 sent = send(MessageType.PUSH, 0, step, baseVersion, corr, i, n, gradients, (int) (plan.chunkOffset(i) * 4),
                         plan.chunkLength(i) * 4, deadline);
-                if (i % 8 == 7) {
+                if (k % 8 == 7) {
                     subscription.poll(assembler, 4);
                     if (done) {
                         break; // rejected early
@@ -416,6 +464,11 @@ public final class ParameterServerClient implements AutoCloseable {
         return replyFlags;
     }
 
+    /** The last reply's payload as text, e.g. a REJECT's detail (tests). */
+    String lastReplyText() {
+        return replyPayload == null ? "" : new String(replyPayload, StandardCharsets.UTF_8);
+    }
+
     long jobIdForTests() {
         return jobId;
     }
@@ -482,7 +535,8 @@ public final class ParameterServerClient implements AutoCloseable {
             case PULL_BEGIN -> {
                 if ((rx.flags() & 1) != 0 || rx.chunkCount() == 0) {
                     finish(buffer, t);
-                } else if (rx.chunkCount() != plan.chunks() || pullTarget == null) {
+                } else if (pullTarget == null
+                        || rx.chunkCount() != (pullStage < 0 ? plan.chunks() : plan.stageChunkCount(pullStage))) {
                     badMessages++;
                 } else {
                     pullExpected = rx.chunkCount();
@@ -493,7 +547,7 @@ public final class ParameterServerClient implements AutoCloseable {
             case PARAMS -> {
                 int i = rx.chunkIndex();
                 if (pullExpected < 0 || rx.version() != replyVersion || i < 0 || i >= plan.chunks() || pullSeen[i]
-                        || rx.payloadLength() != plan.chunkLength(i) * 4) {
+                        || (pullStage >= 0 && plan.chunkStage(i) != pullStage) || rx.payloadLength() != plan.chunkLength(i) * 4) {
                     badMessages++;
                     return;
                 }

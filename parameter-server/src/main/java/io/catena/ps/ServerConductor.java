@@ -16,6 +16,7 @@ import io.catena.model.io.TrainingState;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.VectorKernels;
 import io.catena.model.optim.AdamW;
+import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
 import io.catena.ps.protocol.MessageAuthenticator;
 import io.catena.ps.protocol.MessageHeader;
@@ -62,7 +63,7 @@ final class ServerConductor implements Agent {
     private final Subscription subscription;
     private final FragmentAssembler assembler;
     private final MessageAuthenticator auth;
-    private final ServerMetrics metrics = new ServerMetrics();
+    private final ServerMetrics metrics;
     private final long instanceId = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
     private final IdleStrategy sendIdle;
     private final long sendTimeoutNs;
@@ -73,12 +74,18 @@ final class ServerConductor implements Agent {
     private final CheckpointStore store;
     private final SyncPolicy sync;
     private final int workerCount;
+    /** Pipeline stages P; worker w runs stage w % P of replica w / P (ParameterServer.Context#pipeline). */
+    private final int stages;
+    /** Data-parallel replicas W / P: every parameter gets this many gradient contributions per step. */
+    private final int replicas;
 
     // model state (conductor thread only; version/epoch/layout also read by other threads)
     private volatile ParamLayout layout;
     private volatile long version;
     private volatile int epoch;
     private volatile ChunkPlan plan;
+    /** chain-model's stage plan of the current model; null with one stage. */
+    private StagePlan stagePlan;
     private Params params;
     private Params adamM;
     private Params adamV;
@@ -152,7 +159,8 @@ final class ServerConductor implements Agent {
         }
     }
 
-    private record PendingPull(Session session, long correlation, long minVersion, int epoch, long deadlineNs) {
+    /** {@code all}: every chunk, not only the stage's of a pipeline worker. */
+    private record PendingPull(Session session, long correlation, long minVersion, int epoch, boolean all, long deadlineNs) {
     }
 
     private record PendingGrow(List<Integer> added, boolean freezeOld, long seed, List<Double> weights, long deadlineNs,
@@ -167,6 +175,9 @@ final class ServerConductor implements Agent {
         this.sendTimeoutNs = TimeUnit.MILLISECONDS.toNanos(ctx.sendTimeoutMs);
         this.sync = ctx.sync;
         this.workerCount = ctx.workers;
+        this.stages = ctx.pipelineStages;
+        this.replicas = workerCount / stages;
+        this.metrics = new ServerMetrics(stages);
         this.store = new CheckpointStore(ctx.hadoopConf != null ? ctx.hadoopConf : new org.apache.hadoop.conf.Configuration());
         this.workers = new WorkerState[workerCount];
         this.workerSessions = new Session[workerCount];
@@ -199,7 +210,13 @@ final class ServerConductor implements Agent {
         this.adamV = v != null ? v : new Params(l, DataType.FLOAT);
         this.frozenChains = frozen;
         this.adamW = new AdamW(l, ctx.adamW, frozen);
-        this.plan = ChunkPlan.of(l, ctx.shards, ctx.chunkFloats);
+        if (stages > 1) {
+            // growth widens blocks and head unevenly, so the split is recomputed for the new config
+            stagePlan = stagePlan == null ? StagePlan.plan(l.config(), stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen)
+                    : stagePlan.replan(l.config());
+            LOG.info("{}", stagePlan.describe().stripTrailing());
+        }
+        this.plan = ChunkPlan.of(l, ctx.shards, ctx.chunkFloats, stagePlan);
         this.paramsView = view(p);
         this.chunkMacs = new Mac[plan.chunks()];
         int nSlots = sync.mode() == SyncPolicy.Mode.ASP ? 0 : sync.bound() + 1;
@@ -460,7 +477,8 @@ final class ServerConductor implements Agent {
                 } else {
                     byte[] json = currentLayout().toJson();
                     send(s, MessageType.WELCOME, 0, s.helloCorrelation, 0, version, 0, 0, new UnsafeBuffer(json), 0, json.length);
-                    LOG.info("client {} connected from {} (epoch {}, version {})", s.workerId < 0 ? "admin" : "worker " + s.workerId,
+                    LOG.info("client {} connected from {} (epoch {}, version {})", s.workerId < 0 ? "admin" : "worker " + s.workerId
+                            + (stages > 1 ? " (stage " + stageOf(s.workerId) + ", replica " + s.workerId / stages + ")" : ""),
                             s.pub.channel(), epoch, version);
                 }
             } else if (now - s.deadlineNs > 0) {
@@ -494,7 +512,12 @@ final class ServerConductor implements Agent {
 
     ServerLayout currentLayout() {
         return new ServerLayout(ctx.jobName, instanceId, epoch, version, layout.config(), frozenChains, plan.shardBounds(),
-                plan.chunkFloats(), sync, workerCount);
+                plan.chunkFloats(), sync, workerCount, stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen, plan.shardStages());
+    }
+
+    /** Pipeline stage of a worker (0 without a pipeline), -1 for an admin. */
+    private int stageOf(int worker) {
+        return ServerLayout.stageOf(worker, stages);
     }
 
     // ---- pushes -------------------------------------------------------------------------------
@@ -525,13 +548,25 @@ final class ServerConductor implements Agent {
         }
         int idx = rx.chunkIndex();
         int count = rx.chunkCount();
-        if (count != plan.chunks()) {
-            failPush(ws, s, RejectReason.BAD_CHUNK, corr, "push says " + count + " chunks, the epoch-" + epoch + " plan has "
-                    + plan.chunks() + " chunks of at most " + plan.chunkFloats() + " floats (" + layout.size() + " parameters)");
+        int stage = stageOf(w);
+        if (count != plan.stageChunkCount(stage)) {
+            failPush(ws, s, RejectReason.BAD_CHUNK, corr, stages == 1 ? "push says " + count + " chunks, the epoch-" + epoch
+                    + " plan has " + plan.chunks() + " chunks of at most " + plan.chunkFloats() + " floats (" + layout.size()
+                    + " parameters)" : "stage " + stage + " (replica " + w / stages + ") pushed a gradient of " + count
+                    + " chunks, expected the " + plan.stageChunkCount(stage) + " chunks of stage " + stage + " (of the epoch-" + epoch
+                    + " plan's " + plan.chunks() + "; its parameter ranges " + plan.stageRanges(stage) + "); worker w pushes only "
+                    + "stage w % " + stages + "'s chunks: check the worker id and pull the current layout");
             return;
         }
-        if (idx < 0 || idx >= count) {
-            failPush(ws, s, RejectReason.BAD_CHUNK, corr, "chunk index " + idx + " outside [0, " + count + ")");
+        if (idx < 0 || idx >= plan.chunks()) {
+            failPush(ws, s, RejectReason.BAD_CHUNK, corr, "chunk index " + idx + " outside [0, " + plan.chunks() + ")");
+            return;
+        }
+        if (plan.chunkStage(idx) != stage) {
+            failPush(ws, s, RejectReason.BAD_CHUNK, corr, "stage " + stage + " (replica " + w / stages + ") pushed chunk " + idx
+                    + " (floats [" + plan.chunkOffset(idx) + ", " + (plan.chunkOffset(idx) + plan.chunkLength(idx)) + ")), which belongs "
+                    + "to stage " + plan.chunkStage(idx) + "; expected only the " + plan.stageChunkCount(stage) + " chunks of stage "
+                    + stage + " (parameter ranges " + plan.stageRanges(stage) + "); nothing of this push was applied");
             return;
         }
         int expected = plan.chunkLength(idx) * 4;
@@ -548,6 +583,9 @@ final class ServerConductor implements Agent {
         }
         ws.view.putBytes((int) (plan.chunkOffset(idx) * 4), buffer, rx.payloadOffset(), expected);
         ws.seen[idx] = true;
+        if (stages > 1) {
+            metrics.stagePushed(stage, expected);
+        }
         if (++ws.received == count) {
             ws.finishedCorrelation = corr;
             ws.correlation = NONE;
@@ -577,7 +615,12 @@ final class ServerConductor implements Agent {
                     + "; pull version >= " + sync.minVersionFor(step) + " first");
             return;
         }
-        int bad = firstNonFinite(ws.staging, ws.view, (int) layout.size());
+        // only the worker's own stage ranges hold its gradient (all of the vector without a pipeline)
+        List<StagePlan.ParamRange> own = plan.stageRanges(stageOf(w));
+        int bad = -1;
+        for (int r = 0; r < own.size() && bad < 0; r++) {
+            bad = firstNonFinite(ws.staging, ws.view, (int) own.get(r).offset(), (int) own.get(r).end());
+        }
         if (bad >= 0) {
             reject(s, RejectReason.NON_FINITE, corr, "worker " + w + " step " + step + ": gradient element " + bad + " ("
                     + tensorAt(bad) + ") is " + ws.view.getFloat(bad * 4) + "; nothing was applied. Lower the learning rate or "
@@ -601,7 +644,9 @@ final class ServerConductor implements Agent {
         if (slotStep[sl] != step) {
             slotStep[sl] = step;
         }
-        add(slots[sl], slotViews[sl], ws.staging, ws.view, (int) layout.size());
+        for (StagePlan.ParamRange r : own) {
+            add(slots[sl], slotViews[sl], ws.staging, ws.view, (int) r.offset(), (int) r.end());
+        }
         slotHas[sl][w] = true;
         slotBase[sl][w] = ws.base;
         slotArrival[sl][w] = now;
@@ -619,11 +664,11 @@ final class ServerConductor implements Agent {
      * element is finite (squares are >= 0, so no inf - inf), unless a finite element above ~1e19 overflows it;
      * only then is the vector scanned element by element.
      */
-    private static int firstNonFinite(Params p, UnsafeBuffer b, int n) {
-        if (p.buf() instanceof Buf.F32 f && Double.isFinite(VectorKernels.sumSquares(f.bytes(), 0, n))) {
+    private static int firstNonFinite(Params p, UnsafeBuffer b, int from, int to) {
+        if (p.buf() instanceof Buf.F32 f && Double.isFinite(VectorKernels.sumSquares(f.bytes(), from, to))) {
             return -1;
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = from; i < to; i++) {
             if (!Float.isFinite(b.getFloat(i * 4))) {
                 return i;
             }
@@ -631,12 +676,13 @@ final class ServerConductor implements Agent {
         return -1;
     }
 
-    private static void add(Params accParams, UnsafeBuffer acc, Params gParams, UnsafeBuffer g, int n) {
+    /** acc[from, to) += g[from, to). */
+    private static void add(Params accParams, UnsafeBuffer acc, Params gParams, UnsafeBuffer g, int from, int to) {
         if (accParams.buf() instanceof Buf.F32 a && gParams.buf() instanceof Buf.F32 b) {
-            VectorKernels.add(a.bytes(), 0, b.bytes(), 0, a.bytes(), 0, n); // chain-model's Vector API kernel
+            VectorKernels.add(a.bytes(), from, b.bytes(), from, a.bytes(), from, to - from); // chain-model's Vector API kernel
             return;
         }
-        for (int i = 0, o = 0; i < n; i++, o += 4) {
+        for (int i = from, o = from * 4; i < to; i++, o += 4) {
             acc.putFloat(o, acc.getFloat(o) + g.getFloat(o));
         }
     }
@@ -657,9 +703,9 @@ final class ServerConductor implements Agent {
             long step = version + 1;
             int sl = slot(step);
             if (slotStep[sl] != step || slotCount[sl] < workerCount) {
-                break;
+                break; // every worker (all replicas of all stages) must have pushed the step
             }
-            applyUpdate(slots[sl], workerCount);
+            applyUpdate(slots[sl], replicas); // each element got one contribution per replica
             version = step;
             long now = System.nanoTime();
             for (int w = 0; w < workerCount; w++) {
@@ -682,7 +728,11 @@ final class ServerConductor implements Agent {
         Arrays.fill(slotHas[sl], false);
     }
 
-    /** One AdamW step on the mean of {@code count} summed gradients, shard by shard (chain-model's code). */
+    /**
+     * One AdamW step on the mean of {@code count} summed gradients, shard by shard (chain-model's code), clipped
+     * by the norm of the whole vector: with pipeline stages the same as AdamW over the stages' ranges with the
+     * summed clip norm (chain-model's PipelineEquivalenceTest).
+     */
     private void applyUpdate(Params gradSum, int count) {
         Arrays.fill(chunkMacs, null); // the parameters change
         double ss = 0;
@@ -722,11 +772,12 @@ final class ServerConductor implements Agent {
         long minVersion = rx.version();
         long corr = rx.correlationId();
         long waitMs = rx.payloadLength() >= 8 ? rx.buffer().getLong(rx.payloadOffset(), java.nio.ByteOrder.LITTLE_ENDIAN) : 0;
+        boolean all = (rx.flags() & MessageType.PULL_ALL) != 0;
         metrics.pulls.incrementAndGet();
         if (rx.epoch() != epoch || version >= minVersion) {
-            servePull(s, corr, rx.epoch());
+            servePull(s, corr, rx.epoch(), all);
         } else {
-            pendingPulls.add(new PendingPull(s, corr, minVersion, rx.epoch(), System.nanoTime()
+            pendingPulls.add(new PendingPull(s, corr, minVersion, rx.epoch(), all, System.nanoTime()
                     + TimeUnit.MILLISECONDS.toNanos(Math.max(0, Math.min(waitMs, 24L * 3600 * 1000)))));
         }
     }
@@ -736,25 +787,35 @@ final class ServerConductor implements Agent {
             PendingPull p = it.next();
             if (p.epoch != epoch || version >= p.minVersion) {
                 it.remove();
-                servePull(p.session, p.correlation, p.epoch);
+                servePull(p.session, p.correlation, p.epoch, p.all);
             }
         }
     }
 
-    private void servePull(Session s, long corr, int requestEpoch) {
+    /**
+     * Sends the current parameters: every chunk to admins, to one-stage workers and for {@code all}, else only
+     * the chunks of the worker's stage. Chunk indices stay those of the whole plan; the chunk count is what
+     * this answer carries.
+     */
+    private void servePull(Session s, long corr, int requestEpoch, boolean all) {
         if (requestEpoch != epoch) {
             byte[] json = currentLayout().toJson();
             send(s, MessageType.PULL_BEGIN, 1, corr, 0, version, 0, 0, new UnsafeBuffer(json), 0, json.length);
             return;
         }
-        int chunks = plan.chunks();
+        int stage = all || stages == 1 ? -1 : stageOf(s.workerId);
+        int chunks = stage < 0 ? plan.chunks() : plan.stageChunkCount(stage);
         if (!send(s, MessageType.PULL_BEGIN, 0, corr, 0, version, 0, chunks, null, 0, 0)) {
             return;
         }
-        for (int i = 0; i < chunks; i++) {
+        for (int k = 0; k < chunks; k++) {
+            int i = stage < 0 ? k : plan.stageChunk(stage, k);
             if (!send(s, MessageType.PARAMS, 0, corr, 0, version, i, chunks, paramsView, (int) (plan.chunkOffset(i) * 4),
                     plan.chunkLength(i) * 4, true)) {
                 return;
+            }
+            if (stages > 1) {
+                metrics.stagePulled(plan.chunkStage(i), plan.chunkLength(i) * 4L);
             }
         }
     }

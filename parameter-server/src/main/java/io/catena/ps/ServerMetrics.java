@@ -6,12 +6,13 @@ import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Counters of a running server: versions published (and versions/s over the last 64), bytes in/out,
- * push-to-publish latency (p50/p99 over the last 4096 applied pushes), per-worker staleness, and
- * rejections by reason. Written by the server's agent, readable from any thread.
+ * push-to-publish latency (p50/p99 over the last 4096 applied pushes), per-worker staleness,
+ * rejections by reason, and with pipeline stages the payload bytes pushed and pulled per stage. Written by the server's agent, readable from any thread.
  */
 public final class ServerMetrics {
     private static final int WINDOW = 64;
@@ -38,11 +39,23 @@ public final class ServerMetrics {
     private long[] stalenessMax = new long[0];
     private long[] stalenessSum = new long[0];
     private long[] stalenessCount = new long[0];
+    private final AtomicLongArray stagePushed;
+    private final AtomicLongArray stagePulled;
 
-    ServerMetrics() {
+    ServerMetrics(int pipelineStages) {
         for (RejectReason r : RejectReason.values()) {
             rejections.put(r, new AtomicLong());
         }
+        stagePushed = new AtomicLongArray(pipelineStages);
+        stagePulled = new AtomicLongArray(pipelineStages);
+    }
+
+    void stagePushed(int stage, long bytes) {
+        stagePushed.addAndGet(stage, bytes);
+    }
+
+    void stagePulled(int stage, long bytes) {
+        stagePulled.addAndGet(stage, bytes);
     }
 
     void reject(RejectReason r) {
@@ -95,6 +108,16 @@ public final class ServerMetrics {
 
     public long pushesAccepted() {
         return pushesAccepted.get();
+    }
+
+    /** Gradient payload bytes workers of a pipeline stage pushed (counted only with more than one stage). */
+    public long stageBytesPushed(int stage) {
+        return stagePushed.get(stage);
+    }
+
+    /** Parameter payload bytes of a pipeline stage's chunks sent to pulls (counted only with more than one stage). */
+    public long stageBytesPulled(int stage) {
+        return stagePulled.get(stage);
     }
 
     public long snapshots() {
@@ -153,6 +176,13 @@ public final class ServerMetrics {
             }
         }
         m.put("staleness", st);
+        if (stagePushed.length() > 1) {
+            Map<String, Object> sb = new LinkedHashMap<>();
+            for (int s = 0; s < stagePushed.length(); s++) {
+                sb.put(Integer.toString(s), Map.of("pushed", stagePushed.get(s), "pulled", stagePulled.get(s)));
+            }
+            m.put("stage_bytes", sb);
+        }
         Map<String, Object> rj = new LinkedHashMap<>();
         rejections.forEach((k, v) -> rj.put(k.name().toLowerCase(), v.get()));
         m.put("rejections", rj);

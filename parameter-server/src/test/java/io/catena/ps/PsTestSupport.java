@@ -47,6 +47,19 @@ final class PsTestSupport {
                 1e-5, 10000.0, ColmConfig.Variant.COLM, 8, true, null);
     }
 
+    /** Like {@link #tinyConfig()} with three blocks, so that it splits into two or three pipeline stages. */
+    static ColmConfig pipelineConfig() {
+        return new ColmConfig(17, 4, List.of(1, 1), 3, 0, 2.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
+                1e-5, 10000.0, ColmConfig.Variant.COLM, 8, true, null);
+    }
+
+    static TrainingState pipelineState(long seed) {
+        ColmConfig cfg = pipelineConfig();
+        Params p = new Params(new ParamLayout(cfg), DataType.FLOAT);
+        p.initialize(seed, 0);
+        return new TrainingState(cfg, p, null, null, 0, 0, 0, 0, Map.of());
+    }
+
     static TrainingState freshState(long seed) {
         ColmConfig cfg = tinyConfig();
         Params p = new Params(new ParamLayout(cfg), DataType.FLOAT);

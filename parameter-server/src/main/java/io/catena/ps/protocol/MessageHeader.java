@@ -10,8 +10,12 @@ import org.agrona.MutableDirectBuffer;
  */
 public final class MessageHeader {
     public static final short MAGIC = (short) 0xCA7E;
-    /** 2: the MAC covers payload then header (1: header then payload), so that pulls hash each chunk once per version. */
-    public static final int PROTOCOL_VERSION = 2;
+    /**
+     * 3: pipeline stages (the layout JSON says which stage owns each shard; a stage's worker pushes and by default
+     * pulls only its stage's chunks, chunk indices stay those of the whole plan). 2: the MAC covers payload then
+     * header (1: header then payload), so that pulls hash each chunk once per version.
+     */
+    public static final int PROTOCOL_VERSION = 3;
     public static final int LENGTH = 64;
     public static final int MAC_LENGTH = 32;
     /** Bytes a frame needs besides its payload. */

@@ -8,13 +8,19 @@ public enum MessageType {
     WELCOME(2),
     /** server -> client: a request was refused; flags = {@link RejectReason} code, payload = UTF-8 detail. */
     REJECT(3),
-    /** client -> server: one chunk of a gradient push; payload = float32 values of the chunk. */
+    /**
+     * client -> server: one chunk of a gradient push; payload = float32 values of the chunk. Chunk index: in the
+     * whole plan; chunk count: the chunks of this push (all, or the worker's pipeline stage's).
+     */
     PUSH(4),
     /** server -> client: a whole push was accepted (flags 0) or dropped as a duplicate (flags 1). */
     PUSH_ACK(5),
-    /** client -> server: send parameters of version >= {@code version}; payload: i64 wait millis. */
+    /**
+     * client -> server: send parameters of version >= {@code version}; payload: i64 wait millis. Flags
+     * {@link #PULL_ALL}: every chunk (a pipeline-stage worker otherwise gets only its stage's).
+     */
     PULL(6),
-    /** server -> client: a pull answer starts; flags 1 = layout changed (payload = layout JSON). */
+    /** server -> client: a pull answer starts; flags 1 = layout changed (payload = layout JSON); chunk count = PARAMS to come. */
     PULL_BEGIN(7),
     /** server -> client: one chunk of parameters. */
     PARAMS(8),
@@ -26,6 +32,9 @@ public enum MessageType {
     METRICS(11),
     /** server -> admin: JSON answer to GROW, SNAPSHOT or METRICS. */
     ADMIN_REPLY(12);
+
+    /** PULL flag: answer with every chunk of the plan, also to a worker of a pipeline stage. */
+    public static final int PULL_ALL = 1;
 
     private static final MessageType[] BY_CODE = new MessageType[16];
 

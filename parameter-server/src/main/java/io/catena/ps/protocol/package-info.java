@@ -35,5 +35,15 @@
  * The MAC binds job id, epoch, step, worker and chunk position to the payload, so a message cannot be
  * replayed into another job, epoch or chunk slot without the secret. (Replays of an identical message
  * within the same epoch/step are harmless: pushes are idempotent per (epoch, step, worker).)
+ *
+ * <h2>Pipeline stages (protocol version 3)</h2>
+ * With P pipeline stages the layout document (WELCOME, and PULL_BEGIN after growth) also carries the
+ * pipeline settings and the stage of every shard; shard bounds include every stage-range boundary, so each
+ * chunk belongs to one stage ({@link io.catena.ps.protocol.ChunkPlan}). Worker w (stage {@code w % P}) pushes
+ * only its stage's chunks: the chunk index is the chunk's index in the whole plan, the chunk count the
+ * number of chunks of the stage, and the server refuses another count or another stage's chunk
+ * (BAD_CHUNK). A PULL without the {@link io.catena.ps.protocol.MessageType#PULL_ALL} flag is answered with
+ * only the stage's chunks (PULL_BEGIN's chunk count says how many); admins and PULL_ALL get every chunk.
+ * The payload-first MAC cache is per chunk index, so it serves both kinds of answer.
  */
 package io.catena.ps.protocol;
