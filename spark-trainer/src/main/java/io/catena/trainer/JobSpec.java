@@ -2,6 +2,7 @@ package io.catena.trainer;
 
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
+import io.catena.trainer.pipeline.PipelineOptions;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
@@ -15,12 +16,14 @@ import java.util.TreeMap;
  *                     position (windows read by all workers together) at that step
  * @param growth       growth events still ahead, each with the chain count the model has after it
  * @param attempt      0 for the first run of the stage, 1.. for reruns after a failure
+ * @param pipeline     pipeline stages and micro-batches (stages 1: data parallelism only)
  */
 record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, String sync, long totalSteps, long untilStep,
                long baseStep, long baseDataPosition, long baseTokens, List<GrowthPlan> growth, int evalEvery, int ckptEvery,
                TrainOptions.FailAt failAt, int attempt, byte[] secret, String psChannel, int psStreamId, int termLength,
                String udpParams, String telemetryChannel, String driverAeronDir, long driverPid, String driverHostId,
-               int kernelThreads, long requestTimeoutMs, Map<String, Object> snapshotInfo) implements Serializable {
+               int kernelThreads, long requestTimeoutMs, Map<String, Object> snapshotInfo, PipelineOptions pipeline)
+        implements Serializable {
 
     record GrowthPlan(long step, List<Integer> heads, boolean freeze, int chainsAfter) implements Serializable {
     }
@@ -33,7 +36,7 @@ record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, 
     JobSpec withAttempt(int a) {
         return new JobSpec(jobName, recipe, data, dp, sync, totalSteps, untilStep, baseStep, baseDataPosition, baseTokens, growth,
                 evalEvery, ckptEvery, failAt, a, secret, psChannel, psStreamId, termLength, udpParams, telemetryChannel, driverAeronDir,
-                driverPid, driverHostId, kernelThreads, requestTimeoutMs, snapshotInfo);
+                driverPid, driverHostId, kernelThreads, requestTimeoutMs, snapshotInfo, pipeline);
     }
 
     TrainSettings settings() {
@@ -42,6 +45,11 @@ record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, 
 
     int batchPerWorker() {
         return settings().batchSize() / dp;
+    }
+
+    /** Barrier tasks: dp replicas x pp stages. */
+    int tasks() {
+        return dp * pipeline.stages();
     }
 
     /** Global data position (windows read by all workers) after {@code step} optimizer steps. */

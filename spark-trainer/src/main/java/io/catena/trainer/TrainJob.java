@@ -1,6 +1,8 @@
 package io.catena.trainer;
 
+import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.train.MetricsLog;
+import io.catena.trainer.pipeline.PipelineOptions;
 import io.catena.model.train.Progress;
 
 import io.catena.model.ColmConfig;
@@ -151,6 +153,9 @@ public final class TrainJob {
     private TrainSettings settings;
     private LrSchedule schedule;
     private List<Integer> chainsNow = List.of();
+    private PipelineOptions pipeline = PipelineOptions.NONE;
+    /** Barrier tasks: dp x pp. */
+    private int tasks;
 
     /** Runs the whole job on {@code jsc}: validate, start the server, run the stage (again after failures), finish. */
     public TrainResult run() {
@@ -169,6 +174,8 @@ public final class TrainJob {
             throw new IllegalArgumentException("the recipe's batch_size " + s.batchSize() + " is the global batch and must be divisible by "
                     + "--dp " + dp + " (each task computes batch_size/dp rows); change one of them");
         }
+        this.pipeline = pipelineOptions(s);
+        this.tasks = dp * pipeline.stages();
         checkSlots();
         if (opts.failAt() != null && opts.failAt().exit() && LOCAL.matcher(jsc.master()).matches()) {
             throw new IllegalArgumentException("--fail-at " + opts.failAt().rank() + ":" + opts.failAt().step() + ":exit halts the "
@@ -273,13 +280,14 @@ public final class TrainJob {
         info.put("seed", s.seed());
         info.put("steps_planned", s.steps());
         info.put("dp", dp);
+        info.put("pp", pipeline.stages());
         info.put("sync", sync.toString());
         info.put("trainer", "spark-trainer");
         info.putAll(extraInfo);
 
         this.metricsFile = metricsPath();
         out.println("catena train: job " + job + ", model " + state.config().chains() + " chains, " + state.params().layout().size()
-                + " parameters; dp " + dp + ", sync " + sync + ", growth " + opts.growth() + ", eval every " + evalEvery
+                + " parameters; dp " + dp + (pipeline.enabled() ? " x " + pipeline.describe() : "") + ", sync " + sync + ", growth " + opts.growth() + ", eval every " + evalEvery
                 + ", checkpoint every " + ckptEvery + "; steps " + startStep + " -> " + until + " of " + s.steps() + "; global batch "
                 + s.batchSize() + " (" + s.batchSize() / dp + " per task) x " + s.seqLen() + "; data " + dataDescription
                 + "; metrics " + metricsFile);
@@ -302,7 +310,7 @@ public final class TrainJob {
             ParameterServer.Context pctx = new ParameterServer.Context()
                     .jobName(job).secret(secret).aeronDirectoryName(aeronDir).embeddedDriver(true).termLength(term)
                     .channel(psChannel).streamId(psStream).udpChannelParams(udp)
-                    .workers(dp).sync(sync).initialState(state).adamW(s.adamW()).schedule(schedule).seed(s.seed())
+                    .workers(tasks).pipeline(pipeline.stages(), s.batchSize() / dp / pipeline.microBatches(), s.seqLen()).sync(sync).initialState(state).adamW(s.adamW()).schedule(schedule).seed(s.seed())
                     .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff")
                     .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
             server = new PsHandle.Embedded(ParameterServer.launch(pctx));
@@ -312,7 +320,7 @@ public final class TrainJob {
             JobSpec spec = new JobSpec(job, recipe.values(), opts.data(), dp, sync.toString(), s.steps(), until, startStep, baseData,
                     state.tokensSeen(), plan, evalEvery, ckptEvery, opts.failAt(), 0, secret, psChannel,
                     psStream, term, udp, telemetry.channel(), aeronDir, ProcessHandle.current().pid(), HOST_ID,
-                    opts.kernelThreads(), opts.requestTimeoutMs(), new HashMap<>(info));
+                    opts.kernelThreads(), opts.requestTimeoutMs(), new HashMap<>(info), pipeline);
             if (ext != null) {
                 out.println("using the " + ps.describe() + " (job '" + job + "', version " + ps.version() + "): it applies its own "
                         + "recipe's optimizer and LR schedule and writes the checkpoints to its catena.ps.snapshot.uri"
@@ -398,7 +406,7 @@ public final class TrainJob {
     }
 
     private List<String> stage(JobSpec spec) {
-        JavaRDD<Integer> ranks = jsc.parallelize(range(spec.dp()), spec.dp());
+        JavaRDD<Integer> ranks = jsc.parallelize(range(spec.tasks()), spec.tasks());
         // named accumulators: the Spark UI's stage page shows tokens and steps trained by this stage run
         WorkerTask task = new WorkerTask(spec, jsc.sc().longAccumulator("catena.tokens (run " + (spec.attempt() + 1) + ")"),
                 jsc.sc().longAccumulator("catena.steps (run " + (spec.attempt() + 1) + ")"));
@@ -511,7 +519,7 @@ public final class TrainJob {
                     throw new IllegalStateException("the server reached version " + v + " past growth step " + g.step()
                             + " without growing; the workers did not wait at the growth step");
                 }
-                if (!asp && gateCount(g.step()) < dp) {
+                if (!asp && gateCount(g.step()) < tasks) {
                     return 0; // rank 0 may still be evaluating / checkpointing the pre-growth model of this step
                 }
                 int epoch = ps.grow(g.heads(), g.freeze(), opts.requestTimeoutMs());
@@ -688,7 +696,8 @@ public final class TrainJob {
 
     private String progressLine(long step, double tps, double[] losses, double syncFraction, double eta) {
         return Progress.line(step, until, tps, losses, schedule.at(step),
-                String.format(Locale.ROOT, "sync %.0f%% | dp %d", 100 * syncFraction, dp), eta);
+                String.format(Locale.ROOT, "sync %.0f%% | dp %d%s", 100 * syncFraction, dp,
+                        pipeline.enabled() ? " x pp " + pipeline.stages() : ""), eta);
     }
 
     private synchronized void metric(Map<String, Object> fields) {
@@ -759,6 +768,34 @@ public final class TrainJob {
         }
     }
 
+    /**
+     * Pipeline settings checked against the recipe: the replica batch splits into micro-batches, stages <= blocks,
+     * BSP or SSP (stages of a replica step together), an embedded server (it plans the stages itself).
+     */
+    private PipelineOptions pipelineOptions(TrainSettings s) {
+        int pp = opts.pp();
+        if (pp < 1) {
+            throw new IllegalArgumentException("--pp must be >= 1, got " + pp);
+        }
+        if (pp == 1) {
+            if (opts.microBatches() > 1 || opts.recompute()) {
+                throw new IllegalArgumentException("--micro-batches and --recompute apply to pipeline stages; add --pp 2 (or more)");
+            }
+            return PipelineOptions.NONE;
+        }
+        if (opts.sync().mode() == SyncPolicy.Mode.ASP) {
+            throw new IllegalArgumentException("--pp " + pp + " needs --sync bsp or ssp:S: the stages of a replica compute each step "
+                    + "together, so their updates must be applied per step; drop --sync asp");
+        }
+        if (opts.externalPs()) {
+            throw new IllegalArgumentException("--pp " + pp + " runs with the embedded parameter server only (it plans the stages from "
+                    + "the model); drop --ps-host/--ps-conf");
+        }
+        int rows = s.batchSize() / dp;
+        int m = PipelineOptions.microBatchesFor(opts.microBatches(), pp, rows);
+        return new PipelineOptions(pp, m, PipelineSchedule.Kind.parse(opts.schedule()), opts.recompute());
+    }
+
     /** Fails fast when the barrier stage cannot get dp slots at once (Spark would otherwise retry for minutes). */
     private void checkSlots() {
         String master = jsc.master();
@@ -779,15 +816,16 @@ public final class TrainJob {
                 // getExecutorInfos lists the driver too
                 int executors = Math.max(0, jsc.sc().statusTracker().getExecutorInfos().length - 1);
                 slots = executors * perExecutor;
-                if (slots >= dp || System.nanoTime() - deadline > 0) {
+                if (slots >= tasks || System.nanoTime() - deadline > 0) {
                     break;
                 }
                 Telemetry.sleep(200);
             }
         }
-        if (slots < dp) {
-            throw new IllegalArgumentException("--dp " + dp + " needs " + dp + " task slots at once (one barrier stage), but " + master
-                    + " offers " + slots + "; lower --dp or add executors/cores (spark.executor.instances, spark.executor.cores, "
+        if (slots < tasks) {
+            throw new IllegalArgumentException("--dp " + dp + (pipeline.enabled() ? " x --pp " + pipeline.stages() : "") + " needs " + tasks
+                    + " task slots at once (one barrier stage), but " + master
+                    + " offers " + slots + "; lower --dp/--pp or add executors/cores (spark.executor.instances, spark.executor.cores, "
                     + "spark.task.cpus)");
         }
     }

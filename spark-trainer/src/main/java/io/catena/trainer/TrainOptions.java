@@ -21,7 +21,8 @@ public record TrainOptions(String data, String recipe, String out, String master
                            long steps, long untilStep, List<String> overrides, String metrics, String jobName,
                            String psHost, int psPort, int termLength, int kernelThreads, int maxAttempts,
                            long requestTimeoutMs, long slotWaitMs, String psSecretFile, String psConf,
-                           long psConnectTimeoutMs) implements Serializable {
+                           long psConnectTimeoutMs, int pp, int microBatches, String schedule, boolean recompute)
+        implements Serializable {
 
     /** Conf key prefix: {@code --eval-every 50} is also {@code spark.catena.eval-every=50}. */
     public static final String PREFIX = "spark.catena.";
@@ -29,8 +30,8 @@ public record TrainOptions(String data, String recipe, String out, String master
     static final Set<String> VALUED = new TreeSet<>(List.of("data", "recipe", "out", "master", "dp", "sync", "grow-at",
             "eval-every", "ckpt-every", "fail-at", "steps", "until-step", "set", "metrics", "job-name", "ps-host", "ps-port",
             "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms", "ps-secret-file", "ps-conf",
-            "ps-connect-timeout-ms"));
-    static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help"));
+            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule"));
+    static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help", "recompute"));
 
     public static final String USAGE = """
             catena train --data <manifest uri|text file|dir|builtin:genesis> --recipe <file|builtin:tiny> --out <ckpt uri>
@@ -39,6 +40,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                          [--steps N] [--until-step N] [--set key=value]... [--metrics <file.jsonl>] [--fail-at RANK:STEP[:exit]]
                          [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS]]
                          [--term-length BYTES] [--kernel-threads N] [--max-attempts N]
+                         [--pp P [--micro-batches M] [--schedule 1f1b|gpipe] [--recompute]]
               Trains CoLM with dp data-parallel Spark tasks (one barrier stage) through an embedded Aeron parameter
               server on the driver, or, with --ps-host/--ps-port (or --ps-conf), through an external one started with
               `catena ps --conf F` (same recipe, catena.ps.workers = dp, same sync; --ps-secret-file is its
@@ -51,6 +53,12 @@ public record TrainOptions(String data, String recipe, String out, String master
               still follows --steps). A failed stage is rerun from the parameter server's version, up to
               --max-attempts times. --fail-at makes task RANK fail once at STEP (fault-injection tests; :exit halts
               its executor JVM instead of throwing).
+              --pp P splits the blocks into P pipeline stages (boundaries from a FLOP cost model; embedding on the
+              first, head and loss on the last): the stage runs dp x P tasks, task r runs stage r % P of replica r / P,
+              activations and their gradients flow between neighbouring stages over Aeron, and each stage pushes and
+              pulls only its own parameters. Each replica's batch_size/dp rows are cut into M micro-batches (default:
+              the largest of 4P, 2P, P dividing them) scheduled 1F1B (default: at most P activations in flight) or GPipe;
+              --recompute keeps only stage inputs and recomputes the rest in backward. Same math as dp alone.
               Every option is also a Spark conf key spark.catena.<option> (e.g. spark.catena.dp=4).
             """;
 
@@ -231,7 +239,18 @@ public record TrainOptions(String data, String recipe, String out, String master
                 get.apply("job-name"), host, psPort, integer(get, "term-length", 0),
                 integer(get, "kernel-threads", 0), integer(get, "max-attempts", 3), longValue(get, "request-timeout-ms", 120_000),
                 longValue(get, "slot-wait-ms", 30_000), get.apply("ps-secret-file"), get.apply("ps-conf"),
-                longValue(get, "ps-connect-timeout-ms", 10_000));
+                longValue(get, "ps-connect-timeout-ms", 10_000), integer(get, "pp", 1), integer(get, "micro-batches", 0),
+                schedule(get.apply("schedule")), flags.contains("recompute") || Boolean.parseBoolean(String.valueOf(get.apply("recompute"))));
+    }
+
+    private static String schedule(String s) {
+        String v = s == null ? "1f1b" : s.trim().toLowerCase(Locale.ROOT);
+        try {
+            io.catena.model.pipeline.PipelineSchedule.Kind.parse(v);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--schedule: " + e.getMessage());
+        }
+        return v;
     }
 
     /** Thrown by {@link #parse} for --help. */
@@ -276,7 +295,7 @@ public record TrainOptions(String data, String recipe, String out, String master
 
     /** A short description for logs. */
     public String describe() {
-        return String.format(Locale.ROOT, "dp=%d sync=%s grow=%s eval_every=%d ckpt_every=%d resume=%s", dp, sync, growth, evalEvery,
-                ckptEvery, resume);
+        return String.format(Locale.ROOT, "dp=%d pp=%d sync=%s grow=%s eval_every=%d ckpt_every=%d resume=%s", dp, pp, sync, growth,
+                evalEvery, ckptEvery, resume);
     }
 }

@@ -6,7 +6,9 @@ import io.catena.model.Params;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.kernel.Parallel;
 import io.catena.model.train.LocalTrainer;
+import io.catena.model.pipeline.PipelineRunner;
 import io.catena.model.train.TrainSettings;
+import io.catena.trainer.pipeline.PipelineWorker;
 import io.catena.ps.Configuration;
 import io.catena.ps.ParameterServerClient;
 import io.catena.ps.ParameterServerTimeoutException;
@@ -22,6 +24,7 @@ import org.apache.spark.BarrierTaskContext;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskKilledException;
 import org.apache.spark.util.LongAccumulator;
+import org.agrona.CloseHelper;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -74,11 +77,19 @@ final class WorkerTask implements Serializable {
     private transient int rank;
     private transient int bw;
     private transient boolean sameJvm;
+    /** Pipeline stage and links (null without --pp); this task runs stage rank % pp of replica rank / pp. */
+    private transient PipelineWorker pipe;
+    private transient int replica;
+    private transient Params evalParams;
+    private transient ColmModel evalModel;
+    private transient long pipeComputeNanos;
+    private transient long pipeWaitNanos;
 
     /** Runs the worker; returns one JSON summary line. */
     List<String> run(BarrierTaskContext context) throws Exception {
         this.tc = context;
         this.rank = tc.partitionId();
+        this.replica = spec.pipeline().replicaOf(rank);
         this.settings = spec.settings();
         this.bw = settings.batchSize() / spec.dp();
         int threads = spec.kernelThreads() > 0 ? spec.kernelThreads()
@@ -97,6 +108,11 @@ final class WorkerTask implements Serializable {
         try (ParameterServerClient c = ParameterServerClient.connect(cctx);
              Telemetry.Sender tel = new Telemetry.Sender(aeronDir, spec.telemetryChannel(), 30_000, 10_000)) {
             this.client = c;
+            if (spec.pipeline().enabled()) {
+                long token = (spec.jobName().hashCode() * 31L + spec.attempt()) * 0x9E3779B97F4A7C15L;
+                pipe = new PipelineWorker(spec.pipeline(), spec.pipeline().stageOf(rank), aeronDir, host, spec.udpParams(), token,
+                        spec.requestTimeoutMs(), this::checkKilled);
+            }
             Map<String, Object> me = new LinkedHashMap<>();
             me.put("rank", rank);
             me.put("host", host);
@@ -105,10 +121,19 @@ final class WorkerTask implements Serializable {
             me.put("ps_version", c.serverLayout().version());
             me.put("ps_epoch", c.epoch());
             me.put("gpu", gpu);
+            if (pipe != null) {
+                me.put("stage", pipe.stageIndex());
+                me.put("replica", replica);
+                pipe.describeEndpoints(me);
+            }
             // the only Spark barrier call: endpoints once; every later message goes over Aeron
             String[] all = tc.allGather(JSON.writeValueAsString(me));
-            if (all.length != spec.dp()) {
-                throw new IllegalStateException("allGather returned " + all.length + " endpoints, expected dp=" + spec.dp());
+            if (all.length != spec.tasks()) {
+                throw new IllegalStateException("allGather returned " + all.length + " endpoints, expected dp x pp = " + spec.tasks());
+            }
+            if (pipe != null) {
+                int s = pipe.stageIndex();
+                pipe.connect(s > 0 ? parse(all[rank - 1]) : null, s < spec.pipeline().stages() - 1 ? parse(all[rank + 1]) : null);
             }
             if (rank == 0) {
                 Map<String, Object> m = report("stage");
@@ -121,11 +146,24 @@ final class WorkerTask implements Serializable {
             summary.put("steps", steps);
             summary.put("attempt", spec.attempt());
             summary.put("seconds", (System.nanoTime() - t0) / 1e9);
+            if (pipe != null) {
+                summary.put("stage", pipe.stageIndex());
+                summary.put("stage_compute_s", pipeComputeNanos / 1e9);
+                summary.put("stage_wait_s", pipeWaitNanos / 1e9);
+            }
             return List.of(JSON.writeValueAsString(summary));
         } finally {
+            CloseHelper.quietClose(pipe);
+            pipe = null;
             client = null;
             model = null;
+            evalModel = null;
         }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> parse(String json) throws java.io.IOException {
+        return JSON.readValue(json, Map.class);
     }
 
     private Map<String, Object> report(String kind) {
@@ -140,8 +178,29 @@ final class WorkerTask implements Serializable {
     private void rebuild() {
         params = new Params(client.layout(), DataType.FLOAT);
         grads = new Params(client.layout(), DataType.FLOAT);
-        model = new ColmModel(client.config(), params, grads, bw, settings.seqLen());
+        if (pipe != null) {
+            pipe.rebuild(client.serverLayout().stagePlan(), params, grads, bw / spec.pipeline().microBatches(), settings.seqLen());
+            evalModel = null;
+        } else {
+            model = new ColmModel(client.config(), params, grads, bw, settings.seqLen());
+        }
         frozen = client.serverLayout().frozenChains();
+    }
+
+    /**
+     * The whole model at the current version, for evaluation. Without --pp it is the training model; a pipeline
+     * stage holds only its own parameters, so rank 0 pulls all of them into a separate full model.
+     */
+    private ColmModel evalModel(long version) {
+        if (pipe == null) {
+            return model;
+        }
+        if (evalModel == null || evalParams.layout() != client.layout()) {
+            evalParams = new Params(client.layout(), DataType.FLOAT);
+            evalModel = new ColmModel(client.config(), evalParams, new Params(client.layout(), DataType.FLOAT), bw, settings.seqLen());
+        }
+        client.pullAll(version, evalParams, spec.requestTimeoutMs());
+        return evalModel;
     }
 
     private void checkKilled() {
@@ -180,7 +239,7 @@ final class WorkerTask implements Serializable {
         long step = asp ? start / spec.dp() : start;
         long until = spec.untilStep();
         TokenBatchSource train = DataSources.open(spec.data(), "train", settings.seqLen(), settings.valFraction(), settings.seed(),
-                rank, spec.dp());
+                replica, spec.dp()); // every stage of a replica reads the replica's windows: stage 0 the inputs, the last the targets
         TokenBatchSource val = rank == 0 && (spec.evalEvery() > 0)
                 ? DataSources.open(spec.data(), "val", settings.seqLen(), settings.valFraction(), settings.seed(), 0, 1) : null;
         try (train; TokenBatchSource v = val) {
@@ -200,8 +259,9 @@ final class WorkerTask implements Serializable {
         int[] in = new int[bw * t];
         int[] tg = new int[bw * t];
         long computed = 0;
-        LOG.info("worker {}/{} starts at step {} (server version {}, epoch {}, chains {}), data {}", rank, spec.dp(), step, start,
-                client.epoch(), client.config().chains(), train.describe());
+        LOG.info("worker {}/{} starts at step {} (server version {}, epoch {}, chains {}){}, data {}", rank, spec.tasks(), step, start,
+                client.epoch(), client.config().chains(), pipe == null ? "" : ", pipeline " + pipe.plan().describe() + ", stage "
+                + pipe.stageIndex(), train.describe());
         while (step < until) {
             checkKilled();
             growthGate(step, tel);
@@ -217,7 +277,15 @@ final class WorkerTask implements Serializable {
             long a = System.nanoTime();
             train.nextBatch(window, bw);
             LocalTrainer.splitWindows(window, bw, t, in, tg);
-            double[] losses = model.forwardBackward(in, tg, 0, frozen, false, 1.0);
+            double[] losses;
+            if (pipe != null) {
+                PipelineRunner.StepResult res = pipe.step(step + 1, in, tg, frozen);
+                losses = res.losses(); // the last stage's; null on the others
+                pipeComputeNanos += res.timing().computeNanos();
+                pipeWaitNanos += res.timing().waitNanos() + res.timing().sendNanos();
+            } else {
+                losses = model.forwardBackward(in, tg, 0, frozen, false, 1.0);
+            }
             long b = System.nanoTime();
             try {
                 ParameterServerClient.PushResult pr = client.push(step + 1, r.version(), grads, spec.requestTimeoutMs());
@@ -237,15 +305,18 @@ final class WorkerTask implements Serializable {
             computed++;
             r = pull(asp ? 0 : sync.minVersionFor(step + 1));
             long c = System.nanoTime();
-            Map<String, Object> m = report("train");
-            m.put("step", step);
-            m.put("epoch", client.epoch());
-            m.put("chains", client.config().numChains());
-            m.put("loss", losses);
-            m.put("compute_s", (b - a) / 1e9);
-            m.put("sync_s", (c - b) / 1e9);
-            tel.send(m);
-            tokensAcc.add((long) bw * t);
+            if (losses != null) { // one loss report per replica: the driver averages dp of them
+                Map<String, Object> m = report("train");
+                m.put("rank", replica);
+                m.put("step", step);
+                m.put("epoch", client.epoch());
+                m.put("chains", client.config().numChains());
+                m.put("loss", losses);
+                m.put("compute_s", (b - a) / 1e9);
+                m.put("sync_s", (c - b) / 1e9);
+                tel.send(m);
+                tokensAcc.add((long) bw * t);
+            }
             if (rank == 0) {
                 stepsAcc.add(1);
             }
@@ -259,7 +330,7 @@ final class WorkerTask implements Serializable {
     /** Eval and checkpoint: rank 0, on the parameters of version == step under BSP (it has not pushed step + 1). */
     private void evalAndCheckpoint(long step, Telemetry.Sender tel, TokenBatchSource val, ParameterServerClient.PullResult r) {
         if (rank == 0 && val != null && spec.evalEvery() > 0 && step % spec.evalEvery() == 0) {
-            double[] ev = Evaluator.evaluate(model, val, settings.evalBatches() * spec.dp());
+            double[] ev = Evaluator.evaluate(evalModel(r.version()), val, settings.evalBatches() * spec.dp());
             Map<String, Object> m = report("eval");
             m.put("step", step);
             m.put("version", r.version());

@@ -38,13 +38,45 @@ class BadInputTest {
     @Test
     void shouldFailWithinSecondsWhenDpExceedsTheSlots() {
         Path dir = TrainerTestSupport.testDir("slots");
-        Path recipe = TrainerTestSupport.recipe(dir, 5);
+        Path recipe = TrainerTestSupport.recipe(dir, 5, "batch_size = 8", "layers = 2");
         long t0 = System.nanoTime();
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
                 new ByteArrayOutputStream(), "--data", "builtin:genesis", "--recipe", recipe.toString(), "--out",
-                dir.resolve("ckpt").toString(), "--dp", "4"));
+                dir.resolve("ckpt").toString(), "--dp", "8"));
         assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(20));
-        assertTrue(e.getMessage().contains("slots") && e.getMessage().contains("local[2]"), e.getMessage());
+        assertTrue(e.getMessage().contains("slots") && e.getMessage().contains("local[4]"), e.getMessage());
+        // dp x pp tasks count: 4 x 2 = 8 slots
+        IllegalArgumentException six = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
+                new ByteArrayOutputStream(), "--data", "builtin:genesis", "--recipe", recipe.toString(), "--out",
+                dir.resolve("ckpt2").toString(), "--dp", "4", "--pp", "2", "--micro-batches", "1", "--steps", "1"));
+        assertTrue(six.getMessage().contains("--dp 4 x --pp 2 needs 8 task slots"), six.getMessage());
+    }
+
+    @Test
+    void shouldRefusePipelineSettingsThatCannotWork() {
+        Path dir = TrainerTestSupport.testDir("pp-bad");
+        Path recipe = TrainerTestSupport.recipe(dir, 5, "layers = 2");
+        String[] base = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--out", dir.resolve("ckpt").toString()};
+        IllegalArgumentException asp = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
+                new ByteArrayOutputStream(), concat(base, "--pp", "2", "--sync", "asp")));
+        assertTrue(asp.getMessage().contains("--sync bsp or ssp"), asp.getMessage());
+        IllegalArgumentException micro = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
+                new ByteArrayOutputStream(), concat(base, "--pp", "2", "--micro-batches", "3")));
+        assertTrue(micro.getMessage().contains("--micro-batches 3 must divide the 4 rows"), micro.getMessage());
+        IllegalArgumentException schedule = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
+                new ByteArrayOutputStream(), concat(base, "--pp", "2", "--schedule", "zigzag")));
+        assertTrue(schedule.getMessage().contains("--schedule") && schedule.getMessage().contains("gpipe or 1f1b"),
+                schedule.getMessage());
+        RuntimeException stages = assertThrows(RuntimeException.class, () -> TrainerTestSupport.train(
+                new ByteArrayOutputStream(), concat(base, "--pp", "3", "--micro-batches", "1")));
+        assertTrue(stages.getMessage().contains("pp=3") && stages.getMessage().contains("layers=2"), stages.getMessage());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] all = new String[a.length + b.length];
+        System.arraycopy(a, 0, all, 0, a.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     @Test

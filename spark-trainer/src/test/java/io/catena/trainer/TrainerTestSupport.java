@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 
-/** One Spark local[2] context for the whole test JVM (127.0.0.1), recipes, runs and comparisons. */
+/** One Spark local[4] context (dp x pp = 4 tasks at once) for the whole test JVM (127.0.0.1), recipes, runs and comparisons. */
 final class TrainerTestSupport {
     private static final AtomicInteger SEQ = new AtomicInteger();
     private static JavaSparkContext jsc;
@@ -24,7 +24,7 @@ final class TrainerTestSupport {
 
     static synchronized JavaSparkContext spark() {
         if (jsc == null) {
-            SparkConf conf = new SparkConf().setMaster("local[2]").setAppName("spark-trainer-tests")
+            SparkConf conf = new SparkConf().setMaster("local[4]").setAppName("spark-trainer-tests")
                     .set("spark.driver.host", "127.0.0.1")
                     .set("spark.driver.bindAddress", "127.0.0.1")
                     .set("spark.ui.enabled", "false")
