@@ -6,8 +6,9 @@
 # with Spark's Java 17 module flags, SPARK_DAEMON_MEMORY for daemons, and for spark-submit the driver's memory and
 # java options from the properties file; the script then runs that command.
 #
-# Environment: CATENA_SPARK_HOME (default spark-trainer/target/spark-home; a Spark 4.1.3 / Scala 2.13 distribution works
-# too), JAVA_HOME (else java on the PATH), MVN (default mvn), CATENA_NO_BUILD=1 (never build: fail if the jars are missing).
+# Environment: CATENA_SPARK_HOME (default spark-trainer/target/spark-home, which has Spark core and SQL only: for
+# --master yarn or k8s://... point it at a Spark 4.1.3 / Scala 2.13 distribution with those modules), JAVA_HOME (else java
+# on the PATH), MVN (default mvn), CATENA_NO_BUILD=1 (never build: fail if the jars are missing).
 
 CATENA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CATENA_APP_JAR="$CATENA_ROOT/spark-trainer/target/spark-trainer-0.1.0-SNAPSHOT-app.jar"

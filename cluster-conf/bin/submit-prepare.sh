@@ -11,6 +11,7 @@ USAGE="usage: cluster-conf/bin/submit-prepare.sh [--master URL] [--properties-fi
   --master            default \$CATENA_MASTER, else spark://127.0.0.1:7077 (cluster-conf/bin/start-standalone.sh);
                       spark://127.0.0.1:*, localhost and local[N] masters keep every JVM on loopback (SPARK_LOCAL_IP)
   --properties-file   default cluster-conf/spark-defaults.conf; also spark-defaults-local.conf, -yarn.conf, -k8s.conf
+                      (YARN and Kubernetes need CATENA_SPARK_HOME=<a Spark 4.1.3 distribution>: the Maven jars lack them)
   --conf              any Spark key, over the file's value (e.g. spark.executor.cores=1)
   --timeout           kill the job after this many seconds (exit status 124); default 0: none (Prepare's own --timeout
                       cancels the Spark job itself)
