@@ -9,6 +9,7 @@ Needs apache-airflow-providers-apache-spark and a Spark connection (conn id "spa
 yarn or k8s://..., deploy mode client, so the driver can read the recipe file below). Copy this file into the DAGs
 folder and adjust CATENA_HOME and the URIs.
 """
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,13 +26,23 @@ DP = 2
 
 
 def spark_defaults(path):
-    """cluster-conf/spark-defaults.conf as a dict (JVM flags, executor sizing, barrier settings)."""
+    """cluster-conf/spark-defaults.conf as a dict (JVM flags, executor sizing, barrier settings).
+
+    Java properties syntax as Spark reads it: `key value` or `key=value`, `#` comments, and a trailing backslash
+    continuing a value on the next line (the JVM flag lists use it)."""
     conf = {}
-    for line in Path(path).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, value = (line.split(None, 1) + [""])[:2]
-            conf[key] = value.strip()
+    logical = ""
+    for raw in Path(path).read_text().splitlines():
+        line = raw.strip()
+        if not logical and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            logical += line[:-1]
+            continue
+        logical += line
+        key, value = (re.split(r"[\s=:]+", logical, maxsplit=1) + [""])[:2]
+        conf[key] = value.strip()
+        logical = ""
     return conf
 
 

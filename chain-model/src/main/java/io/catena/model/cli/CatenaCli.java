@@ -103,7 +103,7 @@ public final class CatenaCli {
             String name = spec.substring("builtin:".length());
             try (InputStream in = CatenaCli.class.getResourceAsStream("/io/catena/recipes/" + name + ".properties")) {
                 if (in == null) {
-                    throw new IllegalArgumentException("no bundled recipe '" + name + "'; bundled: tiny, reference");
+                    throw new IllegalArgumentException("no bundled recipe '" + name + "'; bundled: tiny, reference, jdk-code (cluster-conf/recipes/)");
                 }
                 Properties p = new Properties();
                 p.load(new java.io.InputStreamReader(in, StandardCharsets.UTF_8));
