@@ -113,7 +113,7 @@ public final class TrainJob {
         if (opts.master() != null) {
             conf.setMaster(opts.master());
         }
-        conf.setIfMissing("spark.master", "local[" + Math.max(1, opts.dp()) + "]");
+        conf.setIfMissing("spark.master", "local[" + Math.max(1, opts.dp()) * Math.max(1, opts.pp()) + "]"); // dp x pp tasks
         // a barrier stage larger than the cluster's slots fails within ~30 s instead of Spark's 10-minute default
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
