@@ -12,9 +12,8 @@ import io.catena.model.io.Npy;
 import io.catena.model.io.TrainingState;
 import io.catena.model.kernel.Mat;
 import java.io.InputStream;
+import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -93,16 +92,9 @@ class TorchParityTest {
         }
     }
 
-    private static void writeInt32(Path file, int[] data, int rows, int cols) throws Exception {
-        String dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (" + rows + ", " + cols + "), }";
-        int pad = (64 - (10 + dict.length() + 1) % 64) % 64;
-        String header = dict + " ".repeat(pad) + "\n";
-        ByteBuffer bb = ByteBuffer.allocate(data.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        bb.asIntBuffer().put(data);
+    private static void writeInt32(Path file, int[] data, int rows, int cols) throws IOException {
         try (OutputStream o = Files.newOutputStream(file)) {
-            o.write(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (byte) header.length(), 0});
-            o.write(header.getBytes(StandardCharsets.US_ASCII));
-            o.write(bb.array());
+            io.catena.model.io.Npy.writeInt32(o, new int[] {rows, cols}, data);
         }
     }
 }

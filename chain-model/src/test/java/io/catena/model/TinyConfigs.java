@@ -8,7 +8,7 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /** Small configurations that cover every layer kind, and helpers to build models from them. */
-final class TinyConfigs {
+public final class TinyConfigs {
     private TinyConfigs() {
     }
 
@@ -32,7 +32,7 @@ final class TinyConfigs {
     }
 
     /** Parameters initialised, then every tensor (gains and biases too) jittered so no gradient is trivially zero. */
-    static Params randomParams(ColmConfig cfg, DataType type, long seed) {
+    public static Params randomParams(ColmConfig cfg, DataType type, long seed) {
         Params p = new Params(new ParamLayout(cfg), type);
         p.initialize(seed, 0);
         SplittableRandom rnd = new SplittableRandom(seed + 1);
@@ -42,7 +42,7 @@ final class TinyConfigs {
         return p;
     }
 
-    static int[] randomTokens(int n, int vocab, long seed) {
+    public static int[] randomTokens(int n, int vocab, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         int[] t = new int[n];
         for (int i = 0; i < n; i++) {

@@ -21,6 +21,21 @@ public final class Npy {
     }
 
     public static void writeFloat32(OutputStream out, int[] shape, float[] data) throws IOException {
+        writeHeader(out, "<f4", shape);
+        ByteBuffer bb = ByteBuffer.allocate(data.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        bb.asFloatBuffer().put(data);
+        out.write(bb.array());
+    }
+
+    /** Token ids and other int32 arrays (read by numpy as {@code <i4}). */
+    public static void writeInt32(OutputStream out, int[] shape, int[] data) throws IOException {
+        writeHeader(out, "<i4", shape);
+        ByteBuffer bb = ByteBuffer.allocate(data.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        bb.asIntBuffer().put(data);
+        out.write(bb.array());
+    }
+
+    private static void writeHeader(OutputStream out, String descr, int[] shape) throws IOException {
         StringBuilder dims = new StringBuilder();
         for (int s : shape) {
             dims.append(s).append(", ");
@@ -30,7 +45,7 @@ public final class Npy {
         } else if (shape.length == 1) {
             dims.setLength(dims.length() - 1);
         }
-        String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+        String dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
         int unpadded = MAGIC.length + 2 + 2 + dict.length() + 1;
         int pad = (64 - unpadded % 64) % 64;
         String header = dict + " ".repeat(pad) + "\n";
@@ -39,9 +54,6 @@ public final class Npy {
         int hl = header.length();
         out.write(new byte[] {(byte) (hl & 0xFF), (byte) (hl >> 8)});
         out.write(header.getBytes(StandardCharsets.US_ASCII));
-        ByteBuffer bb = ByteBuffer.allocate(data.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        bb.asFloatBuffer().put(data);
-        out.write(bb.array());
     }
 
     /** Reads a float32 array and checks its shape; {@code what} names the source in errors. */

@@ -72,10 +72,7 @@ public final class InMemoryStageLink implements StageLink {
 
     @Override
     public void send(Kind kind, long step, int micro, Mat tensor, long timeoutMillis) {
-        if (kind != sends) {
-            throw new IllegalArgumentException("stage " + local + " cannot send a " + kind.label() + " to stage " + peer + ": "
-                    + sends.label() + "s flow that way");
-        }
+        StageLink.checkDirection(kind, sends, true, local, peer);
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
         if (!out.allocated) {
             // every buffer at the first send (the shape is known only now), so later steps allocate nothing
@@ -104,10 +101,7 @@ public final class InMemoryStageLink implements StageLink {
 
     @Override
     public void receive(Kind kind, long step, int micro, Mat into, long timeoutMillis) {
-        if (kind == sends) {
-            throw new IllegalArgumentException("stage " + local + " cannot receive a " + kind.label() + " from stage " + peer + ": "
-                    + kind.label() + "s flow the other way");
-        }
+        StageLink.checkDirection(kind, sends, false, local, peer);
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
         while (true) {
             Message m = poll(in.messages, deadline);

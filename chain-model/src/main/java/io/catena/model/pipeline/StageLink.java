@@ -20,6 +20,21 @@ public interface StageLink {
         }
     }
 
+    /**
+     * Fails unless {@code kind} may travel this way: an end that sends {@code sends} cannot receive it, and
+     * cannot send the other kind. Shared by the implementations so all say the same.
+     */
+    static void checkDirection(Kind kind, Kind sends, boolean sending, int local, int peer) {
+        if (sending && kind != sends) {
+            throw new IllegalArgumentException("stage " + local + " cannot send a " + kind.label() + " to stage " + peer + ": "
+                    + sends.label() + "s flow that way");
+        }
+        if (!sending && kind == sends) {
+            throw new IllegalArgumentException("stage " + local + " cannot receive a " + kind.label() + " from stage " + peer + ": "
+                    + kind.label() + "s flow the other way");
+        }
+    }
+
     /** Index of the stage holding this end. */
     int localStage();
 

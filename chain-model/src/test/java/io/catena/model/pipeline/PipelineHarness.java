@@ -8,7 +8,6 @@ import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -39,24 +38,12 @@ final class PipelineHarness {
         return List.of(colmGelu(), airSwiglu());
     }
 
-    /** Initialised, then every element jittered so no gradient is trivially zero. */
     static Params randomParams(ColmConfig cfg, DataType type, long seed) {
-        Params p = new Params(new ParamLayout(cfg), type);
-        p.initialize(seed, 0);
-        SplittableRandom rnd = new SplittableRandom(seed + 1);
-        for (int i = 0; i < p.buf().length(); i++) {
-            p.buf().set(i, p.buf().get(i) + 0.3 * (rnd.nextDouble() - 0.5));
-        }
-        return p;
+        return io.catena.model.TinyConfigs.randomParams(cfg, type, seed);
     }
 
     static int[] randomTokens(int n, int vocab, long seed) {
-        SplittableRandom rnd = new SplittableRandom(seed);
-        int[] t = new int[n];
-        for (int i = 0; i < n; i++) {
-            t[i] = rnd.nextInt(vocab);
-        }
-        return t;
+        return io.catena.model.TinyConfigs.randomTokens(n, vocab, seed);
     }
 
     static double[] copy(Params p) {

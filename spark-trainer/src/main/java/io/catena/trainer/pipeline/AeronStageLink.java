@@ -146,10 +146,7 @@ public final class AeronStageLink implements StageLink, AutoCloseable {
 
     @Override
     public void send(Kind kind, long step, int micro, Mat tensor, long timeoutMillis) {
-        if (kind != sends) {
-            throw new IllegalArgumentException("stage " + local + " cannot send a " + kind.label() + " to stage " + peer + ": "
-                    + sends.label() + "s flow that way");
-        }
+        StageLink.checkDirection(kind, sends, true, local, peer);
         if (publication == null) {
             throw new IllegalStateException("stage " + local + ": link to stage " + peer + " used before connect()");
         }
@@ -198,10 +195,7 @@ public final class AeronStageLink implements StageLink, AutoCloseable {
 
     @Override
     public void receive(Kind kind, long step, int micro, Mat into, long timeoutMillis) {
-        if (kind == sends) {
-            throw new IllegalArgumentException("stage " + local + " cannot receive a " + kind.label() + " from stage " + peer + ": "
-                    + kind.label() + "s flow the other way");
-        }
+        StageLink.checkDirection(kind, sends, false, local, peer);
         this.wantKind = kind;
         this.wantStep = step;
         this.wantMicro = micro;
