@@ -216,6 +216,10 @@ public final class TrainJob {
             throw new IllegalArgumentException("the data has " + dataVocab + " token ids but the model's vocab_size is "
                     + state.config().vocabSize() + "; use the tokenizer the model was trained with or raise vocab_size in the recipe");
         }
+        if (pipeline.stages() > state.config().layers()) {
+            throw new IllegalArgumentException("--pp " + pipeline.stages() + " needs at least " + pipeline.stages() + " transformer blocks "
+                    + "(one per stage), but the model has layers=" + state.config().layers() + "; lower --pp or raise layers in the recipe");
+        }
         if (s.seqLen() > state.config().maxSeqLen()) {
             throw new IllegalArgumentException("seq_len " + s.seqLen() + " exceeds the model's max_seq_len " + state.config().maxSeqLen());
         }

@@ -56,7 +56,7 @@ class BadInputTest {
     void shouldRefusePipelineSettingsThatCannotWork() {
         Path dir = TrainerTestSupport.testDir("pp-bad");
         Path recipe = TrainerTestSupport.recipe(dir, 5, "layers = 2");
-        String[] base = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--out", dir.resolve("ckpt").toString()};
+        String[] base = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--out", dir.resolve("ckpt").toString(), "--dp", "1"};
         IllegalArgumentException asp = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
                 new ByteArrayOutputStream(), concat(base, "--pp", "2", "--sync", "asp")));
         assertTrue(asp.getMessage().contains("--sync bsp or ssp"), asp.getMessage());
@@ -67,9 +67,10 @@ class BadInputTest {
                 new ByteArrayOutputStream(), concat(base, "--pp", "2", "--schedule", "zigzag")));
         assertTrue(schedule.getMessage().contains("--schedule") && schedule.getMessage().contains("gpipe or 1f1b"),
                 schedule.getMessage());
-        RuntimeException stages = assertThrows(RuntimeException.class, () -> TrainerTestSupport.train(
+        IllegalArgumentException stages = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
                 new ByteArrayOutputStream(), concat(base, "--pp", "3", "--micro-batches", "1")));
-        assertTrue(stages.getMessage().contains("pp=3") && stages.getMessage().contains("layers=2"), stages.getMessage());
+        assertTrue(stages.getMessage().contains("--pp 3 needs at least 3 transformer blocks") && stages.getMessage().contains("layers=2"),
+                stages.getMessage());
     }
 
     private static String[] concat(String[] a, String... b) {
