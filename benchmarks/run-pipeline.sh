@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pipeline bubble of issue 6: 2 stages of an 8-block CoLM (vocab 512, d_model 128, T 64, global batch 16), one thread
+# Pipeline bubble of issue 6: 2 stages of an 8-block and a 24-block CoLM (vocab 512, d_model 128, T 64, global batch 16), one thread
 # and one core per stage, in-memory links, GPipe and 1F1B with m = 2, 4, 8 micro-batches: measured bubble vs
 # (p-1)/(m+p-1), compute and wait per stage, activation memory per stage with and without recomputation.
 #   benchmarks/run-pipeline.sh [STEPS=12]   -> benchmarks/results/pipeline.json + a markdown table on stdout
