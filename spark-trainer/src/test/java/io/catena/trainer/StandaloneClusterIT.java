@@ -227,6 +227,27 @@ class StandaloneClusterIT {
         assertNotEquals(run1.get(1), run2.get(1), "rank 1 must run in a new executor after its JVM died");
         assertFalse(running(run1.get(1)), "the halted executor " + run1.get(1) + " is still alive");
 
+        // 3b. pipeline parallelism across the two executor JVMs: --pp 2 (stage 0 and stage 1 linked over Aeron UDP);
+        // stage 1's executor JVM halts before step 6: stage 0 must notice (link wait + cancellation), the stage
+        // runs again on a new executor, and the run ends where the same run without the fault ends
+        Path ppOut = runDir.resolve("ckpt-pp");
+        List<String> pp = new ArrayList<>(submit);
+        pp.addAll(List.of("--conf", "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures=30", "--",
+                "--data", data.toUri().toString(), "--recipe", "cluster-conf/recipes/tiny.properties", "--out", ppOut.toUri().toString(),
+                "--dp", "1", "--pp", "2", "--schedule", "gpipe", "--steps", "10", "--fail-at", "1:6:exit", "--term-length", "1048576"));
+        Run ppRun = run("submit-train.sh --pp 2", 360, "submit-train.sh", pp.toArray(String[]::new));
+        String ppLog = ppRun.out();
+        assertEquals(0, ppRun.rc(), "submit-train.sh --pp 2 failed:\n" + tail(ppRun.log()));
+        assertTrue(ppLog.contains("done: step 10") && ppLog.contains("dp 1 x pp 2"), tail(ppRun.log()));
+        assertTrue(ppLog.contains("stage run 1 failed"), "the halted stage-1 executor must fail the stage:\n" + tail(ppRun.log()));
+        List<Long> pp1 = pids(ppLog, 1, ppRun.log());
+        List<Long> pp2 = pids(ppLog, 2, ppRun.log());
+        assertNotEquals(pp1.get(0), pp1.get(1), "the two stages ran in one JVM: " + pp1);
+        assertNotEquals(pp1.get(1), pp2.get(1), "stage 1 must run in a new executor after its JVM died");
+        JsonNode ppModel = JSON.readTree(ppOut.resolve(Files.readString(ppOut.resolve("latest")).trim()).resolve("model.json").toFile());
+        assertEquals(10, ppModel.path("trainer").path("step").asInt(), "pp checkpoint step: " + ppModel.path("trainer"));
+        assertEquals(2, ppModel.path("info").path("pp").asInt(), "pp checkpoint info: " + ppModel.path("info"));
+
         // 4. stop: every daemon and executor is gone, the pid files too; a second stop is a no-op
         Run stop = run("stop-standalone.sh", 120, "stop-standalone.sh", "--run-dir", runDir.toString(), "--timeout", "60");
         assertEquals(0, stop.rc(), "stop-standalone.sh failed:\n" + stop.out());
