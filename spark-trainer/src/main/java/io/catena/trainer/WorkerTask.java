@@ -146,6 +146,10 @@ final class WorkerTask implements Serializable {
             summary.put("steps", steps);
             summary.put("attempt", spec.attempt());
             summary.put("seconds", (System.nanoTime() - t0) / 1e9);
+            long peakRss = peakRssBytes();
+            if (peakRss > 0) {
+                summary.put("peak_rss_mb", peakRss / (1024.0 * 1024.0)); // this executor JVM's; on a cluster, one stage's
+            }
             if (pipe != null) {
                 summary.put("stage", pipe.stageIndex());
                 summary.put("stage_compute_s", pipeComputeNanos / 1e9);
@@ -159,6 +163,20 @@ final class WorkerTask implements Serializable {
             model = null;
             evalModel = null;
         }
+    }
+
+    /** The JVM's peak resident set (VmHWM of /proc/self/status), or -1 where there is no procfs. */
+    static long peakRssBytes() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
     }
 
     @SuppressWarnings("unchecked")
