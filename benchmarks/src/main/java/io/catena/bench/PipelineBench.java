@@ -126,7 +126,7 @@ public final class PipelineBench {
         double[] wait = new double[STAGES];
         double wall = 0;
         try {
-            int warmup = 3;
+            int warmup = Math.max(3, steps / 4); // JIT tiers and page faults settle before the measured steps
             for (int step = 1; step <= warmup + steps; step++) {
                 long stepNo = step;
                 List<Future<PipelineRunner.StepResult>> f = new ArrayList<>();
