@@ -1,8 +1,6 @@
 package io.catena.trainer;
 
-import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.train.MetricsLog;
-import io.catena.trainer.pipeline.PipelineOptions;
 import io.catena.model.train.Progress;
 
 import io.catena.model.ColmConfig;
@@ -21,6 +19,8 @@ import io.catena.ps.ParameterServer;
 import io.catena.ps.ParameterServerClient;
 import io.catena.ps.ServerLayout;
 import io.catena.ps.SyncPolicy;
+import io.catena.model.pipeline.PipelineSchedule;
+import io.catena.trainer.pipeline.PipelineOptions;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.Serializable;

@@ -88,7 +88,14 @@ public final class AeronStageLink implements StageLink, AutoCloseable {
 
     private String channel(String endpoint) {
         String c = new ChannelUriStringBuilder().media("udp").endpoint(endpoint).termLength(TERM_LENGTH).build();
-        return udpParams.isEmpty() ? c : c + "|" + udpParams.replace("rcv-wnd=4m", "rcv-wnd=2m");
+        // the job's UDP tuning, but a receiver window that fits this link's smaller term (Aeron caps it at term/2)
+        StringBuilder params = new StringBuilder();
+        for (String p : udpParams.split("\\|")) {
+            if (!p.isBlank() && !p.startsWith("rcv-wnd=")) {
+                params.append('|').append(p);
+            }
+        }
+        return c + params + "|rcv-wnd=" + TERM_LENGTH / 2;
     }
 
     /** host:port this end receives on (the bound ephemeral port), for the neighbour's {@link #connect}. */
