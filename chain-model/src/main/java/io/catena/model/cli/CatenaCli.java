@@ -42,7 +42,8 @@ public final class CatenaCli {
                             parameter server -> grow 2 -> 3 chains -> eval every scale -> generate -> report.html
               demo-local    the same model story in this one process without Spark (train-local, expand, eval, generate)
               prepare       Spark job: corpora on any Hadoop FS -> BPE token shards + manifest (catena prepare --help)
-              train         Spark job: dp workers + Aeron parameter server, growth, resume (catena train --help)
+              train         Spark job: dp x pp workers (data + pipeline parallel) + Aeron parameter server, growth,
+                            resume (catena train --help)
               retrain       incremental prepare of a data lake's new partitions, then resume training on them
               ps            a standalone parameter server: --conf <file> [--restore <ckpt>]
               train-local   train in this process: --recipe <file> --data <manifest|text file|dir|builtin:genesis> --out <ckpt dir>
