@@ -752,6 +752,10 @@ public final class TrainJob {
         if (l.workers() != dp) {
             bad.add("workers: the server expects catena.ps.workers=" + l.workers() + ", the job runs --dp " + dp);
         }
+        if (l.pipelineStages() != 1) {
+            bad.add("pipeline: the server plans catena.ps.pipeline.stages=" + l.pipelineStages() + " (staged pushes), this job "
+                    + "runs without --pp (pipeline jobs use the embedded server); set catena.ps.pipeline.stages=1");
+        }
         if (!l.sync().toString().equals(sync.toString())) {
             bad.add("sync: the server runs catena.ps.sync=" + l.sync() + ", the job --sync " + sync);
         }

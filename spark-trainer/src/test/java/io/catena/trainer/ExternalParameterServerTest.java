@@ -30,8 +30,11 @@ import org.junit.jupiter.api.Timeout;
 class ExternalParameterServerTest {
 
     /** Writes the server's conf file (as for catena ps --conf) into dir and launches the server from it. */
-    private static ParameterServer launchServer(Path dir, Path recipe, String job, int port, String sync) {
+    private static ParameterServer launchServer(Path dir, Path recipe, String job, int port, String sync, String... extra) {
         Properties p = new Properties();
+        for (int i = 0; i + 1 < extra.length; i += 2) {
+            p.setProperty(extra[i], extra[i + 1]);
+        }
         p.setProperty(Configuration.JOB_NAME_PROP, job);
         p.setProperty(Configuration.SECRET_FILE_PROP, secretFile(dir).toString());
         p.setProperty(Configuration.AERON_DIR_PROP, dir.resolve("ps-aeron").toString());
@@ -144,6 +147,23 @@ class ExternalParameterServerTest {
             assertTrue(m.contains("chains=[1, 1, 1]") && m.contains("chains=[1, 1]"), "both models must be named: " + m);
             assertTrue(m.contains("catena.ps.sync=asp") && m.contains("--sync bsp"), "both sync modes must be named: " + m);
             assertTrue(m.contains("catena.ps.recipe"), m);
+        }
+    }
+
+    @Test
+    void shouldRefuseAServerPlanningPipelineStagesForAJobWithoutThem() {
+        Path dir = TrainerTestSupport.testDir("external-ps-stages");
+        Path recipe = TrainerTestSupport.recipe(dir, 8, "layers = 2");
+        Path serverDir = mkdirs(dir.resolve("server"));
+        int port = TrainJob.freeUdpPort();
+        try (ParameterServer ignored = launchServer(serverDir, recipe, "ext-stages", port, "bsp",
+                Configuration.PIPELINE_STAGES_PROP, "2", Configuration.PIPELINE_MICRO_BATCH_PROP, "2")) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
+                    new ByteArrayOutputStream(), "--data", "builtin:genesis", "--recipe", recipe.toString(), "--out",
+                    dir.resolve("ckpt").toString(), "--dp", "2", "--term-length", "1048576", "--ps-conf",
+                    serverDir.resolve("ps.properties").toString()));
+            assertTrue(e.getMessage().contains("catena.ps.pipeline.stages=2") && e.getMessage().contains("without --pp"),
+                    e.getMessage());
         }
     }
 
