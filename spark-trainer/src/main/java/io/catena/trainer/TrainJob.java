@@ -383,6 +383,9 @@ public final class TrainJob {
                 for (String line : summaries) {
                     LOG.info("worker summary: {}", line);
                 }
+                if (pipeline.enabled()) {
+                    printStageTimes(summaries);
+                }
                 return attempt + 1;
             } catch (Exception e) { // SparkException is checked in Java's eyes but thrown by Scala code
                 if (monitor.error.get() != null) {
@@ -406,6 +409,33 @@ public final class TrainJob {
             } finally {
                 jsc.clearJobGroup();
             }
+        }
+    }
+
+    /**
+     * One line per pipeline stage of the last stage run: compute and waiting seconds summed over its replicas, so a
+     * user sees the bubble (waiting share) next to the theory (p-1)/(m+p-1) for their --micro-batches.
+     */
+    @SuppressWarnings("unchecked")
+    private void printStageTimes(List<String> summaries) {
+        double[] compute = new double[pipeline.stages()];
+        double[] waiting = new double[pipeline.stages()];
+        for (String line : summaries) {
+            try {
+                Map<String, Object> m = new com.fasterxml.jackson.databind.ObjectMapper().readValue(line, Map.class);
+                int st = ((Number) m.get("stage")).intValue();
+                compute[st] += ((Number) m.get("stage_compute_s")).doubleValue();
+                waiting[st] += ((Number) m.get("stage_wait_s")).doubleValue();
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("unreadable worker summary {}: {}", line, e.toString());
+            }
+        }
+        double theory = PipelineSchedule.theoreticalBubble(pipeline.stages(), pipeline.microBatches());
+        for (int st = 0; st < compute.length; st++) {
+            out.println(String.format(Locale.ROOT, "pipeline stage %d: compute %.1f s, waiting for neighbours %.1f s (%.0f%%; "
+                    + "(p-1)/(m+p-1) = %.0f%% for p=%d, m=%d)", st, compute[st], waiting[st],
+                    100 * waiting[st] / Math.max(1e-9, compute[st] + waiting[st]), 100 * theory, pipeline.stages(),
+                    pipeline.microBatches()));
         }
     }
 

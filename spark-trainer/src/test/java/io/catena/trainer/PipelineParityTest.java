@@ -68,6 +68,8 @@ class PipelineParityTest {
         assertEquals(STEPS, r.trainLoss().size(), "the last stage reports every step's loss");
         assertSameRun(expected, local[0], r, "pp=2 " + schedule);
         assertTrue(log.toString().contains("pp 2"), log.toString());
+        assertTrue(log.toString().contains("pipeline stage 0: compute") && log.toString().contains("pipeline stage 1: compute"),
+                "per-stage compute and waiting times are printed:\n" + log);
         assertEquals(2, r.evals().get(15L).length, "rank 0 evaluates the whole model (all stages' parameters)");
         double first = expected.get(0)[1];
         assertTrue(expected.get(STEPS - 1)[1] < first - 0.3, "the model must learn for the comparison to mean anything");
