@@ -58,26 +58,19 @@ class BadInputTest {
         Path recipe = TrainerTestSupport.recipe(dir, 5, "layers = 2");
         String[] base = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--out", dir.resolve("ckpt").toString(), "--dp", "1"};
         IllegalArgumentException asp = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
-                new ByteArrayOutputStream(), concat(base, "--pp", "2", "--sync", "asp")));
+                new ByteArrayOutputStream(), TrainerTestSupport.concat(base, "--pp", "2", "--sync", "asp")));
         assertTrue(asp.getMessage().contains("--sync bsp or ssp"), asp.getMessage());
         IllegalArgumentException micro = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
-                new ByteArrayOutputStream(), concat(base, "--pp", "2", "--micro-batches", "3")));
+                new ByteArrayOutputStream(), TrainerTestSupport.concat(base, "--pp", "2", "--micro-batches", "3")));
         assertTrue(micro.getMessage().contains("--micro-batches 3 must divide the 4 rows"), micro.getMessage());
         IllegalArgumentException schedule = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
-                new ByteArrayOutputStream(), concat(base, "--pp", "2", "--schedule", "zigzag")));
+                new ByteArrayOutputStream(), TrainerTestSupport.concat(base, "--pp", "2", "--schedule", "zigzag")));
         assertTrue(schedule.getMessage().contains("--schedule") && schedule.getMessage().contains("gpipe or 1f1b"),
                 schedule.getMessage());
         IllegalArgumentException stages = assertThrows(IllegalArgumentException.class, () -> TrainerTestSupport.train(
-                new ByteArrayOutputStream(), concat(base, "--pp", "3", "--micro-batches", "1")));
+                new ByteArrayOutputStream(), TrainerTestSupport.concat(base, "--pp", "3", "--micro-batches", "1")));
         assertTrue(stages.getMessage().contains("--pp 3 needs at least 3 transformer blocks") && stages.getMessage().contains("layers=2"),
                 stages.getMessage());
-    }
-
-    private static String[] concat(String[] a, String... b) {
-        String[] all = new String[a.length + b.length];
-        System.arraycopy(a, 0, all, 0, a.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
     }
 
     @Test

@@ -68,20 +68,13 @@ class ExternalParameterServerTest {
         return f;
     }
 
-    private static String[] concat(String[] a, String... b) {
-        String[] all = new String[a.length + b.length];
-        System.arraycopy(a, 0, all, 0, a.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
-    }
-
     @Test
     void shouldTrainThroughAnExternalServerExactlyAsWithTheEmbeddedOne() {
         Path dir = TrainerTestSupport.testDir("external-ps");
         Path recipe = TrainerTestSupport.recipe(dir, 12);
         String[] common = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--dp", "2", "--grow-at", "6:+1",
                 "--ckpt-every", "4", "--term-length", "1048576"};
-        TrainResult embedded = TrainerTestSupport.train(new ByteArrayOutputStream(), concat(common, "--out",
+        TrainResult embedded = TrainerTestSupport.train(new ByteArrayOutputStream(), TrainerTestSupport.concat(common, "--out",
                 dir.resolve("embedded").toString()));
 
         int port = TrainJob.freeUdpPort();
@@ -89,7 +82,7 @@ class ExternalParameterServerTest {
         TrainResult external;
         long serverVersion;
         try (ParameterServer ps = launchServer(dir, recipe, "ext-parity", port, "bsp")) {
-            external = TrainerTestSupport.train(log, concat(common, "--out", dir.resolve("external").toString(), "--ps-host",
+            external = TrainerTestSupport.train(log, TrainerTestSupport.concat(common, "--out", dir.resolve("external").toString(), "--ps-host",
                     "127.0.0.1", "--ps-port", Integer.toString(port), "--ps-secret-file", secretFile(dir).toString(), "--job-name",
                     "ext-parity"));
             serverVersion = ps.version();
@@ -191,27 +184,27 @@ class ExternalParameterServerTest {
     void shouldRequireTheAddressAndSecretOfAnExternalServer() {
         String[] base = {"--data", "d", "--recipe", "r", "--out", "o"};
         IllegalArgumentException noPort = assertThrows(IllegalArgumentException.class,
-                () -> TrainOptions.parse(concat(base, "--ps-host", "10.0.0.5"), k -> null));
+                () -> TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-host", "10.0.0.5"), k -> null));
         assertTrue(noPort.getMessage().contains("--ps-port"), noPort.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> TrainOptions.parse(concat(base, "--ps-secret-file", "s"), k -> null));
+        assertThrows(IllegalArgumentException.class, () -> TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-secret-file", "s"), k -> null));
         TrainOptions o = TrainOptions.parse(base, java.util.Map.of("spark.catena.ps-host", "10.0.0.5", "spark.catena.ps-port", "40123",
                 "spark.catena.ps-secret-file", "/etc/catena/ps.secret")::get);
         assertTrue(o.externalPs());
         assertEquals("/etc/catena/ps.secret", o.psSecretFile());
         IllegalArgumentException noSecret = assertThrows(IllegalArgumentException.class, () -> PsHandle.ExternalSettings.resolve(
-                TrainOptions.parse(concat(base, "--ps-host", "10.0.0.5", "--ps-port", "40123"), k -> null)));
+                TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-host", "10.0.0.5", "--ps-port", "40123"), k -> null)));
         assertTrue(noSecret.getMessage().contains("10.0.0.5:40123") && noSecret.getMessage().contains("--ps-secret-file"),
                 noSecret.getMessage());
-        TrainOptions embedded = TrainOptions.parse(concat(base, "--ps-port", "40123"), k -> null);
+        TrainOptions embedded = TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-port", "40123"), k -> null);
         assertTrue(!embedded.externalPs() && embedded.psPort() == 40123, "--ps-port alone pins the embedded server's port");
 
         // the sample conf of cluster-conf/ps: the server's keys only; it listens on 0.0.0.0, so clients need --ps-host
         Path sample = Path.of("..", "cluster-conf", "ps", "ps.properties");
         Path secret = secretFile(TrainerTestSupport.testDir("external-ps-conf"));
         IllegalArgumentException anyHost = assertThrows(IllegalArgumentException.class, () -> PsHandle.ExternalSettings.resolve(
-                TrainOptions.parse(concat(base, "--ps-conf", sample.toString(), "--ps-secret-file", secret.toString()), k -> null)));
+                TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-conf", sample.toString(), "--ps-secret-file", secret.toString()), k -> null)));
         assertTrue(anyHost.getMessage().contains("--ps-host"), anyHost.getMessage());
-        PsHandle.ExternalSettings x = PsHandle.ExternalSettings.resolve(TrainOptions.parse(concat(base, "--ps-conf", sample.toString(),
+        PsHandle.ExternalSettings x = PsHandle.ExternalSettings.resolve(TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-conf", sample.toString(),
                 "--ps-host", "10.0.0.5", "--ps-secret-file", secret.toString()), k -> null));
         assertEquals("10.0.0.5:40123", x.endpoint());
         assertEquals("kjv-tiny", x.jobName());

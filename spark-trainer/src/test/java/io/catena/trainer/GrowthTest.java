@@ -50,24 +50,17 @@ class GrowthTest {
         Path recipe = TrainerTestSupport.recipe(dir, 16);
         String[] common = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--dp", "2", "--grow-at", "8:+1",
                 "--term-length", "1048576"};
-        TrainResult whole = TrainerTestSupport.train(new ByteArrayOutputStream(), concat(common, "--out", dir.resolve("whole").toString()));
+        TrainResult whole = TrainerTestSupport.train(new ByteArrayOutputStream(), TrainerTestSupport.concat(common, "--out", dir.resolve("whole").toString()));
         Path split = dir.resolve("split");
-        TrainResult first = TrainerTestSupport.train(new ByteArrayOutputStream(), concat(common, "--out", split.toString(),
+        TrainResult first = TrainerTestSupport.train(new ByteArrayOutputStream(), TrainerTestSupport.concat(common, "--out", split.toString(),
                 "--until-step", "8"));
         assertEquals(List.of(1, 1), first.chains(), "the run stopped at the growth step, before growing");
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        TrainResult second = TrainerTestSupport.train(log, concat(common, "--out", split.toString(), "--resume"));
+        TrainResult second = TrainerTestSupport.train(log, TrainerTestSupport.concat(common, "--out", split.toString(), "--resume"));
         assertEquals(List.of(1, 1, 1), second.chains());
         assertTrue(log.toString().contains("grew the model at step 8"), log.toString());
         double d = TrainerTestSupport.maxAbsDiff(whole.finalState().params(), second.finalState().params());
         assertTrue(d < 1e-6, "resumed-and-grown run differs from the uninterrupted one by " + d);
-    }
-
-    private static String[] concat(String[] a, String... b) {
-        String[] all = new String[a.length + b.length];
-        System.arraycopy(a, 0, all, 0, a.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
     }
 
     @Test

@@ -31,10 +31,7 @@ class PipelineParityTest {
     static String[] args(Path recipe, Path out, String... extra) {
         String[] base = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--out", out.toString(), "--term-length", "1048576",
             "--dp", "1"}; // a later --dp wins
-        String[] all = new String[base.length + extra.length];
-        System.arraycopy(base, 0, all, 0, base.length);
-        System.arraycopy(extra, 0, all, base.length, extra.length);
-        return all;
+        return TrainerTestSupport.concat(base, extra);
     }
 
     static void assertSameRun(List<double[]> expectedLosses, TrainingState expected, TrainResult got, String what) {

@@ -19,10 +19,7 @@ class ResumeAndFaultTest {
     private static String[] args(Path recipe, Path out, String... extra) {
         String[] base = {"--data", "builtin:genesis", "--recipe", recipe.toString(), "--out", out.toString(), "--dp", "2",
                 "--term-length", "1048576"};
-        String[] all = new String[base.length + extra.length];
-        System.arraycopy(base, 0, all, 0, base.length);
-        System.arraycopy(extra, 0, all, base.length, extra.length);
-        return all;
+        return TrainerTestSupport.concat(base, extra);
     }
 
     @Test

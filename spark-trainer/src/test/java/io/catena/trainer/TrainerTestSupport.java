@@ -37,6 +37,14 @@ final class TrainerTestSupport {
         return jsc;
     }
 
+    /** a followed by b (command lines built from a common base). */
+    static String[] concat(String[] a, String... b) {
+        String[] all = new String[a.length + b.length];
+        System.arraycopy(a, 0, all, 0, a.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
+
     static Path testDir(String name) {
         Path p = Path.of(System.getProperty("catena.trainer.test.dir", "target/trainer-test"))
                 .resolve(name + "-" + ProcessHandle.current().pid() + "-" + SEQ.incrementAndGet()).toAbsolutePath();
