@@ -420,9 +420,10 @@ public final class TrainJob {
     private void printStageTimes(List<String> summaries) {
         double[] compute = new double[pipeline.stages()];
         double[] waiting = new double[pipeline.stages()];
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
         for (String line : summaries) {
             try {
-                Map<String, Object> m = new com.fasterxml.jackson.databind.ObjectMapper().readValue(line, Map.class);
+                Map<String, Object> m = json.readValue(line, Map.class);
                 int st = ((Number) m.get("stage")).intValue();
                 compute[st] += ((Number) m.get("stage_compute_s")).doubleValue();
                 waiting[st] += ((Number) m.get("stage_wait_s")).doubleValue();

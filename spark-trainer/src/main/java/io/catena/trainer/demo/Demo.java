@@ -2,17 +2,13 @@ package io.catena.trainer.demo;
 
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
-import io.catena.model.ColmModel;
 import io.catena.model.ParamLayout;
-import io.catena.model.Params;
 import io.catena.model.data.TextCodec;
-import io.catena.model.data.TokenBatchSource;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.TrainingState;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import io.catena.trainer.DataSources;
-import io.catena.trainer.Evaluator;
 import io.catena.trainer.TrainJob;
 import io.catena.trainer.TrainOptions;
 import io.catena.trainer.TrainResult;
@@ -141,7 +137,7 @@ public final class Demo {
         TrainSettings ts = recipe.trainSettings();
         out.println("== catena demo: Spark local[" + s.dp() + "], output in " + outDir);
 
-        out.println("\n== 1/5 prepare: train a " + s.vocab() + "-token byte-level BPE on Genesis (KJV) with Spark, pack windows of "
+        out.println("\n== 1/4 prepare: train a " + s.vocab() + "-token byte-level BPE on Genesis (KJV) with Spark, pack windows of "
                 + (ts.seqLen() + 1) + " tokens into shards");
         long t = System.nanoTime();
         Path corpus = outDir.resolve("corpus/genesis.txt");
@@ -159,7 +155,7 @@ public final class Demo {
         phases.put("prepare", secondsSince(t));
 
         long evalEvery = Math.max(1, s.growAt() / 4);
-        out.println("\n== 2/5 train: " + s.dp() + " data-parallel Spark tasks + embedded Aeron parameter server, chains "
+        out.println("\n== 2/4 train: " + s.dp() + " data-parallel Spark tasks + embedded Aeron parameter server, chains "
                 + recipe.values().getOrDefault("chains", "2,2") + " -> grow by a 2-head chain after step " + s.growAt()
                 + (s.freeze() ? " (old chains frozen)" : "") + ", " + s.steps() + " steps");
         t = System.nanoTime();
@@ -173,13 +169,11 @@ public final class Demo {
         phases.put("train", secondsSince(t));
         double[] beforeGrowth = tr.evals().get(s.growAt());
 
-        out.println("\n== 3/5 evaluate every scale k (each k runs only chains 1..k) on the validation split");
-        t = System.nanoTime();
+        // the trainer's final evaluation of every scale (each k runs only chains 1..k) on the validation split
         TrainingState fin = tr.finalState();
-        double[] finalLoss = evaluate(fin, dataset, recipe.trainSettings());
-        phases.put("eval", secondsSince(t));
+        double[] finalLoss = tr.finalEval();
 
-        out.println("\n== 4/5 generate at every k (same prompt, seed and temperature)");
+        out.println("\n== 3/4 generate at every k (same prompt, seed and temperature)");
         t = System.nanoTime();
         TextCodec codec = TextCodec.forData(dataset);
         List<ScaleRow> rows = new ArrayList<>();
@@ -199,7 +193,7 @@ public final class Demo {
         }
         phases.put("generate", secondsSince(t));
 
-        out.println("\n== 5/5 report: charts and report.html");
+        out.println("\n== 4/4 report: charts and report.html");
         t = System.nanoTime();
         long tokensPerStep = (long) ts.batchSize() * ts.seqLen();
         List<Path> charts = List.of(outDir.resolve("loss-per-scale.png"), outDir.resolve("perplexity-vs-chains.png"),
@@ -226,14 +220,6 @@ public final class Demo {
     /** The same sampling settings at every k (EOS does not stop it, so every k decodes the same number of tokens). */
     private Generator.Options options(int k) {
         return new Generator.Options(s.genTokens(), k, 0.7, 20, 3, new TreeMap<>(), false, -1);
-    }
-
-    /** Mean validation loss of every scale of the final model, as the trainer's periodic eval computes it. */
-    private static double[] evaluate(TrainingState st, String dataset, TrainSettings ts) {
-        ColmModel model = new ColmModel(st.config(), st.params(), new Params(st.params().layout(), st.params().dataType()), ts.batchSize(), ts.seqLen());
-        try (TokenBatchSource val = DataSources.open(dataset, "val", ts.seqLen(), ts.valFraction(), ts.seed(), 0, 1)) {
-            return Evaluator.evaluate(model, val, ts.evalBatches());
-        }
     }
 
     /** A rerun replaces the previous demo's outputs (only the files the demo writes; anything else is left alone). */

@@ -46,9 +46,9 @@ final class Report {
 
     static String summary(Demo.Settings s, TrainResult tr, double[] beforeGrowth, List<Demo.ScaleRow> rows, Map<String, Double> phases) {
         StringBuilder b = new StringBuilder();
-        b.append(fmt("catena demo summary: %.0f s on %d cores (prepare %.0f s, train %.0f s, eval %.0f s, generate %.0f s)%n",
+        b.append(fmt("catena demo summary: %.0f s on %d cores (prepare %.0f s, train and eval %.0f s, generate %.0f s)%n",
                 phases.get("total"), Runtime.getRuntime().availableProcessors(), phases.get("prepare"), phases.get("train"),
-                phases.get("eval"), phases.get("generate")));
+                phases.get("generate")));
         b.append(fmt("trained %d steps with dp=%d through the parameter server (%d stage run%s); grew %s -> %s after step %d%s%n",
                 tr.finalStep(), s.dp(), tr.stageRuns(), tr.stageRuns() == 1 ? "" : "s", "2 chains", tr.chains().size() + " chains "
                         + tr.chains(), s.growAt(), s.freeze() ? " (old chains frozen)" : ""));
