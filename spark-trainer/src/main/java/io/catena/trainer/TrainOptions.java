@@ -57,7 +57,7 @@ public record TrainOptions(String data, String recipe, String out, String master
               first, head and loss on the last): the stage runs dp x P tasks, task r runs stage r % P of replica r / P,
               activations and their gradients flow between neighbouring stages over Aeron, and each stage pushes and
               pulls only its own parameters. Each replica's batch_size/dp rows are cut into M micro-batches (default:
-              the largest of 4P, 2P, P dividing them) scheduled 1F1B (default: at most P activations in flight) or GPipe;
+              the largest of 4P, 2P, P dividing them) scheduled 1F1B (default: at most P+1 activations in flight) or GPipe;
               --recompute keeps only stage inputs and recomputes the rest in backward. Same math as dp alone.
               Every option is also a Spark conf key spark.catena.<option> (e.g. spark.catena.dp=4).
             """;

@@ -37,6 +37,8 @@ public final class PipelineRunner {
     private final StageLink previous;
     private final StageLink next;
     private final long timeoutMillis;
+    /** Per op of the last step: receive start, compute start, compute end, send end (System.nanoTime). */
+    private final long[] trace;
 
     /**
      * @param previous      the link to stage s-1 (null on the first stage)
@@ -67,6 +69,12 @@ public final class PipelineRunner {
         this.previous = previous;
         this.next = next;
         this.timeoutMillis = timeoutMillis;
+        this.trace = new long[4 * ops.size()];
+    }
+
+    /** The last step's op timeline: for op i, [4i] receive start, [4i+1] compute start, [4i+2] compute end, [4i+3] send end. */
+    public long[] lastStepTrace() {
+        return trace.clone();
     }
 
     private static void checkLink(StageLink link, int local, int peer) {
@@ -100,45 +108,44 @@ public final class PipelineRunner {
         }
         stage.beginStep(micros, frozenChains);
         double[] losses = stage.isLast() ? new double[stage.scales()] : null;
-        long compute = 0;
-        long wait = 0;
-        long send = 0;
-        for (PipelineSchedule.Op op : ops) {
+        for (int i = 0; i < ops.size(); i++) {
+            PipelineSchedule.Op op = ops.get(i);
             int m = op.micro();
-            long t0 = System.nanoTime();
+            trace[4 * i] = System.nanoTime();
+            Mat out;
             if (op.forward()) {
                 if (previous != null) {
                     previous.receive(StageLink.Kind.ACTIVATION, step, m, stage.inputActivation(m), timeoutMillis);
                 }
-                long t1 = System.nanoTime();
-                Mat out = stage.forward(m, stage.isFirst() ? inputs : null, m * rows);
+                trace[4 * i + 1] = System.nanoTime();
+                out = stage.forward(m, stage.isFirst() ? inputs : null, m * rows);
                 if (stage.isLast()) {
                     double[] l = stage.loss(m, targets, m * rows);
                     for (int j = 0; j < l.length; j++) {
                         losses[j] += l[j] / micros;
                     }
                 }
-                long t2 = System.nanoTime();
-                if (next != null) {
-                    next.send(StageLink.Kind.ACTIVATION, step, m, out, timeoutMillis);
-                }
-                wait += t1 - t0;
-                compute += t2 - t1;
-                send += System.nanoTime() - t2;
             } else {
                 if (next != null) {
                     next.receive(StageLink.Kind.GRADIENT, step, m, stage.outputGradient(m), timeoutMillis);
                 }
-                long t1 = System.nanoTime();
-                Mat dInput = stage.backward(m);
-                long t2 = System.nanoTime();
-                if (previous != null) {
-                    previous.send(StageLink.Kind.GRADIENT, step, m, dInput, timeoutMillis);
-                }
-                wait += t1 - t0;
-                compute += t2 - t1;
-                send += System.nanoTime() - t2;
+                trace[4 * i + 1] = System.nanoTime();
+                out = stage.backward(m);
             }
+            trace[4 * i + 2] = System.nanoTime();
+            StageLink to = op.forward() ? next : previous;
+            if (to != null) {
+                to.send(op.forward() ? StageLink.Kind.ACTIVATION : StageLink.Kind.GRADIENT, step, m, out, timeoutMillis);
+            }
+            trace[4 * i + 3] = System.nanoTime();
+        }
+        long compute = 0;
+        long wait = 0;
+        long send = 0;
+        for (int i = 0; i < ops.size(); i++) {
+            wait += trace[4 * i + 1] - trace[4 * i];
+            compute += trace[4 * i + 2] - trace[4 * i + 1];
+            send += trace[4 * i + 3] - trace[4 * i + 2];
         }
         return new StepResult(losses, new StepTiming(compute, wait, send));
     }

@@ -17,7 +17,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  * full layout; a stage reads and writes only its {@link StagePlan.Stage#paramRanges()}.
  *
  * <p>Up to {@code slots} micro-batches may be in flight (forwarded, not yet backwarded); micro-batch
- * m uses slot m % slots, which is free under GPipe (slots = M) and 1F1B (slots = P - s) because both
+ * m uses slot m % slots, which is free under GPipe (slots = M) and 1F1B (slots = P - s + 1, 1 on the last stage) because both
  * run backwards in the order of the forwards. Without recomputation every slot keeps the full
  * activations of its blocks; with it, a slot keeps only the stage input (nothing on the first stage:
  * the tokens suffice) and backward recomputes the blocks' forward on one shared working set first.
@@ -321,7 +321,7 @@ public final class PipelineStage {
         }
         if (slotMicro[s] >= 0) {
             throw new IllegalStateException("stage " + index() + " cannot start micro-batch " + micro + ": its slot " + s
-                    + " still holds micro-batch " + slotMicro[s] + " (" + slots + " slot(s); GPipe needs M, 1F1B needs P - stage)");
+                    + " still holds micro-batch " + slotMicro[s] + " (" + slots + " slot(s); GPipe needs M, 1F1B P - stage + 1)");
         }
         return s;
     }
