@@ -10,12 +10,14 @@ import io.catena.model.layers.Rope;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * Transformer blocks [first, end) of a CoLM for one batch shape, with the activations they save for
+ * A run of transformer sublayers of a CoLM for one batch shape, with the activations they save for
  * backward: the whole model's blocks in {@link ColmModel}, one pipeline stage's in
- * {@code pipeline.PipelineStage} (one stack per micro-batch in flight). The residual stream enters at
- * {@link #input()} and leaves at {@link #output()}; parameters and gradients are views into the
- * caller's flat buffers, so several stacks over the same blocks share weights and accumulate into
- * the same gradients.
+ * {@code pipeline.PipelineStage} (one stack per micro-batch in flight). Sublayer (unit) 2b is block b's
+ * attention half (norm1, attention, residual add), unit 2b+1 its FFN half (norm2, FFN, residual add);
+ * a stack runs units [firstUnit, endUnit), so a pipeline stage may start or end between a block's
+ * halves. The residual stream enters at {@link #input()} and leaves at {@link #output()}; parameters
+ * and gradients are views into the caller's flat buffers, so several stacks over the same units
+ * share weights and accumulate into the same gradients.
  */
 public final class BlockStack {
 
@@ -46,54 +48,74 @@ public final class BlockStack {
     }
 
     private final ColmConfig cfg;
-    private final int first;
+    private final int firstUnit;
     private final Workspace ws;
-    private final ChainNorm[] norm1;
+    /** Per unit: its norm, and the branch (attention or FFN) it feeds; exactly one of attention[j], ffn[j] is set. */
+    private final ChainNorm[] norm;
     private final Attention[] attention;
-    private final ChainNorm[] norm2;
     private final FeedForward[] ffn;
-    /** resid[2i] is the input of block first+i's attention branch, resid[2i+1] of its FFN branch. */
+    /** resid[j] is the input of unit firstUnit+j, resid[j+1] its output. */
     private final Mat[] resid;
-    private final Mat[] h1;
-    private final Mat[] h2;
+    /** The normed input of each unit (the branch's input, saved for backward). */
+    private final Mat[] normed;
 
+    /** Whole blocks [first, end): units [2 first, 2 end). */
     public BlockStack(ColmConfig cfg, Params params, Params grads, int first, int end, int batch, int seqLen, Workspace ws) {
+        this(cfg, params, grads, ws, batch, seqLen, checkBlocks(cfg, first, end), 2 * end);
+    }
+
+    private static int checkBlocks(ColmConfig cfg, int first, int end) {
         if (first < 0 || end > cfg.layers() || first >= end) {
             throw new IllegalArgumentException("block range [" + first + ", " + end + ") is not a non-empty range of the model's "
                     + cfg.layers() + " blocks");
         }
+        return 2 * first;
+    }
+
+    /** Units [firstUnit, endUnit) of the model's 2 x layers (unit 2b: block b's attention half, 2b+1: its FFN half). */
+    public static BlockStack ofUnits(ColmConfig cfg, Params params, Params grads, int firstUnit, int endUnit, int batch, int seqLen,
+                                     Workspace ws) {
+        if (firstUnit < 0 || endUnit > 2 * cfg.layers() || firstUnit >= endUnit) {
+            throw new IllegalArgumentException("sublayer range [" + firstUnit + ", " + endUnit + ") is not a non-empty range of the model's "
+                    + 2 * cfg.layers() + " sublayers (2 per block)");
+        }
+        return new BlockStack(cfg, params, grads, ws, batch, seqLen, firstUnit, endUnit);
+    }
+
+    private BlockStack(ColmConfig cfg, Params params, Params grads, Workspace ws, int batch, int seqLen, int firstUnit, int endUnit) {
         this.cfg = cfg;
-        this.first = first;
+        this.firstUnit = firstUnit;
         this.ws = ws;
         DataType type = params.dataType();
-        int rows = batch * seqLen, d = cfg.dModel(), n = end - first;
-        norm1 = new ChainNorm[n];
+        int rows = batch * seqLen, d = cfg.dModel(), n = endUnit - firstUnit;
+        norm = new ChainNorm[n];
         attention = new Attention[n];
-        norm2 = new ChainNorm[n];
         ffn = new FeedForward[n];
-        resid = new Mat[2 * n + 1];
-        h1 = new Mat[n];
-        h2 = new Mat[n];
+        resid = new Mat[n + 1];
+        normed = new Mat[n];
         for (int i = 0; i < resid.length; i++) {
             resid[i] = Mat.allocateActivation(type, rows, d);
         }
-        for (int i = 0; i < n; i++) {
-            String p = "layers." + (first + i) + ".";
-            norm1[i] = new ChainNorm(cfg, params, grads, p + "norm1", rows);
-            attention[i] = new Attention(cfg, params, grads, p, ws.rope, ws.attention, batch, seqLen, type);
-            norm2[i] = new ChainNorm(cfg, params, grads, p + "norm2", rows);
-            ffn[i] = new FeedForward(cfg, params, grads, p, ws.ffn, rows, type);
-            h1[i] = Mat.allocateActivation(type, rows, d);
-            h2[i] = Mat.allocateActivation(type, rows, d);
+        for (int j = 0; j < n; j++) {
+            int u = firstUnit + j;
+            String p = "layers." + (u / 2) + ".";
+            if (u % 2 == 0) {
+                norm[j] = new ChainNorm(cfg, params, grads, p + "norm1", rows);
+                attention[j] = new Attention(cfg, params, grads, p, ws.rope, ws.attention, batch, seqLen, type);
+            } else {
+                norm[j] = new ChainNorm(cfg, params, grads, p + "norm2", rows);
+                ffn[j] = new FeedForward(cfg, params, grads, p, ws.ffn, rows, type);
+            }
+            normed[j] = Mat.allocateActivation(type, rows, d);
         }
     }
 
-    public int firstBlock() {
-        return first;
+    public int firstUnit() {
+        return firstUnit;
     }
 
-    public int endBlock() {
-        return first + norm1.length;
+    public int endUnit() {
+        return firstUnit + norm.length;
     }
 
     /** The residual stream entering the first block, [rows, d_model]; the caller fills its first prefixWidth(k) columns. */
@@ -106,26 +128,24 @@ public final class BlockStack {
         return resid[resid.length - 1];
     }
 
-    /** Runs the blocks at scale k from {@link #input()} to {@link #output()}, saving what backward needs. */
+    /** Runs the units at scale k from {@link #input()} to {@link #output()}, saving what backward needs. */
     public void forward(int k) {
         int w = cfg.prefixWidth(k);
         Mat branch = ws.branch;
-        for (int i = 0; i < norm1.length; i++) {
+        for (int j = 0; j < norm.length; j++) {
             long t = Prof.start();
-            norm1[i].forward(resid[2 * i], h1[i], k);
+            norm[j].forward(resid[j], normed[j], k);
             Prof.stop("fwd.norm", t);
             t = Prof.start();
-            attention[i].forward(h1[i], branch, k);
-            Prof.stop("fwd.attention", t);
+            if (attention[j] != null) {
+                attention[j].forward(normed[j], branch, k);
+                Prof.stop("fwd.attention", t);
+            } else {
+                ffn[j].forward(normed[j], branch, k);
+                Prof.stop("fwd.ffn", t);
+            }
             t = Prof.start();
-            Kernels.add(resid[2 * i].colsCached(0, w), branch.colsCached(0, w), resid[2 * i + 1].colsCached(0, w));
-            norm2[i].forward(resid[2 * i + 1], h2[i], k);
-            Prof.stop("fwd.norm", t);
-            t = Prof.start();
-            ffn[i].forward(h2[i], branch, k);
-            Prof.stop("fwd.ffn", t);
-            t = Prof.start();
-            Kernels.add(resid[2 * i + 1].colsCached(0, w), branch.colsCached(0, w), resid[2 * i + 2].colsCached(0, w));
+            Kernels.add(resid[j].colsCached(0, w), branch.colsCached(0, w), resid[j + 1].colsCached(0, w));
             Prof.stop("fwd.norm", t);
         }
     }
@@ -138,18 +158,17 @@ public final class BlockStack {
      */
     public void backward(Mat dx, int k, int frozen, boolean accumulate) {
         Mat dh = ws.dh;
-        for (int i = norm1.length - 1; i >= 0; i--) {
+        for (int j = norm.length - 1; j >= 0; j--) {
             long t = Prof.start();
-            ffn[i].backward(h2[i], dx, dh, k, frozen, accumulate, false);
-            Prof.stop("bwd.ffn", t);
+            if (attention[j] != null) {
+                attention[j].backward(normed[j], dx, dh, k, frozen, accumulate, false);
+                Prof.stop("bwd.attention", t);
+            } else {
+                ffn[j].backward(normed[j], dx, dh, k, frozen, accumulate, false);
+                Prof.stop("bwd.ffn", t);
+            }
             t = Prof.start();
-            norm2[i].backward(resid[2 * i + 1], dh, dx, k, frozen, accumulate);
-            Prof.stop("bwd.norm", t);
-            t = Prof.start();
-            attention[i].backward(h1[i], dx, dh, k, frozen, accumulate, false);
-            Prof.stop("bwd.attention", t);
-            t = Prof.start();
-            norm1[i].backward(resid[2 * i], dh, dx, k, frozen, accumulate);
+            norm[j].backward(resid[j], dh, dx, k, frozen, accumulate);
             Prof.stop("bwd.norm", t);
         }
     }

@@ -11,7 +11,7 @@ import io.catena.model.layers.LmHead;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * One pipeline stage of a CoLM: blocks [first, end) of a {@link StagePlan}, plus the embedding on
+ * One pipeline stage of a CoLM: sublayers (block halves) [first, end) of a {@link StagePlan}, plus the embedding on
  * the first stage and norm_f, LM head and multi-chain loss on the last, for micro-batches of
  * {@code microBatch x seqLen} rows. Parameters and gradients are the caller's flat buffers with the
  * full layout; a stage reads and writes only its {@link StagePlan.Stage#paramRanges()}.
@@ -90,7 +90,7 @@ public final class PipelineStage {
         ws = new BlockStack.Workspace(cfg, microBatch, seqLen, type);
         stacks = new BlockStack[recompute ? 1 : slots];
         for (int i = 0; i < stacks.length; i++) {
-            stacks[i] = new BlockStack(cfg, params, grads, stage.firstBlock(), stage.endBlock(), microBatch, seqLen, ws);
+            stacks[i] = BlockStack.ofUnits(cfg, params, grads, stage.firstUnit(), stage.endUnit(), microBatch, seqLen, ws);
         }
         savedInput = recompute && !isFirst() ? allocate(type, slots, rows, d) : null;
         savedOutputGrad = isLast() ? allocate(type, slots, rows, d) : null;

@@ -8,7 +8,10 @@ import java.util.List;
 
 /**
  * How the L transformer blocks of a CoLM are split into P contiguous pipeline stages: stage 0 also
- * runs the embedding, stage P-1 the final norm, LM head and loss. Boundaries minimise the largest
+ * runs the embedding, stage P-1 the final norm, LM head and loss. The unit of the split is half a
+ * block (sublayer 2b: block b's attention half, 2b+1: its FFN half; the residual stream between the
+ * halves is the same [rows x d_model] tensor as between blocks), so a stage can give up a third or two
+ * thirds of a block to balance the LM head. Boundaries minimise the largest
  * stage cost of a {@link StageCostModel} (exactly, by dynamic programming; among optimal splits the
  * most even one, by sum of squared stage costs). Each stage also knows which parts of the flat
  * chain-major parameter buffer it owns, so it pushes and pulls only those on the parameter server.
@@ -22,11 +25,29 @@ public final class StagePlan {
         }
     }
 
-    /** One stage: blocks [firstBlock, endBlock), its estimated cost and its parameter ranges (sorted, merged). */
-    public record Stage(int index, int firstBlock, int endBlock, boolean hasEmbedding, boolean hasHead, long flops,
+    /** One stage: sublayer units [firstUnit, endUnit), its estimated cost and its parameter ranges (sorted, merged). */
+    public record Stage(int index, int firstUnit, int endUnit, boolean hasEmbedding, boolean hasHead, long flops, long cost,
                         long activationBytesPerMicroBatch, List<ParamRange> paramRanges) {
-        public int blocks() {
-            return endBlock - firstBlock;
+        /** Sublayers (half blocks) this stage runs. */
+        public int units() {
+            return endUnit - firstUnit;
+        }
+
+        /** The stage's sublayers in words: "blocks [4, 8)", or e.g. "FFN of block 3 + blocks [4, 8) + attention of block 8". */
+        public String unitsLabel() {
+            int fullFirst = (firstUnit + 1) / 2;
+            int fullEnd = endUnit / 2;
+            List<String> parts = new ArrayList<>();
+            if (firstUnit % 2 == 1) {
+                parts.add("FFN of block " + firstUnit / 2);
+            }
+            if (fullEnd > fullFirst) {
+                parts.add("blocks [" + fullFirst + ", " + fullEnd + ")");
+            }
+            if (endUnit % 2 == 1) {
+                parts.add("attention of block " + endUnit / 2);
+            }
+            return String.join(" + ", parts);
         }
 
         public long paramCount() {
@@ -58,23 +79,58 @@ public final class StagePlan {
         this.seqLen = seqLen;
         this.bytesPerElement = bytesPerElement;
         this.costs = StageCostModel.of(config, microBatch, seqLen, bytesPerElement);
-        long[] blockCost = new long[config.layers()];
-        Arrays.fill(blockCost, costs.blockFlops());
-        int[] ends = partition(blockCost, costs.embeddingFlops(), costs.headFlops(), numStages);
-        List<List<ParamRange>> ranges = paramRanges(new ParamLayout(config), ends);
-        List<Stage> list = new ArrayList<>();
-        for (int s = 0, first = 0; s < numStages; first = ends[s], s++) {
-            boolean emb = s == 0;
-            boolean head = s == numStages - 1;
-            list.add(new Stage(s, first, ends[s], emb, head, costs.stageFlops(first, ends[s], emb, head),
-                    (ends[s] - first) * costs.blockActivationBytes(), List.copyOf(ranges.get(s))));
+        long[] unitCost = new long[2 * config.layers()];
+        for (int u = 0; u < unitCost.length; u++) {
+            unitCost[u] = costs.unitCost(u);
         }
-        this.stages = List.copyOf(list);
+        this.stages = stages(partition(unitCost, costs.embeddingFlops(), costs.headFlops(), numStages));
+    }
+
+    private StagePlan(StagePlan plan, int[] unitEnds) {
+        this.config = plan.config;
+        this.microBatch = plan.microBatch;
+        this.seqLen = plan.seqLen;
+        this.bytesPerElement = plan.bytesPerElement;
+        this.costs = plan.costs;
+        if (unitEnds.length != plan.numStages() || unitEnds[unitEnds.length - 1] != 2 * config.layers()) {
+            throw new IllegalArgumentException("stage ends " + Arrays.toString(unitEnds) + " must give " + plan.numStages()
+                    + " stages ending at sublayer " + 2 * config.layers());
+        }
+        for (int s = 0, first = 0; s < unitEnds.length; first = unitEnds[s], s++) {
+            if (unitEnds[s] <= first) {
+                throw new IllegalArgumentException("stage ends " + Arrays.toString(unitEnds) + " leave stage " + s + " empty");
+            }
+        }
+        this.stages = stages(unitEnds);
+    }
+
+    private List<Stage> stages(int[] unitEnds) {
+        List<List<ParamRange>> ranges = paramRanges(new ParamLayout(config), unitEnds);
+        List<Stage> list = new ArrayList<>();
+        for (int s = 0, first = 0; s < unitEnds.length; first = unitEnds[s], s++) {
+            boolean emb = s == 0;
+            boolean head = s == unitEnds.length - 1;
+            long act = 0;
+            for (int u = first; u < unitEnds[s]; u++) {
+                act += costs.unitActivationBytes(u);
+            }
+            list.add(new Stage(s, first, unitEnds[s], emb, head, costs.stageFlops(first, unitEnds[s], emb, head),
+                    costs.stageCost(first, unitEnds[s], emb, head), act, List.copyOf(ranges.get(s))));
+        }
+        return List.copyOf(list);
     }
 
     /** Plans pp stages for micro-batches of microBatch x seqLen rows of float32 activations. */
     public static StagePlan plan(ColmConfig config, int numStages, int microBatch, int seqLen) {
         return new StagePlan(config, numStages, microBatch, seqLen, Float.BYTES);
+    }
+
+    /**
+     * This plan with the stage boundaries moved to the given sublayer ends (for tests and for pinning a
+     * split by hand); costs are re-estimated for the new boundaries.
+     */
+    public StagePlan withUnitEnds(int... unitEnds) {
+        return new StagePlan(this, unitEnds.clone());
     }
 
     /** The plan for a grown model (wider blocks shift the balance between blocks, embedding and head). */
@@ -105,20 +161,20 @@ public final class StagePlan {
         return stages.get(index);
     }
 
-    /** Largest stage cost over the mean: 1.0 is a perfect balance. */
+    /** Largest stage cost over the mean (planning cost, {@link StageCostModel#stageCost}): 1.0 is a perfect balance. */
     public double imbalance() {
         long max = 0;
         long sum = 0;
         for (Stage s : stages) {
-            max = Math.max(max, s.flops());
-            sum += s.flops();
+            max = Math.max(max, s.cost());
+            sum += s.cost();
         }
         return max * (double) stages.size() / sum;
     }
 
     /**
-     * Splits blocks with the given costs into numStages non-empty contiguous runs; the first run also
-     * pays firstExtra and the last lastExtra. Returns the end block (exclusive) of every stage.
+     * Splits units (sublayers) with the given costs into numStages non-empty contiguous runs; the first run also
+     * pays firstExtra and the last lastExtra. Returns the end unit (exclusive) of every stage.
      * Minimises the largest stage cost, then the sum of squared stage costs (the most even split).
      */
     public static int[] partition(long[] blockCost, long firstExtra, long lastExtra, int numStages) {
@@ -179,9 +235,9 @@ public final class StagePlan {
     }
 
     /**
-     * Each stage's parameter ranges: for every chain, the tensors of its blocks (one contiguous run per
-     * chain in the chain-major layout), plus embed.c* on the first and norm_f.c* / head.c* on the last
-     * stage; adjacent runs merged.
+     * Each stage's parameter ranges: for every chain, the tensors of its sublayers (one contiguous run per
+     * chain in the chain-major layout, where a block's norm1 and attn tensors precede its norm2 and ffn
+     * tensors), plus embed.c* on the first and norm_f.c* / head.c* on the last stage; adjacent runs merged.
      */
     private static List<List<ParamRange>> paramRanges(ParamLayout layout, int[] ends) {
         List<List<ParamRange>> out = new ArrayList<>();
@@ -200,7 +256,7 @@ public final class StagePlan {
         return out;
     }
 
-    /** The stage owning a tensor, from its name (MODEL.md's tensor table). */
+    /** The stage owning a tensor, from its name (MODEL.md's tensor table) and the stages' end units. */
     static int owner(String tensor, int[] ends) {
         if (tensor.startsWith("embed.")) {
             return 0;
@@ -211,13 +267,15 @@ public final class StagePlan {
         if (tensor.startsWith("layers.")) {
             int dot = tensor.indexOf('.', "layers.".length());
             int block = Integer.parseInt(tensor.substring("layers.".length(), dot));
+            String part = tensor.substring(dot + 1);
+            int unit = 2 * block + (part.startsWith("norm1.") || part.startsWith("attn.") ? 0 : 1);
             for (int s = 0; s < ends.length; s++) {
-                if (block < ends[s]) {
+                if (unit < ends[s]) {
                     return s;
                 }
             }
         }
-        throw new IllegalStateException("tensor '" + tensor + "' belongs to no pipeline stage (blocks end at "
+        throw new IllegalStateException("tensor '" + tensor + "' belongs to no pipeline stage (sublayers end at "
                 + Arrays.toString(ends) + ")");
     }
 
@@ -227,8 +285,8 @@ public final class StagePlan {
         b.append("pipeline plan: ").append(stages.size()).append(" stages over ").append(config.layers()).append(" blocks, micro-batch ")
                 .append(microBatch).append(" x ").append(seqLen).append(String.format(", imbalance %.3f%n", imbalance()));
         for (Stage s : stages) {
-            b.append(String.format("  stage %d: blocks [%d, %d)%s%s, %.3g GFLOP, %d params in %d ranges, %.1f MiB activations/micro-batch%n",
-                    s.index(), s.firstBlock(), s.endBlock(), s.hasEmbedding() ? " + embedding" : "", s.hasHead() ? " + norm_f/head/loss" : "",
+            b.append(String.format("  stage %d: %s%s%s, %.3g GFLOP, %d params in %d ranges, %.1f MiB activations/micro-batch%n",
+                    s.index(), s.unitsLabel(), s.hasEmbedding() ? " + embedding" : "", s.hasHead() ? " + norm_f/head/loss" : "",
                     s.flops() / 1e9, s.paramCount(), s.paramRanges().size(), s.activationBytesPerMicroBatch() / (1024.0 * 1024.0)));
         }
         return b.toString();

@@ -54,6 +54,49 @@ class PipelineEquivalenceTest {
     void shouldMatchWholeBatchForwardBackward(String name, ColmConfig cfg, int pp, int micros, PipelineSchedule.Kind kind, DataType type) {
         Params params = PipelineHarness.randomParams(cfg, type, 11);
         PipelineHarness.Pipeline pipe = new PipelineHarness.Pipeline(cfg, params, pp, micros, MICRO_BATCH, SEQ, kind, false);
+        assertMatchesWholeBatch(name, cfg, params, pipe, micros, type);
+    }
+
+    /** Stage boundaries between a block's attention and FFN halves (where the cost model may put them). */
+    static Stream<Arguments> halfBlockCases() {
+        List<Arguments> list = new ArrayList<>();
+        for (ColmConfig cfg : PipelineHarness.configs()) {
+            int units = 2 * cfg.layers();
+            for (int[] ends : new int[][] {{3, units}, {1, units - 1, units}}) {
+                for (PipelineSchedule.Kind kind : PipelineSchedule.Kind.values()) {
+                    for (DataType type : new DataType[] {DataType.FLOAT, DataType.DOUBLE}) {
+                        list.add(Arguments.of(cfg.chains() + "/" + cfg.variant(), cfg, ends, kind, type));
+                    }
+                }
+            }
+        }
+        return list.stream();
+    }
+
+    @ParameterizedTest(name = "{0} sublayer ends {2} {3} {4}")
+    @MethodSource("halfBlockCases")
+    void stagesSplitInsideBlocksShouldMatchWholeBatchForwardBackward(String name, ColmConfig cfg, int[] ends, PipelineSchedule.Kind kind,
+                                                                      DataType type) {
+        Params params = PipelineHarness.randomParams(cfg, type, 12);
+        int micros = 4;
+        StagePlan plan = StagePlan.plan(cfg, ends.length, MICRO_BATCH, SEQ).withUnitEnds(ends);
+        assertEquals(1, plan.stage(0).endUnit() % 2, plan.describe());
+        PipelineHarness.Pipeline pipe = new PipelineHarness.Pipeline(cfg, params, plan, micros, MICRO_BATCH, SEQ, kind, false);
+        assertMatchesWholeBatch(name + " " + java.util.Arrays.toString(ends), cfg, params, pipe, micros, type);
+        // recomputation through half blocks reproduces the kept activations exactly
+        PipelineHarness.Pipeline recompute = new PipelineHarness.Pipeline(cfg, params, plan, micros, MICRO_BATCH, SEQ, kind, true);
+        int n = micros * MICRO_BATCH * SEQ;
+        int[] inputs = PipelineHarness.randomTokens(n, cfg.vocabSize(), 7);
+        int[] targets = PipelineHarness.randomTokens(n, cfg.vocabSize(), 8);
+        double[] lossKeep = pipe.step(5, inputs, targets, 0).get(ends.length - 1).losses();
+        double[] lossRecompute = recompute.step(5, inputs, targets, 0).get(ends.length - 1).losses();
+        assertArrayEquals(lossKeep, lossRecompute, 0.0);
+        assertArrayEquals(PipelineHarness.copy(pipe.grads), PipelineHarness.copy(recompute.grads), 0.0);
+    }
+
+    /** Two steps of the pipeline against ColmModel.forwardBackward over the whole batch: losses and every gradient. */
+    static void assertMatchesWholeBatch(String name, ColmConfig cfg, Params params, PipelineHarness.Pipeline pipe, int micros, DataType type) {
+        int pp = pipe.plan.numStages();
         int frozen = 0;
         // two steps on different data: the second must overwrite the first's gradients, not add to them
         for (long step = 0; step < 2; step++) {

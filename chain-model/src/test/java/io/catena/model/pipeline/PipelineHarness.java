@@ -63,7 +63,13 @@ final class PipelineHarness {
 
         Pipeline(ColmConfig cfg, Params params, int pp, int micros, int microBatch, int seqLen, PipelineSchedule.Kind kind,
                  boolean recompute) {
-            plan = StagePlan.plan(cfg, pp, microBatch, seqLen);
+            this(cfg, params, StagePlan.plan(cfg, pp, microBatch, seqLen), micros, microBatch, seqLen, kind, recompute);
+        }
+
+        Pipeline(ColmConfig cfg, Params params, StagePlan plan, int micros, int microBatch, int seqLen, PipelineSchedule.Kind kind,
+                 boolean recompute) {
+            int pp = plan.numStages();
+            this.plan = plan;
             grads = new Params(params.layout(), params.dataType());
             List<InMemoryStageLink.Pair> links = new ArrayList<>();
             for (int s = 0; s + 1 < pp; s++) {

@@ -57,7 +57,8 @@ class StagePlanTest {
     void modelWithCheapEmbeddingAndHeadShouldGetEqualStages() {
         StagePlan plan = StagePlan.plan(uniform(32), 4, 2, 16);
         for (StagePlan.Stage s : plan.stages()) {
-            assertEquals(2, s.blocks(), plan.describe());
+            assertEquals(4, s.units(), plan.describe());
+            assertEquals("blocks [" + 2 * s.index() + ", " + (2 * s.index() + 2) + ")", s.unitsLabel());
         }
         assertTrue(plan.imbalance() < 1.05, plan.describe());
         assertEquals(plan.costs().blockFlops() * 2 + plan.costs().embeddingFlops(), plan.stage(0).flops());
@@ -69,11 +70,11 @@ class StagePlanTest {
         StagePlan plan = StagePlan.plan(uniform(4096), 2, 2, 16);
         StageCostModel c = plan.costs();
         assertTrue(c.headFlops() > 5 * c.blockFlops(), "head " + c.headFlops() + " vs block " + c.blockFlops());
-        assertTrue(plan.stage(1).blocks() < plan.stage(0).blocks(), plan.describe());
-        // no other split has a smaller largest stage
-        long best = Math.max(plan.stage(0).flops(), plan.stage(1).flops());
-        for (int cut = 1; cut < 8; cut++) {
-            long worst = Math.max(c.stageFlops(0, cut, true, false), c.stageFlops(cut, 8, false, true));
+        assertTrue(plan.stage(1).units() < plan.stage(0).units(), plan.describe());
+        // no other split, at block halves, has a smaller largest stage
+        long best = Math.max(plan.stage(0).cost(), plan.stage(1).cost());
+        for (int cut = 1; cut < 16; cut++) {
+            long worst = Math.max(c.stageCost(0, cut, true, false), c.stageCost(cut, 16, false, true));
             assertTrue(best <= worst, "cut at " + cut + " would give " + worst + " < " + best);
         }
     }
@@ -87,7 +88,10 @@ class StagePlanTest {
         long dd = 32 * 32 + 32 * 64;
         long ffn = 2 * 4 * dd;
         long core = 4L * 2 * 16 * 17 * 16; // heads * batch * T(T+1) * hd
+        assertEquals(6 * (rows * 4 * dd + core), c.attentionFlops());
+        assertEquals(6 * rows * ffn, c.ffnFlops());
         assertEquals(6 * (rows * (4 * dd + ffn) + core), c.blockFlops());
+        assertEquals(c.attentionFlops() + 2 * c.blockFlops() + c.headFlops(), c.stageFlops(4, 9, false, true));
         assertEquals(6 * rows * 64 * 32 + StageCostModel.CROSS_ENTROPY_FLOPS_PER_LOGIT * rows * 32 * 2, c.headFlops());
         assertEquals(rows * 64 * 4, c.boundaryBytes());
     }
@@ -127,8 +131,10 @@ class StagePlanTest {
         assertEquals(layout.size(), at, where + ": the ranges must cover every parameter");
         // and each tensor lies in the range of the stage that runs it
         for (ParamLayout.Entry e : layout.entries()) {
+            String[] part = e.name().split("\\.");
             int owner = e.name().startsWith("embed.") ? 0
-                    : e.name().startsWith("layers.") ? stageOfBlock(plan, Integer.parseInt(e.name().split("\\.")[1]))
+                    : e.name().startsWith("layers.") ? stageOfUnit(plan, 2 * Integer.parseInt(part[1])
+                            + (part[2].equals("norm1") || part[2].equals("attn") ? 0 : 1))
                     : plan.numStages() - 1;
             boolean inside = false;
             for (StagePlan.ParamRange r : plan.stage(owner).paramRanges()) {
@@ -138,13 +144,49 @@ class StagePlanTest {
         }
     }
 
-    private static int stageOfBlock(StagePlan plan, int block) {
+    private static int stageOfUnit(StagePlan plan, int unit) {
         for (StagePlan.Stage s : plan.stages()) {
-            if (block >= s.firstBlock() && block < s.endBlock()) {
+            if (unit >= s.firstUnit() && unit < s.endUnit()) {
                 return s.index();
             }
         }
-        throw new AssertionError("block " + block + " is in no stage");
+        throw new AssertionError("sublayer " + unit + " is in no stage");
+    }
+
+    /** Boundaries between a block's halves partition the parameters too, and their ranges are still one run per chain. */
+    @Test
+    void halfBlockBoundariesShouldPartitionTheParameterVector() {
+        for (ColmConfig cfg : layoutVariety()) {
+            int units = 2 * cfg.layers();
+            StagePlan plan = StagePlan.plan(cfg, 2, 2, 4);
+            for (int cut = 1; cut < units; cut++) {
+                assertPartition(plan.withUnitEnds(cut, units), new ParamLayout(cfg));
+            }
+            if (cfg.layers() >= 3) {
+                assertPartition(StagePlan.plan(cfg, 3, 2, 4).withUnitEnds(1, units - 1, units), new ParamLayout(cfg));
+            }
+        }
+        StagePlan plan = StagePlan.plan(uniform(32), 3, 2, 16).withUnitEnds(3, 9, 16);
+        assertEquals("blocks [0, 1) + attention of block 1", plan.stage(0).unitsLabel());
+        assertEquals("FFN of block 1 + blocks [2, 4) + attention of block 4", plan.stage(1).unitsLabel());
+        assertEquals("FFN of block 4 + blocks [5, 8)", plan.stage(2).unitsLabel());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> plan.withUnitEnds(3, 3, 16));
+        assertTrue(e.getMessage().contains("leave stage 1 empty"), e.getMessage());
+    }
+
+    /** A head worth ~0.7 of a block: the best split gives the last stage the FFN half of the middle block only. */
+    @Test
+    void planShouldCutBetweenBlockHalvesWhenThatBalancesTheHead() {
+        ColmConfig cfg = uniform(448); // head ~0.7 of a block, an attention half ~0.43 (planning cost)
+        StagePlan plan = StagePlan.plan(cfg, 2, 2, 16);
+        StageCostModel c = plan.costs();
+        long blockAligned = Long.MAX_VALUE;
+        for (int cut = 2; cut < 16; cut += 2) {
+            blockAligned = Math.min(blockAligned, Math.max(c.stageCost(0, cut, true, false), c.stageCost(cut, 16, false, true)));
+        }
+        long planned = Math.max(plan.stage(0).cost(), plan.stage(1).cost());
+        assertEquals(1, plan.stage(0).endUnit() % 2, plan.describe());
+        assertTrue(planned < blockAligned, "half-block cut " + planned + " vs best whole-block cut " + blockAligned + "\n" + plan.describe());
     }
 
     /** Growth widens the blocks (cost ~ d^2) more than the head (~ d): the re-plan moves blocks back to the last stage. */
@@ -159,16 +201,15 @@ class StagePlanTest {
         assertEquals(2, replanned.numStages());
         assertTrue(replanned.costs().blockFlops() > plan.costs().blockFlops());
         assertPartition(replanned, grown.params().layout());
-        assertEquals(7, plan.stage(0).blocks(), plan.describe());
-        assertEquals(6, replanned.stage(0).blocks(), replanned.describe());
+        assertTrue(replanned.stage(0).units() < plan.stage(0).units(), plan.describe() + replanned.describe());
         for (StagePlan p : List.of(plan, replanned)) {
-            long best = Math.max(p.stage(0).flops(), p.stage(1).flops());
-            for (int cut = 1; cut < 8; cut++) {
-                long worst = Math.max(p.costs().stageFlops(0, cut, true, false), p.costs().stageFlops(cut, 8, false, true));
+            long best = Math.max(p.stage(0).cost(), p.stage(1).cost());
+            for (int cut = 1; cut < 16; cut++) {
+                long worst = Math.max(p.costs().stageCost(0, cut, true, false), p.costs().stageCost(cut, 16, false, true));
                 assertTrue(best <= worst, "cut at " + cut + " would be better than\n" + p.describe());
             }
         }
-        // growth appends: the old chains' tensors keep their offsets, so stage 1 (blocks [7, 8) -> [6, 8)) still owns
+        // growth appends: the old chains' tensors keep their offsets, so stage 1 (which gains sublayers in the re-plan) still owns
         // the old chains' norm_f and head, and every old run of stage 1 lies inside one of its new runs
         long oldSize = new ParamLayout(cfg).size();
         for (StagePlan.ParamRange r : plan.stage(1).paramRanges()) {
