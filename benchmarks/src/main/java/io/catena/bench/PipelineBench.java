@@ -68,10 +68,25 @@ public final class PipelineBench {
                 }
                 for (PipelineSchedule.Kind kind : PipelineSchedule.Kind.values()) {
                     for (int m : MICRO_BATCHES) {
-                        Map<String, Object> r = run(cfg, params, kind, m, steps, tokens, targets);
+                        StagePlan fitted = StagePlan.plan(cfg, STAGES, GLOBAL_BATCH / m, SEQ, kind, m);
+                        StagePlan balanced = StagePlan.plan(cfg, STAGES, GLOBAL_BATCH / m, SEQ);
+                        boolean same = fitted.stage(0).endUnit() == balanced.stage(0).endUnit();
+                        // the split the trainer uses (fitted to the schedule) against the balanced split, in the same round,
+                        // alternating which runs first
+                        Map<String, Object> rb = same || round % 2 == 1 ? null : run(cfg, params, balanced, kind, m, steps, tokens, targets);
+                        Map<String, Object> r = run(cfg, params, fitted, kind, m, steps, tokens, targets);
+                        if (!same && rb == null) {
+                            rb = run(cfg, params, balanced, kind, m, steps, tokens, targets);
+                        }
                         r.put("round", round);
+                        r.put("split", fitted.stage(0).unitsLabel() + " | " + fitted.stage(1).unitsLabel());
+                        r.put("simulated_step_vs_balanced", fitted.simulatedStepVersusBalanced());
+                        r.put("balanced_split", balanced.stage(0).unitsLabel() + " | " + balanced.stage(1).unitsLabel());
+                        r.put("balanced_bubble", same ? r.get("bubble") : rb.get("bubble"));
+                        r.put("step_wall_vs_balanced", same ? 1.0 : (double) r.get("step_wall_s") / (double) rb.get("step_wall_s"));
                         byConfig.computeIfAbsent(layers + "/" + kind.label() + "/" + m, k -> new ArrayList<>()).add(r);
-                        System.err.printf(Locale.ROOT, "round %d, %d blocks, %s m=%d: bubble %.3f%n", round, layers, kind.label(), m, r.get("bubble"));
+                        System.err.printf(Locale.ROOT, "round %d, %d blocks, %s m=%d: bubble %.3f (%s), step wall %.3f x the balanced split's%n",
+                                round, layers, kind.label(), m, r.get("bubble"), r.get("split"), r.get("step_wall_vs_balanced"));
                     }
                 }
             }
@@ -99,22 +114,26 @@ public final class PipelineBench {
     static Map<String, Object> report(int layers, Map<String, List<Map<String, Object>>> byConfig) {
         ColmConfig cfg = config(layers);
         StagePlan plan = StagePlan.plan(cfg, STAGES, GLOBAL_BATCH / 4, SEQ);
-        System.out.println("\n" + layers + " blocks; " + plan.describe());
-        System.out.println("| schedule | m | theory (p-1)/(m+p-1) | measured bubble (median round) | diff | bubble of every round "
-                + "| critical path of the measured ops | measured stage imbalance | theory at that imbalance | compute s/step (0, 1) "
-                + "| wait s/step (0, 1) | activation MB/stage (0, 1) | with recompute |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        System.out.println("\n" + layers + " blocks; balanced " + plan.describe());
+        System.out.println("| schedule | m | split (stage 0 \\| stage 1) | theory (p-1)/(m+p-1) | measured bubble (median round) | diff "
+                + "| bubble of every round | critical path of the measured ops | balanced split's bubble, same round "
+                + "| step wall vs the balanced split (every round) | measured stage imbalance | theory at that imbalance "
+                + "| compute s/step (0, 1) | wait s/step (0, 1) | activation MB/stage (0, 1) | with recompute |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         List<Map<String, Object>> rows = new ArrayList<>();
         for (PipelineSchedule.Kind kind : PipelineSchedule.Kind.values()) {
             for (int m : MICRO_BATCHES) {
                 List<Map<String, Object>> rounds = new ArrayList<>(byConfig.get(layers + "/" + kind.label() + "/" + m));
                 List<Double> bubbles = new ArrayList<>();
+                List<Double> vsBalanced = new ArrayList<>();
                 for (Map<String, Object> r : rounds) {
                     bubbles.add((Double) r.get("bubble"));
+                    vsBalanced.add((Double) r.get("step_wall_vs_balanced"));
                 }
                 rounds.sort(java.util.Comparator.comparingDouble(r -> (Double) r.get("bubble")));
                 Map<String, Object> r = new LinkedHashMap<>(rounds.get(rounds.size() / 2));
                 r.put("bubble_every_round", bubbles);
+                r.put("step_wall_vs_balanced_every_round", vsBalanced);
                 rows.add(r);
                 double[] c = (double[]) r.get("compute_s");
                 double[] w = (double[]) r.get("wait_s");
@@ -122,13 +141,12 @@ public final class PipelineBench {
                 double[] ar = (double[]) r.get("activation_mb_recompute");
                 double theory = (double) r.get("theory");
                 double bubble = (double) r.get("bubble");
-                StringBuilder each = new StringBuilder();
-                for (double x : bubbles) {
-                    each.append(each.length() == 0 ? "" : " / ").append(String.format(Locale.ROOT, "%.3f", x));
-                }
-                System.out.printf(Locale.ROOT, "| %s | %d | %.3f | %.3f | %+.1f%% | %s | %.3f | %.3f | %.3f | %.3f, %.3f | %.3f, %.3f | %.1f, %.1f | %.1f, %.1f |%n",
-                        kind.label(), m, theory, bubble, 100 * (bubble - theory) / theory, each, r.get("bubble_critical_path"),
-                        r.get("measured_imbalance"), r.get("theory_at_imbalance"), c[0], c[1], w[0], w[1], a[0], a[1], ar[0], ar[1]);
+                boolean same = r.get("split").equals(r.get("balanced_split"));
+                System.out.printf(Locale.ROOT, "| %s | %d | %s | %.3f | %.3f | %+.1f%% | %s | %.3f | %s | %s | %.3f | %.3f | %.3f, %.3f | %.3f, %.3f | %.1f, %.1f | %.1f, %.1f |%n",
+                        kind.label(), m, same ? "balanced" : r.get("split"), theory, bubble, 100 * (bubble - theory) / theory, joined(bubbles),
+                        r.get("bubble_critical_path"), same ? "(same split)" : String.format(Locale.ROOT, "%.3f", (double) r.get("balanced_bubble")),
+                        same ? "(same split)" : joined(vsBalanced), r.get("measured_imbalance"), r.get("theory_at_imbalance"), c[0], c[1], w[0], w[1],
+                        a[0], a[1], ar[0], ar[1]);
             }
         }
         Map<String, Object> res = new LinkedHashMap<>();
@@ -139,10 +157,17 @@ public final class PipelineBench {
         return res;
     }
 
-    static Map<String, Object> run(ColmConfig cfg, Params params, PipelineSchedule.Kind kind, int m, int steps, int[] tokens,
+    static String joined(List<Double> xs) {
+        StringBuilder b = new StringBuilder();
+        for (double x : xs) {
+            b.append(b.length() == 0 ? "" : " / ").append(String.format(Locale.ROOT, "%.3f", x));
+        }
+        return b.toString();
+    }
+
+    static Map<String, Object> run(ColmConfig cfg, Params params, StagePlan plan, PipelineSchedule.Kind kind, int m, int steps, int[] tokens,
                                    int[] targets) throws Exception {
         int microBatch = GLOBAL_BATCH / m;
-        StagePlan plan = StagePlan.plan(cfg, STAGES, microBatch, SEQ);
         double[] mem = new double[STAGES];
         double[] memRe = new double[STAGES];
         PipelineStage[] stages = new PipelineStage[STAGES];

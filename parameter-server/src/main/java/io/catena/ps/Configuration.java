@@ -95,6 +95,18 @@ public final class Configuration {
     public static final String PIPELINE_MICRO_BATCH_PROP = "catena.ps.pipeline.micro.batch";
     public static final int PIPELINE_MICRO_BATCH_DEFAULT = 1;
 
+    /**
+     * Micro-batches per step of the trainer's pipeline (--micro-batches): with the schedule, the stage split is
+     * fitted to the step that schedule takes (chain-model's StagePlan; under 1F1B a somewhat heavier first
+     * stage shortens the step). 0: the balanced split.
+     */
+    public static final String PIPELINE_MICRO_BATCHES_PROP = "catena.ps.pipeline.micro.batches";
+    public static final int PIPELINE_MICRO_BATCHES_DEFAULT = 0;
+
+    /** The trainer's pipeline schedule (--schedule), gpipe or 1f1b; used when micro.batches is > 0. */
+    public static final String PIPELINE_SCHEDULE_PROP = "catena.ps.pipeline.schedule";
+    public static final String PIPELINE_SCHEDULE_DEFAULT = "1f1b";
+
     /** Tokens per row of a pipeline micro-batch (the trainer's sequence length); 0: the model's max_seq_len. */
     public static final String PIPELINE_SEQ_LEN_PROP = "catena.ps.pipeline.seq.len";
     public static final int PIPELINE_SEQ_LEN_DEFAULT = 0;
@@ -180,7 +192,8 @@ public final class Configuration {
     public static final java.util.Set<String> KEYS = java.util.Set.of(JOB_NAME_PROP, SECRET_PROP, SECRET_FILE_PROP,
             AERON_DIR_PROP, EMBEDDED_DRIVER_PROP, TERM_LENGTH_PROP, CHANNEL_PROP, STREAM_ID_PROP, UDP_CHANNEL_PARAMS_PROP,
             CLIENT_RESPONSE_HOST_PROP, CLIENT_RESPONSE_STREAM_ID_PROP, CHUNK_BYTES_PROP, IDLE_STRATEGY_PROP, SHARDS_PROP,
-            WORKERS_PROP, SYNC_PROP, PIPELINE_STAGES_PROP, PIPELINE_MICRO_BATCH_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
+            WORKERS_PROP, SYNC_PROP, PIPELINE_STAGES_PROP, PIPELINE_MICRO_BATCH_PROP, PIPELINE_MICRO_BATCHES_PROP,
+            PIPELINE_SCHEDULE_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
             SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, SEND_TIMEOUT_PROP,
             GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP, LR_PROP, MIN_LR_PROP, WARMUP_STEPS_PROP,
             TOTAL_STEPS_PROP, BETA1_PROP, BETA2_PROP, ADAM_EPS_PROP, WEIGHT_DECAY_PROP, CLIP_NORM_PROP);

@@ -8,6 +8,7 @@ import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
+import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
@@ -202,6 +203,9 @@ public final class ParameterServer implements AutoCloseable {
         int pipelineStages;
         int pipelineMicroBatch;
         int pipelineSeqLen;
+        int pipelineMicros;
+        String pipelineScheduleText = Configuration.PIPELINE_SCHEDULE_DEFAULT;
+        PipelineSchedule.Kind pipelineSchedule = PipelineSchedule.Kind.ONE_F_ONE_B;
         SyncPolicy sync;
         String syncText;
         TrainingState initialState;
@@ -252,6 +256,8 @@ public final class ParameterServer implements AutoCloseable {
             pipelineMicroBatch = Configuration.getInt(p, Configuration.PIPELINE_MICRO_BATCH_PROP,
                     Configuration.PIPELINE_MICRO_BATCH_DEFAULT);
             pipelineSeqLen = Configuration.getInt(p, Configuration.PIPELINE_SEQ_LEN_PROP, Configuration.PIPELINE_SEQ_LEN_DEFAULT);
+            pipelineMicros = Configuration.getInt(p, Configuration.PIPELINE_MICRO_BATCHES_PROP, Configuration.PIPELINE_MICRO_BATCHES_DEFAULT);
+            pipelineScheduleText = Configuration.get(p, Configuration.PIPELINE_SCHEDULE_PROP, Configuration.PIPELINE_SCHEDULE_DEFAULT);
             restoreUri = Configuration.get(p, Configuration.RESTORE_PROP, null);
             recipe = Configuration.get(p, Configuration.RECIPE_PROP, null);
             vocabSize = Configuration.getInt(p, Configuration.VOCAB_SIZE_PROP, Configuration.VOCAB_SIZE_DEFAULT);
@@ -294,6 +300,18 @@ public final class ParameterServer implements AutoCloseable {
             pipelineSeqLen = seqLen;
             return this;
         }
+
+        /**
+         * As {@link #pipeline(int, int, int)}, with the split fitted to {@code schedule} running {@code micros}
+         * micro-batches per step (chain-model's {@code StagePlan.plan} with a schedule; 0: balanced).
+         */
+        public Context pipeline(int stages, int microBatch, int seqLen, PipelineSchedule.Kind schedule, int micros) {
+            pipeline(stages, microBatch, seqLen);
+            pipelineSchedule = schedule;
+            pipelineScheduleText = schedule.label();
+            pipelineMicros = micros;
+            return this;
+        }
         public Context sync(SyncPolicy v) { sync = v; syncText = v.toString(); return this; }
         /** The model to serve (parameters, optional AdamW moments, step = version, frozen chains). */
         public Context initialState(TrainingState v) { initialState = v; return this; }
@@ -321,6 +339,8 @@ public final class ParameterServer implements AutoCloseable {
         public int pipelineMicroBatch() { return pipelineMicroBatch; }
         /** Tokens per micro-batch row of the stage plan; after {@link #conclude()} never 0 (the model's max_seq_len). */
         public int pipelineSeqLen() { return pipelineSeqLen; }
+        public int pipelineMicros() { return pipelineMicros; }
+        public PipelineSchedule.Kind pipelineSchedule() { return pipelineSchedule; }
         public SyncPolicy sync() { return sync; }
         public String snapshotUri() { return snapshotUri; }
         public int chunkFloats() { return chunkFloats; }
@@ -423,6 +443,16 @@ public final class ParameterServer implements AutoCloseable {
                 throw new ConfigurationException(Configuration.PIPELINE_MICRO_BATCH_PROP, "at least 1 row per micro-batch",
                         pipelineMicroBatch, "set the trainer's micro-batch size");
             }
+            if (pipelineMicros < 0) {
+                throw new ConfigurationException(Configuration.PIPELINE_MICRO_BATCHES_PROP, "micro-batches per step >= 1, or 0 for the "
+                        + "balanced stage split", pipelineMicros, "set the trainer's --micro-batches");
+            }
+            try {
+                pipelineSchedule = PipelineSchedule.Kind.parse(pipelineScheduleText);
+            } catch (IllegalArgumentException e) {
+                throw new ConfigurationException(Configuration.PIPELINE_SCHEDULE_PROP, "gpipe or 1f1b", pipelineScheduleText,
+                        "set the trainer's --schedule");
+            }
             if (pipelineSeqLen < 0) {
                 throw new ConfigurationException(Configuration.PIPELINE_SEQ_LEN_PROP, "a sequence length >= 1, or 0 for the model's "
                         + "max_seq_len", pipelineSeqLen, "set the trainer's sequence length");
@@ -441,7 +471,7 @@ public final class ParameterServer implements AutoCloseable {
             }
             if (pipelineStages > 1) {
                 try {
-                    StagePlan.plan(cfg, pipelineStages, pipelineMicroBatch, pipelineSeqLen);
+                    StagePlan.plan(cfg, pipelineStages, pipelineMicroBatch, pipelineSeqLen, pipelineSchedule, pipelineMicros);
                 } catch (IllegalArgumentException e) {
                     throw new ConfigurationException(Configuration.PIPELINE_STAGES_PROP, "a pipeline chain-model can plan",
                             pipelineStages, e.getMessage(), e);

@@ -212,7 +212,8 @@ final class ServerConductor implements Agent {
         this.adamW = new AdamW(l, ctx.adamW, frozen);
         if (stages > 1) {
             // growth widens blocks and head unevenly, so the split is recomputed for the new config
-            stagePlan = stagePlan == null ? StagePlan.plan(l.config(), stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen)
+            stagePlan = stagePlan == null ? StagePlan.plan(l.config(), stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen,
+                    ctx.pipelineSchedule, ctx.pipelineMicros)
                     : stagePlan.replan(l.config());
             LOG.info("{}", stagePlan.describe().stripTrailing());
         }
@@ -512,7 +513,8 @@ final class ServerConductor implements Agent {
 
     ServerLayout currentLayout() {
         return new ServerLayout(ctx.jobName, instanceId, epoch, version, layout.config(), frozenChains, plan.shardBounds(),
-                plan.chunkFloats(), sync, workerCount, stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen, plan.shardStages());
+                plan.chunkFloats(), sync, workerCount, stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen,
+                ctx.pipelineSchedule.label(), ctx.pipelineMicros, plan.shardStages());
     }
 
     /** Pipeline stage of a worker (0 without a pipeline), -1 for an admin. */

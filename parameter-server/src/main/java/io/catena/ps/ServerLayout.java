@@ -3,6 +3,7 @@ package io.catena.ps;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.model.ColmConfig;
 import io.catena.model.ParamLayout;
+import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
 import java.io.IOException;
@@ -24,7 +25,8 @@ import java.util.Map;
  */
 public record ServerLayout(String job, long serverInstance, int epoch, long version, ColmConfig config, int frozenChains,
                            long[] shardBounds, int chunkFloats, SyncPolicy sync, int workers, int pipelineStages,
-                           int pipelineMicroBatch, int pipelineSeqLen, int[] shardStages) {
+                           int pipelineMicroBatch, int pipelineSeqLen, String pipelineSchedule, int pipelineMicros,
+                           int[] shardStages) {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public ParamLayout paramLayout() {
@@ -35,9 +37,10 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
         return ChunkPlan.fromBounds(shardBounds, chunkFloats, pipelineStages, shardStages);
     }
 
-    /** chain-model's stage plan the server uses (one stage without a pipeline). */
+    /** chain-model's stage plan the server uses (one stage without a pipeline), fitted to the schedule when micro-batches > 0. */
     public StagePlan stagePlan() {
-        return StagePlan.plan(config, pipelineStages, pipelineMicroBatch, pipelineSeqLen);
+        return StagePlan.plan(config, pipelineStages, pipelineMicroBatch, pipelineSeqLen, PipelineSchedule.Kind.parse(pipelineSchedule),
+                pipelineMicros);
     }
 
     /** Pipeline stage of a worker ({@code workerId % pipelineStages}); -1 for an admin client. */
@@ -74,6 +77,8 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
         m.put("pipeline_stages", pipelineStages);
         m.put("pipeline_micro_batch", pipelineMicroBatch);
         m.put("pipeline_seq_len", pipelineSeqLen);
+        m.put("pipeline_schedule", pipelineSchedule);
+        m.put("pipeline_micro_batches", pipelineMicros);
         m.put("shard_stages", shardStages);
         try {
             return JSON.writeValueAsBytes(m);
@@ -87,7 +92,8 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
         ServerLayout l;
         try {
             Map<String, Object> m = JSON.readValue(bytes, Map.class);
-            for (String key : List.of("pipeline_stages", "pipeline_micro_batch", "pipeline_seq_len", "shard_stages")) {
+            for (String key : List.of("pipeline_stages", "pipeline_micro_batch", "pipeline_seq_len", "pipeline_schedule",
+                    "pipeline_micro_batches", "shard_stages")) {
                 if (!m.containsKey(key)) {
                     throw new IllegalArgumentException("it has no '" + key + "'");
                 }
@@ -99,7 +105,8 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
                     ColmConfig.fromMap((Map<String, Object>) m.get("config")), ((Number) m.get("frozen_chains")).intValue(),
                     bounds, ((Number) m.get("chunk_floats")).intValue(), SyncPolicy.parse((String) m.get("sync")),
                     ((Number) m.get("workers")).intValue(), ((Number) m.get("pipeline_stages")).intValue(),
-                    ((Number) m.get("pipeline_micro_batch")).intValue(), ((Number) m.get("pipeline_seq_len")).intValue(), stages);
+                    ((Number) m.get("pipeline_micro_batch")).intValue(), ((Number) m.get("pipeline_seq_len")).intValue(),
+                    (String) m.get("pipeline_schedule"), ((Number) m.get("pipeline_micro_batches")).intValue(), stages);
             l.plan(); // validates bounds and shard stages
         } catch (IOException | RuntimeException e) {
             throw new ParameterServerException("cannot read the server's layout document: " + e.getMessage()
@@ -119,7 +126,8 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
             sp = stagePlan();
         } catch (RuntimeException e) {
             throw new ParameterServerException("the server's pipeline settings (stages " + pipelineStages + ", micro-batch "
-                    + pipelineMicroBatch + " x " + pipelineSeqLen + ") give no stage plan here: " + e.getMessage()
+                    + pipelineMicroBatch + " x " + pipelineSeqLen + ", " + pipelineSchedule + " with " + pipelineMicros
+                    + " micro-batches) give no stage plan here: " + e.getMessage()
                     + " (server and client must run the same Catena version)", e);
         }
         ChunkPlan plan = plan();

@@ -224,7 +224,7 @@ class PipelineStagesTest {
             }
             ServerLayout forged = new ServerLayout(l.job(), l.serverInstance(), l.epoch(), l.version(), l.config(), l.frozenChains(),
                     l.shardBounds(), l.chunkFloats(), l.sync(), l.workers(), l.pipelineStages(), l.pipelineMicroBatch(),
-                    l.pipelineSeqLen(), swapped);
+                    l.pipelineSeqLen(), l.pipelineSchedule(), l.pipelineMicros(), swapped);
             ParameterServerException e = assertThrows(ParameterServerException.class, () -> ServerLayout.fromJson(forged.toJson()));
             assertTrue(e.getMessage().contains("same Catena version"), e.getMessage());
         }
@@ -412,5 +412,47 @@ class PipelineStagesTest {
         assertEquals(16, fromProps.pipelineSeqLen());
         assertTrue(Configuration.KEYS.contains(Configuration.PIPELINE_STAGES_PROP));
         assertEquals(1, new ParameterServer.Context().pipelineStages(), "no pipeline unless asked for");
+        assertEquals(0, fromProps.pipelineMicros(), "the balanced split unless the trainer names its micro-batches");
+
+        p.setProperty(Configuration.PIPELINE_STAGES_PROP, "2");
+        p.setProperty(Configuration.PIPELINE_MICRO_BATCHES_PROP, "8");
+        p.setProperty(Configuration.PIPELINE_SCHEDULE_PROP, "GPipe");
+        ParameterServer.Context fitted = PsTestSupport.configure(new ParameterServer.Context(p), dir, WORKERS, SyncPolicy.bsp())
+                .initialState(PsTestSupport.pipelineState(7)).conclude();
+        assertEquals(8, fitted.pipelineMicros());
+        assertEquals(io.catena.model.pipeline.PipelineSchedule.Kind.GPIPE, fitted.pipelineSchedule());
+        p.setProperty(Configuration.PIPELINE_SCHEDULE_PROP, "zigzag");
+        ConfigurationException schedule = assertThrows(ConfigurationException.class,
+                () -> PsTestSupport.configure(new ParameterServer.Context(p), dir, WORKERS, SyncPolicy.bsp())
+                        .initialState(PsTestSupport.pipelineState(7)).conclude());
+        assertEquals(Configuration.PIPELINE_SCHEDULE_PROP, schedule.property());
+        assertTrue(schedule.getMessage().contains("zigzag"), schedule.getMessage());
+        assertEquals(Configuration.PIPELINE_MICRO_BATCHES_PROP, assertThrows(ConfigurationException.class,
+                () -> server(dir).pipeline(2, MICRO_BATCH, SEQ_LEN, io.catena.model.pipeline.PipelineSchedule.Kind.ONE_F_ONE_B, -1)
+                        .conclude()).property());
+    }
+
+    /** A server told the trainer's schedule and micro-batches cuts its chunks by the split fitted to them, and clients agree. */
+    @Test
+    void scheduleFittedSplitShouldBeTheServersAndTheClientsPlan() {
+        Path dir = PsTestSupport.testDir("pp-fitted");
+        io.catena.model.pipeline.PipelineSchedule.Kind kind = io.catena.model.pipeline.PipelineSchedule.Kind.ONE_F_ONE_B;
+        StagePlan balanced = StagePlan.plan(PsTestSupport.pipelineConfig(), STAGES, MICRO_BATCH, SEQ_LEN);
+        // the smallest micro-batch count whose fitted split differs from the balanced one on this 3-block model
+        int micros = java.util.stream.IntStream.rangeClosed(1, 16).filter(m -> StagePlan.plan(PsTestSupport.pipelineConfig(), STAGES,
+                MICRO_BATCH, SEQ_LEN, kind, m).stage(0).endUnit() != balanced.stage(0).endUnit()).findFirst().orElseThrow();
+        ParameterServer.Context sctx = server(dir).pipeline(STAGES, MICRO_BATCH, SEQ_LEN, kind, micros);
+        try (ParameterServer ps = ParameterServer.launch(sctx);
+             ParameterServerClient c = ParameterServerClient.connect(PsTestSupport.client(sctx, 0))) {
+            ServerLayout l = c.serverLayout();
+            StagePlan expected = StagePlan.plan(PsTestSupport.pipelineConfig(), STAGES, MICRO_BATCH, SEQ_LEN, kind, micros);
+            assertEquals(kind, l.stagePlan().schedule());
+            assertEquals(micros, l.stagePlan().micros());
+            for (int s = 0; s < STAGES; s++) {
+                assertEquals(expected.stage(s).paramRanges(), l.plan().stageRanges(s), "stage " + s + " ranges");
+                assertEquals(expected.stage(s).firstUnit(), l.stagePlan().stage(s).firstUnit());
+            }
+            assertEquals("1f1b", ServerLayout.fromJson(l.toJson()).pipelineSchedule());
+        }
     }
 }

@@ -69,7 +69,12 @@ final class PsTestSupport {
 
     /** A server on IPC in its own Aeron directory under target/, small terms, 3 shards, 256-byte chunks. */
     static ParameterServer.Context server(Path dir, int workers, SyncPolicy sync) {
-        return new ParameterServer.Context()
+        return configure(new ParameterServer.Context(), dir, workers, sync);
+    }
+
+    /** {@link #server}'s settings applied to a context (e.g. one built from properties). */
+    static ParameterServer.Context configure(ParameterServer.Context ctx, Path dir, int workers, SyncPolicy sync) {
+        return ctx
                 .jobName("job-" + dir.getFileName())
                 .secret(SECRET)
                 .aeronDirectoryName(dir.resolve("aeron").toString())

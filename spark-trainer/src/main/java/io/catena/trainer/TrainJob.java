@@ -314,7 +314,8 @@ public final class TrainJob {
             ParameterServer.Context pctx = new ParameterServer.Context()
                     .jobName(job).secret(secret).aeronDirectoryName(aeronDir).embeddedDriver(true).termLength(term)
                     .channel(psChannel).streamId(psStream).udpChannelParams(udp)
-                    .workers(tasks).pipeline(pipeline.stages(), s.batchSize() / dp / pipeline.microBatches(), s.seqLen()).sync(sync).initialState(state).adamW(s.adamW()).schedule(schedule).seed(s.seed())
+                    .workers(tasks).pipeline(pipeline.stages(), s.batchSize() / dp / pipeline.microBatches(), s.seqLen(),
+                            pipeline.schedule(), pipeline.microBatches()).sync(sync).initialState(state).adamW(s.adamW()).schedule(schedule).seed(s.seed())
                     .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff")
                     .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
             server = new PsHandle.Embedded(ParameterServer.launch(pctx));

@@ -64,9 +64,13 @@ public final class StagePlan {
     private final int seqLen;
     private final int bytesPerElement;
     private final StageCostModel costs;
+    /** The schedule and micro-batches per step the split was optimised for, or null / 0 for the balanced split. */
+    private final PipelineSchedule.Kind schedule;
+    private final int micros;
     private final List<Stage> stages;
 
-    private StagePlan(ColmConfig config, int numStages, int microBatch, int seqLen, int bytesPerElement) {
+    private StagePlan(ColmConfig config, int numStages, int microBatch, int seqLen, int bytesPerElement, PipelineSchedule.Kind schedule,
+                      int micros) {
         if (numStages < 1) {
             throw new IllegalArgumentException("pipeline needs at least 1 stage, got pp=" + numStages);
         }
@@ -79,11 +83,17 @@ public final class StagePlan {
         this.seqLen = seqLen;
         this.bytesPerElement = bytesPerElement;
         this.costs = StageCostModel.of(config, microBatch, seqLen, bytesPerElement);
+        if (schedule != null && micros < 1) {
+            throw new IllegalArgumentException("a plan for the " + schedule.label() + " schedule needs >= 1 micro-batch per step, got " + micros);
+        }
+        this.schedule = schedule;
+        this.micros = schedule == null ? 0 : micros;
         long[] unitCost = new long[2 * config.layers()];
         for (int u = 0; u < unitCost.length; u++) {
             unitCost[u] = costs.unitCost(u);
         }
-        this.stages = stages(partition(unitCost, costs.embeddingFlops(), costs.headFlops(), numStages));
+        int[] ends = partition(unitCost, costs.embeddingFlops(), costs.headFlops(), numStages);
+        this.stages = stages(schedule == null ? ends : fitToSchedule(ends));
     }
 
     private StagePlan(StagePlan plan, int[] unitEnds) {
@@ -92,6 +102,8 @@ public final class StagePlan {
         this.seqLen = plan.seqLen;
         this.bytesPerElement = plan.bytesPerElement;
         this.costs = plan.costs;
+        this.schedule = plan.schedule;
+        this.micros = plan.micros;
         if (unitEnds.length != plan.numStages() || unitEnds[unitEnds.length - 1] != 2 * config.layers()) {
             throw new IllegalArgumentException("stage ends " + Arrays.toString(unitEnds) + " must give " + plan.numStages()
                     + " stages ending at sublayer " + 2 * config.layers());
@@ -120,9 +132,108 @@ public final class StagePlan {
         return List.copyOf(list);
     }
 
-    /** Plans pp stages for micro-batches of microBatch x seqLen rows of float32 activations. */
+    /**
+     * Plans pp stages for micro-batches of microBatch x seqLen rows of float32 activations, balanced: the
+     * most expensive stage as cheap as possible.
+     */
     public static StagePlan plan(ColmConfig config, int numStages, int microBatch, int seqLen) {
-        return new StagePlan(config, numStages, microBatch, seqLen, Float.BYTES);
+        return new StagePlan(config, numStages, microBatch, seqLen, Float.BYTES, null, 0);
+    }
+
+    /**
+     * Plans pp stages for the given schedule with {@code micros} micro-batches per step: the balanced split,
+     * then its boundaries moved while that shortens the step as {@link PipelineSchedule#simulatedMakespan}
+     * computes it from the cost model (forward ops {@link StageCostModel#FORWARD_SHARE} of a unit's cost, the
+     * last stage's head and loss in its forward op). Under 1F1B, whose stages keep a forward of slack, a
+     * first stage somewhat heavier than the rest runs without waiting for gradients at the end of the step
+     * while the lighter stages absorb the fill and drain, so the step is shorter than with equal stages;
+     * under GPipe the split moves only as far as the stages' mix of forward and backward work asks (the last
+     * stage's head runs in its forward ops). micros = 0 (or no schedule): the balanced split.
+     */
+    public static StagePlan plan(ColmConfig config, int numStages, int microBatch, int seqLen, PipelineSchedule.Kind schedule, int micros) {
+        if (micros < 0) {
+            throw new IllegalArgumentException("micro-batches per step must be >= 1, or 0 for the balanced split; got " + micros);
+        }
+        boolean fit = schedule != null && micros > 0;
+        return new StagePlan(config, numStages, microBatch, seqLen, Float.BYTES, fit ? schedule : null, fit ? micros : 0);
+    }
+
+    /** Steepest descent over moves of one boundary by up to {@link #SEARCH_RADIUS} sublayers, from the balanced ends. */
+    private int[] fitToSchedule(int[] balanced) {
+        int[] best = balanced.clone();
+        double bestTime = simulatedStep(best);
+        for (int iteration = 0; iteration < 1000; iteration++) {
+            int[] move = null;
+            double moveTime = bestTime;
+            for (int i = 0; i + 1 < best.length; i++) {
+                for (int delta = -SEARCH_RADIUS; delta <= SEARCH_RADIUS; delta++) {
+                    int[] c = best.clone();
+                    c[i] += delta;
+                    if (delta == 0 || c[i] <= (i == 0 ? 0 : c[i - 1]) || c[i] >= c[i + 1]) {
+                        continue;
+                    }
+                    double t = simulatedStep(c);
+                    if (t < moveTime * (1 - 1e-9)) {
+                        move = c;
+                        moveTime = t;
+                    }
+                }
+            }
+            if (move == null) {
+                return best;
+            }
+            best = move;
+            bestTime = moveTime;
+        }
+        return best;
+    }
+
+    /** How far one boundary may move in one step of the schedule fit, in sublayers. */
+    static final int SEARCH_RADIUS = 4;
+
+    /** The step length, in cost units, of the stages ending at unitEnds under this plan's schedule (equal ops per micro-batch). */
+    private double simulatedStep(int[] unitEnds) {
+        int p = unitEnds.length;
+        double[] fwd = new double[p];
+        double[] bwd = new double[p];
+        for (int s = 0, first = 0; s < p; first = unitEnds[s], s++) {
+            double body = costs.stageCost(first, unitEnds[s], s == 0, false);
+            fwd[s] = StageCostModel.FORWARD_SHARE * body + (s == p - 1 ? costs.headFlops() : 0);
+            bwd[s] = (1 - StageCostModel.FORWARD_SHARE) * body;
+        }
+        List<List<PipelineSchedule.Op>> ops = new ArrayList<>();
+        for (int s = 0; s < p; s++) {
+            ops.add(PipelineSchedule.ops(schedule, p, s, micros));
+        }
+        return PipelineSchedule.simulatedMakespan(ops, micros, (s, op) -> op.forward() ? fwd[s] : bwd[s]);
+    }
+
+    /**
+     * The step this plan's stages take under its schedule relative to the balanced split's, on the cost
+     * model's simulated clock (1.0 for a balanced plan).
+     */
+    public double simulatedStepVersusBalanced() {
+        if (schedule == null) {
+            return 1.0;
+        }
+        StagePlan balanced = new StagePlan(config, stages.size(), microBatch, seqLen, bytesPerElement, null, 0);
+        int[] mine = new int[stages.size()];
+        int[] theirs = new int[stages.size()];
+        for (int s = 0; s < mine.length; s++) {
+            mine[s] = stages.get(s).endUnit();
+            theirs[s] = balanced.stages.get(s).endUnit();
+        }
+        return simulatedStep(mine) / simulatedStep(theirs);
+    }
+
+    /** The schedule this plan was fitted to, or null for a balanced plan. */
+    public PipelineSchedule.Kind schedule() {
+        return schedule;
+    }
+
+    /** Micro-batches per step this plan was fitted to (0 for a balanced plan). */
+    public int micros() {
+        return micros;
     }
 
     /**
@@ -135,7 +246,7 @@ public final class StagePlan {
 
     /** The plan for a grown model (wider blocks shift the balance between blocks, embedding and head). */
     public StagePlan replan(ColmConfig grown) {
-        return new StagePlan(grown, stages.size(), microBatch, seqLen, bytesPerElement);
+        return new StagePlan(grown, stages.size(), microBatch, seqLen, bytesPerElement, schedule, micros);
     }
 
     public ColmConfig config() {
@@ -283,7 +394,9 @@ public final class StagePlan {
     public String describe() {
         StringBuilder b = new StringBuilder();
         b.append("pipeline plan: ").append(stages.size()).append(" stages over ").append(config.layers()).append(" blocks, micro-batch ")
-                .append(microBatch).append(" x ").append(seqLen).append(String.format(", imbalance %.3f%n", imbalance()));
+                .append(microBatch).append(" x ").append(seqLen).append(String.format(", imbalance %.3f", imbalance()))
+                .append(schedule == null ? "" : String.format(", fitted to %s with %d micro-batches (simulated step %.3f x the balanced split's)",
+                        schedule.label(), micros, simulatedStepVersusBalanced())).append(String.format("%n"));
         for (Stage s : stages) {
             b.append(String.format("  stage %d: %s%s%s, %.3g GFLOP, %d params in %d ranges, %.1f MiB activations/micro-batch%n",
                     s.index(), s.unitsLabel(), s.hasEmbedding() ? " + embedding" : "", s.hasHead() ? " + norm_f/head/loss" : "",

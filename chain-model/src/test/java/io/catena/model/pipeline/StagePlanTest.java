@@ -221,6 +221,39 @@ class StagePlanTest {
         }
     }
 
+    /**
+     * Fitted to 1F1B (whose stages keep a forward of slack) the split gives the first stage more work and a shorter
+     * simulated step than the balanced split; fitted to either schedule it is never longer than balanced.
+     */
+    @Test
+    void splitFittedToTheScheduleShouldShortenTheSimulatedStep() {
+        ColmConfig deep = new ColmConfig(512, 32, List.of(2, 2), 24, 0, 4.0, Activation.GELU, NormKind.LAYERNORM, 1e-5, 10000.0,
+                Variant.COLM, 64, true, null);
+        StagePlan balanced = StagePlan.plan(deep, 2, 2, 64);
+        StagePlan oneF = StagePlan.plan(deep, 2, 2, 64, PipelineSchedule.Kind.ONE_F_ONE_B, 8);
+        assertTrue(oneF.stage(0).endUnit() > balanced.stage(0).endUnit(), oneF.describe() + balanced.describe());
+        assertTrue(oneF.simulatedStepVersusBalanced() < 0.97, oneF.describe());
+        assertEquals(PipelineSchedule.Kind.ONE_F_ONE_B, oneF.schedule());
+        assertEquals(8, oneF.micros());
+        assertEquals(oneF.stages(), oneF.replan(deep).stages(), "replan keeps the schedule it was fitted to");
+        assertEquals(balanced.stages(), StagePlan.plan(deep, 2, 2, 64, PipelineSchedule.Kind.ONE_F_ONE_B, 0).stages(), "0: balanced");
+        for (ColmConfig cfg : List.of(deep, uniform(32), uniform(4096), PipelineHarness.colmGelu(), PipelineHarness.airSwiglu())) {
+            for (int pp = 2; pp <= Math.min(4, cfg.layers()); pp++) {
+                StagePlan even = StagePlan.plan(cfg, pp, 2, 8);
+                for (int m : new int[] {1, 2, 4, 8, 16}) {
+                    for (PipelineSchedule.Kind kind : PipelineSchedule.Kind.values()) {
+                        StagePlan fitted = StagePlan.plan(cfg, pp, 2, 8, kind, m);
+                        assertTrue(fitted.simulatedStepVersusBalanced() <= 1.0, fitted.describe() + even.describe());
+                        assertPartition(fitted, new ParamLayout(cfg));
+                    }
+                }
+            }
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> StagePlan.plan(deep, 2, 2, 64, PipelineSchedule.Kind.GPIPE, -1));
+        assertTrue(e.getMessage().contains("micro-batches"), e.getMessage());
+    }
+
     @Test
     void shouldRejectImpossibleStageCounts() {
         ColmConfig cfg = PipelineHarness.colmGelu();
