@@ -109,19 +109,19 @@ public record StageCostModel(
 
     /** Planning cost of a stage: {@link #unitCost} over its units plus the embedding's and head's FLOPs. */
     public long stageCost(int firstUnit, int endUnit, boolean withEmbedding, boolean withHead) {
-        long c = 0;
-        for (int u = firstUnit; u < endUnit; u++) {
-            c += unitCost(u);
-        }
-        return c + (withEmbedding ? embeddingFlops : 0) + (withHead ? headFlops : 0);
+        return stageSum(firstUnit, endUnit, withEmbedding, withHead, this::unitCost);
     }
 
     /** FLOPs of a stage with sublayer units [firstUnit, endUnit) that also runs the embedding and/or the head. */
     public long stageFlops(int firstUnit, int endUnit, boolean withEmbedding, boolean withHead) {
-        long f = 0;
+        return stageSum(firstUnit, endUnit, withEmbedding, withHead, this::unitFlops);
+    }
+
+    private long stageSum(int firstUnit, int endUnit, boolean withEmbedding, boolean withHead, java.util.function.IntToLongFunction perUnit) {
+        long sum = 0;
         for (int u = firstUnit; u < endUnit; u++) {
-            f += unitFlops(u);
+            sum += perUnit.applyAsLong(u);
         }
-        return f + (withEmbedding ? embeddingFlops : 0) + (withHead ? headFlops : 0);
+        return sum + (withEmbedding ? embeddingFlops : 0) + (withHead ? headFlops : 0);
     }
 }

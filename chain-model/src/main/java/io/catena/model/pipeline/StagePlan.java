@@ -59,6 +59,9 @@ public final class StagePlan {
         }
     }
 
+    /** How far one boundary may move in one step of the schedule fit, in sublayers. */
+    static final int SEARCH_RADIUS = 4;
+
     private final ColmConfig config;
     private final int microBatch;
     private final int seqLen;
@@ -187,9 +190,6 @@ public final class StagePlan {
         }
         return best;
     }
-
-    /** How far one boundary may move in one step of the schedule fit, in sublayers. */
-    static final int SEARCH_RADIUS = 4;
 
     /** The step length, in cost units, of the stages ending at unitEnds under this plan's schedule (equal ops per micro-batch). */
     private double simulatedStep(int[] unitEnds) {
