@@ -1,5 +1,8 @@
 package io.catena.model.kernel;
 
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -44,8 +47,8 @@ public final class Mat {
 
     /**
      * An activation matrix whose rows are padded by {@link #ROW_PAD}, so every chain-prefix view of
-     * it is strided. oneDNN computes a contiguous GEMM operand slightly differently (other rounding)
-     * from a strided one of the same values; with padding a chain's GEMMs see the same kind of operand
+     * it is strided. A BLAS may compute a contiguous GEMM operand slightly differently (other rounding)
+     * from a strided one of the same values (oneDNN does); with padding a chain's GEMMs see the same kind of operand
      * whatever the model's width, so growing the model keeps old scales bit-identical.
      */
     public static Mat allocateActivation(DataType type, int rows, int cols) {
@@ -100,6 +103,20 @@ public final class Mat {
 
     public boolean isContiguous() {
         return ld == cols || rows <= 1;
+    }
+
+    private Pointer pointer;
+
+    /**
+     * Address of element (0, 0) for a direct BLAS call: a FloatPointer or DoublePointer by the
+     * storage's type, created once (per-step code builds no new objects).
+     */
+    public Pointer pointer() {
+        if (pointer == null) {
+            Pointer base = storage.data().addressPointer();
+            pointer = (dataType() == DataType.FLOAT ? new FloatPointer(base) : new DoublePointer(base)).position(offset);
+        }
+        return pointer;
     }
 
     /** The ND4J view of this region (for GEMMs). */
