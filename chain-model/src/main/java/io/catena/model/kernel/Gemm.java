@@ -38,6 +38,25 @@ public final class Gemm {
     private Gemm() {
     }
 
+    /** The BLAS thread count last set from each calling thread (0: never). */
+    private static final ThreadLocal<int[]> BLAS_THREADS = ThreadLocal.withInitial(() -> new int[1]);
+
+    /**
+     * GEMMs use as many threads as the other kernels ({@link Parallel#threads()}): a Spark task with
+     * task.cpus = 4 on a 64-core host must not start 64 OpenMP threads, and two tasks sharing a JVM
+     * must not both ask OpenBLAS for a full team (0.3.19's OpenMP build then makes the second caller
+     * spin until the first GEMM ends). OpenBLAS's OpenMP build takes the count from the calling
+     * thread's OpenMP setting, so it is set once per thread and again when the count changes.
+     */
+    private static void matchBlasThreads() {
+        int want = Parallel.threads();
+        int[] have = BLAS_THREADS.get();
+        if (have[0] != want || openblas.blas_get_num_threads() != want) {
+            openblas.blas_set_num_threads(want);
+            have[0] = want;
+        }
+    }
+
     /** Wall time spent inside GEMM calls since start (for benchmarks' breakdowns). */
     public static long nanos() {
         return NANOS.sum();
@@ -67,6 +86,7 @@ public final class Gemm {
         }
         long t0 = System.nanoTime();
         if (OPENBLAS) {
+            matchBlasThreads();
             int ta = transA ? openblas.CblasTrans : openblas.CblasNoTrans;
             int tb = transB ? openblas.CblasTrans : openblas.CblasNoTrans;
             if (a.dataType() == DataType.FLOAT) {
