@@ -26,7 +26,9 @@ import org.nd4j.linalg.factory.Nd4j;
  * T 128, B 16) on random tokens — the same workload as benchmarks/python/bench_train.py — plus the
  * chain-linear micro-benchmark and the measured GEMM peak used for MFU. Prints one JSON line.
  *
- * <pre>java ... io.catena.bench.TrainBench [--steps 30] [--warmup 5] [--mode train|chain-linear|all]</pre>
+ * <pre>java ... io.catena.bench.TrainBench [--steps 30] [--warmup 5] [--mode train|chain-linear|all|ab-gemm]</pre>
+ * {@code ab-gemm} trains with consecutive steps alternating OpenBLAS and ND4J's matmul (oneDNN) for every GEMM and
+ * reports both medians and the median of the paired ratios.
  */
 public final class TrainBench {
 
@@ -48,6 +50,9 @@ public final class TrainBench {
         out.put("kernel_threads", Parallel.threads());
         out.put("nd4j_env", Nd4j.getExecutioner().getEnvironmentInformation().get("blas.vendor"));
         out.put("omp_threads", Nd4j.getExecutioner().getEnvironmentInformation().get("omp.threads"));
+        if (mode.equals("ab-gemm")) {
+            out.putAll(train(steps, warmup, true));
+        }
         if (mode.equals("all") || mode.equals("train")) {
             out.putAll(train(steps, warmup));
             out.put("gemm_peak_gflops", gemmPeak());
@@ -66,6 +71,11 @@ public final class TrainBench {
     }
 
     static Map<String, Object> train(int steps, int warmup) {
+        return train(steps, warmup, false);
+    }
+
+    /** With abGemm, consecutive steps alternate OpenBLAS and ND4J's matmul for every GEMM (a paired A/B). */
+    static Map<String, Object> train(int steps, int warmup, boolean abGemm) {
         ColmConfig cfg = referenceConfig();
         int batch = 16, seq = 128;
         ParamLayout layout = new ParamLayout(cfg);
@@ -88,6 +98,9 @@ public final class TrainBench {
                 in[i] = rnd.nextInt(cfg.vocabSize());
                 tg[i] = rnd.nextInt(cfg.vocabSize());
             }
+            if (abGemm) {
+                Gemm.useOpenBlas(s % 2 == 0); // even steps OpenBLAS, odd steps ND4J's matmul
+            }
             long g0 = Gemm.nanos();
             long t0 = System.nanoTime();
             double[] l = model.forwardBackward(in, tg, 0, 0, false, 1.0);
@@ -103,6 +116,23 @@ public final class TrainBench {
                 gemm[s - warmup] = (Gemm.nanos() - g0) / 1e6;
             }
             lastLoss = l[l.length - 1];
+        }
+        double[] abResult = null;
+        if (abGemm) {
+            int pairs = 0;
+            double[] openBlasMs = new double[steps / 2 + 1], nd4jMs = new double[steps / 2 + 1], ratio = new double[steps / 2 + 1];
+            for (int i = 0; i + 1 < steps; i++) {
+                if ((warmup + i) % 2 == 0) {
+                    openBlasMs[pairs] = times[i];
+                    nd4jMs[pairs] = times[i + 1];
+                    ratio[pairs] = times[i] / times[i + 1];
+                    pairs++;
+                    i++;
+                }
+            }
+            abResult = new double[] {median(Arrays.copyOf(openBlasMs, pairs)), median(Arrays.copyOf(nd4jMs, pairs)),
+                    median(Arrays.copyOf(ratio, pairs)), pairs};
+            Gemm.useOpenBlas(true);
         }
         double med = median(times);
         if (Gemm.BY_SHAPE != null) {
@@ -123,6 +153,13 @@ public final class TrainBench {
             r.put("phase_ms_per_step", phases);
         }
         r.put("tokens_per_s", batch * seq / (med / 1000));
+        if (abResult != null) {
+            // paired A/B in one process: consecutive steps alternate the GEMM library, so slow spells of the VM hit both
+            r.put("ab_gemm_openblas_ms_median", abResult[0]);
+            r.put("ab_gemm_nd4j_ms_median", abResult[1]);
+            r.put("ab_gemm_openblas_over_nd4j_paired_median", abResult[2]);
+            r.put("ab_gemm_pairs", (int) abResult[3]);
+        }
         r.put("last_loss", lastLoss);
         r.put("train_flops_per_token", trainFlopsPerToken(cfg, seq));
         return r;
@@ -175,8 +212,9 @@ public final class TrainBench {
         Mat w = Mat.allocate(DataType.FLOAT, d, d), dw = Mat.allocate(DataType.FLOAT, d, d), bias = Mat.allocate(DataType.FLOAT, 1, d);
         Mat dbias = Mat.allocate(DataType.FLOAT, 1, d);
         w.fill(0.01);
-        double[] tc = new double[15], td = new double[15];
-        for (int r = 0; r < 20; r++) {
+        // 40 alternating pairs after 5 warm-up pairs: this VM's ±10% swings need that many for a stable median
+        double[] tc = new double[40], td = new double[40];
+        for (int r = 0; r < tc.length + 5; r++) {
             long t0 = System.nanoTime();
             chain.forward(x, y, 4);
             chain.backward(x, dy, dx, 4, 0, false, false);

@@ -14,9 +14,10 @@ import org.nd4j.linalg.api.buffer.DataType;
  *
  * <p>By default it calls OpenBLAS's {@code cblas_sgemm}/{@code cblas_dgemm} (the OpenBLAS nd4j-native
  * ships and loads anyway) with the regions' own leading dimensions: one JNI call, no op object, no
- * shape inference. Measured on the reference model's shapes (2048 rows, N = 128..1024, K = 128..4096)
- * it is 5-35% faster than {@code Nd4j.matmul} (oneDNN), most on the narrow per-chain products; the LM
- * head's input gradient (2048x128x4096, transposed B) went from 20 to 14 ms in a training step.
+ * shape inference. Measured on the reference model's shapes (2048 rows, N = 128..4096, K = 128..4096)
+ * it takes up to 26% less time than {@code Nd4j.matmul} (oneDNN), most on the narrow per-chain
+ * products, and the same on large square ones ({@code benchmarks/run-micro.sh}); in a training step the
+ * LM head's input gradient (2048x128x4096, transposed B) went from 20 to 14 ms.
  * {@code -Dcatena.gemm=nd4j} routes through ND4J's matmul / {@code Mmul} op instead, for A/B runs.
  * Results are deterministic either way: the split over threads depends only on the shape.
  */
@@ -33,7 +34,12 @@ public final class Gemm {
             ? new java.util.concurrent.ConcurrentHashMap<>() : null;
 
     /** {@code -Dcatena.gemm=nd4j} selects ND4J's matmul (oneDNN); anything else OpenBLAS. */
-    static final boolean OPENBLAS = !"nd4j".equals(System.getProperty("catena.gemm", "openblas"));
+    private static volatile boolean openBlas = !"nd4j".equals(System.getProperty("catena.gemm", "openblas"));
+
+    /** Switches between OpenBLAS (true) and ND4J's matmul (false) at run time: for benchmarks' paired A/B runs. */
+    public static void useOpenBlas(boolean on) {
+        openBlas = on;
+    }
 
     private Gemm() {
     }
@@ -85,7 +91,7 @@ public final class Gemm {
             return;
         }
         long t0 = System.nanoTime();
-        if (OPENBLAS) {
+        if (openBlas) {
             matchBlasThreads();
             int ta = transA ? openblas.CblasTrans : openblas.CblasNoTrans;
             int tb = transB ? openblas.CblasTrans : openblas.CblasNoTrans;
