@@ -14,10 +14,10 @@ import org.nd4j.linalg.api.buffer.DataType;
  *
  * <p>By default it calls OpenBLAS's {@code cblas_sgemm}/{@code cblas_dgemm} (the OpenBLAS nd4j-native
  * ships and loads anyway) with the regions' own leading dimensions: one JNI call, no op object, no
- * shape inference. Measured on the reference model's shapes (2048 rows, N = 128..4096, K = 128..4096)
- * it takes up to 26% less time than {@code Nd4j.matmul} (oneDNN), most on the narrow per-chain
- * products, and the same on large square ones ({@code benchmarks/run-micro.sh}); in a training step the
- * LM head's input gradient (2048x128x4096, transposed B) went from 20 to 14 ms.
+ * shape inference. On the reference model's shapes (2048 rows, N = 128..4096, K = 128..4096) it took
+ * 0.47-1.08x the time of {@code Nd4j.matmul} (oneDNN) per shape over four runs, least on the narrow
+ * per-chain products, and whole training steps take 0.90-0.925x the time (a paired A/B, steps
+ * alternating the two; {@code benchmarks/run-micro.sh}).
  * {@code -Dcatena.gemm=nd4j} routes through ND4J's matmul / {@code Mmul} op instead, for A/B runs.
  * Results are deterministic either way: the split over threads depends only on the shape.
  */
