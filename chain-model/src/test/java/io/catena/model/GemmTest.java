@@ -81,6 +81,7 @@ class GemmTest {
         for (int threads : new int[] {1, 2, 1}) {
             Parallel.setThreads(threads);
             Gemm.mm(a, false, b, false, c, false);
+            // the preset's record of the count last set: proves Gemm set it from the kernel thread count
             assertEquals(threads, openblas.blas_get_num_threads(), "OpenBLAS threads after a GEMM with " + threads + " kernel threads");
         }
         assertTrue(Parallel.threads() >= 1);

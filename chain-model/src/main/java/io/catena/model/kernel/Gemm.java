@@ -52,7 +52,9 @@ public final class Gemm {
      * task.cpus = 4 on a 64-core host must not start 64 OpenMP threads, and two tasks sharing a JVM
      * must not both ask OpenBLAS for a full team (0.3.19's OpenMP build then makes the second caller
      * spin until the first GEMM ends). OpenBLAS's OpenMP build takes the count from the calling
-     * thread's OpenMP setting, so it is set once per thread and again when the count changes.
+     * thread's OpenMP setting (and keeps the last one set as a process-wide default), so it is set once
+     * per thread, again when the count changes, and again when another thread last set a different one
+     * ({@code blas_get_num_threads} is the JavaCPP preset's record of the last count set).
      */
     private static void matchBlasThreads() {
         int want = Parallel.threads();
