@@ -29,8 +29,7 @@ public final class MicroBench {
             r.run();
             t[i] = (System.nanoTime() - s) / 1e6;
         }
-        java.util.Arrays.sort(t);
-        return t[reps / 2];
+        return TrainBench.median(t);
     }
 
     /** {m, n, k, transA, transB} as the engine calls them (see -Dcatena.gemm.profile=true in TrainBench). */

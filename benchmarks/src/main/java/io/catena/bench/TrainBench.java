@@ -119,16 +119,13 @@ public final class TrainBench {
         }
         double[] abResult = null;
         if (abGemm) {
+            // times[i] is absolute step warmup + i; even absolute steps ran OpenBLAS, the next one ND4J
             int pairs = 0;
-            double[] openBlasMs = new double[steps / 2 + 1], nd4jMs = new double[steps / 2 + 1], ratio = new double[steps / 2 + 1];
-            for (int i = 0; i + 1 < steps; i++) {
-                if ((warmup + i) % 2 == 0) {
-                    openBlasMs[pairs] = times[i];
-                    nd4jMs[pairs] = times[i + 1];
-                    ratio[pairs] = times[i] / times[i + 1];
-                    pairs++;
-                    i++;
-                }
+            double[] openBlasMs = new double[steps / 2], nd4jMs = new double[steps / 2], ratio = new double[steps / 2];
+            for (int i = warmup % 2; i + 1 < steps; i += 2, pairs++) {
+                openBlasMs[pairs] = times[i];
+                nd4jMs[pairs] = times[i + 1];
+                ratio[pairs] = times[i] / times[i + 1];
             }
             abResult = new double[] {median(Arrays.copyOf(openBlasMs, pairs)), median(Arrays.copyOf(nd4jMs, pairs)),
                     median(Arrays.copyOf(ratio, pairs)), pairs};

@@ -1,12 +1,12 @@
 package io.catena.model.kernel;
 
-import org.nd4j.linalg.api.blas.params.MMulTranspose;
-import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
-import org.nd4j.linalg.factory.Nd4j;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.openblas.global.openblas;
+import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The one place that calls a GEMM: {@code C = op(A) op(B)} or {@code C += op(A) op(B)}, straight
@@ -19,7 +19,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  * per-chain products, and whole training steps take 0.90-0.925x the time (a paired A/B, steps
  * alternating the two; {@code benchmarks/run-micro.sh}).
  * {@code -Dcatena.gemm=nd4j} routes through ND4J's matmul / {@code Mmul} op instead, for A/B runs.
- * Results are deterministic either way: the split over threads depends only on the shape.
+ * Results are deterministic either way: the split over threads depends only on the shape and the
+ * thread count.
  */
 public final class Gemm {
     private static final MMulTranspose NN = new MMulTranspose(false, false, false);

@@ -20,6 +20,7 @@ public final class Mat {
     public final int cols;
     public final int ld;
     private INDArray view;
+    private Pointer pointer;
     private java.util.Map<Long, Mat> colViews;
 
     public Mat(INDArray storage, Buf buf, int offset, int rows, int cols, int ld) {
@@ -104,8 +105,6 @@ public final class Mat {
     public boolean isContiguous() {
         return ld == cols || rows <= 1;
     }
-
-    private Pointer pointer;
 
     /**
      * Address of element (0, 0) for a direct BLAS call: a FloatPointer or DoublePointer by the

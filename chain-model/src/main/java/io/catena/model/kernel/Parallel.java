@@ -9,8 +9,8 @@ import java.util.concurrent.locks.LockSupport;
  * in the same order (resume must be bit-for-bit).
  *
  * <p>A training step makes ~220 of these calls, most of them a few hundred microseconds long, so the
- * hand-off itself must be cheap: an executor's submit + Future.get cost ~50 us per call here (two
- * futex wake-ups on a KVM guest), ~3% of a reference step. A team's helper threads instead spin
+ * hand-off itself must be cheap: an executor's submit + Future.get cost 42-60 us per call here (two
+ * futex wake-ups on a KVM guest; {@code MicroBench handoff}), this team < 1 us. A team's helper threads spin
  * briefly ({@link #HELPER_SPIN_NANOS}) for the next task before they park, and the caller spins
  * while it waits for its helpers (its own core would be idle anyway). Concurrent callers (pipeline
  * stages, Spark tasks in one JVM) each take a team of their own from an idle list.
@@ -88,6 +88,9 @@ public final class Parallel {
     /** How long an idle helper spins for the next task before it parks. */
     static final long HELPER_SPIN_NANOS = 30_000;
 
+    /** How long a caller spins for its helpers before it parks (its core has nothing else to do). */
+    static final long CALLER_SPIN_NANOS = 2_000_000;
+
     /** Helper threads that run parts 1..n of a split; part 0 runs on the caller. */
     private static final class Team {
         private static final java.util.concurrent.ConcurrentLinkedQueue<Team> IDLE = new java.util.concurrent.ConcurrentLinkedQueue<>();
@@ -161,9 +164,9 @@ public final class Parallel {
 
     /**
      * One helper thread. The caller writes the task fields, then the volatile {@code posted}; the
-     * helper runs it and writes the volatile {@code completed}. Each side sets its {@code parked}
-     * flag before parking and re-checks, the other side reads the flag after its volatile write, so
-     * no wake-up is lost.
+     * helper runs it and writes the volatile {@code completed}. Before parking, the helper sets
+     * {@code helperParked} and the caller sets {@code waiter}, and each re-checks its condition; the
+     * other side reads that field after its own volatile write, so no wake-up is lost.
      */
     private static final class Helper implements Runnable {
         private final Thread thread;
@@ -260,7 +263,4 @@ public final class Parallel {
             }
         }
     }
-
-    /** How long a caller spins for its helpers before it parks (its core has nothing else to do). */
-    static final long CALLER_SPIN_NANOS = 2_000_000;
 }
