@@ -1,16 +1,57 @@
 #!/usr/bin/env bash
-# Session 4's engine micro-measurements: ND4J matmul (oneDNN) vs OpenBLAS cblas_sgemm on the reference step's GEMM
-# shapes, the fixed cost of one Parallel.forRows split against an executor's, and a paired A/B of whole training steps
-# of the reference model (consecutive steps alternate OpenBLAS and ND4J's matmul).  -> benchmarks/results/micro.jsonl
-#   benchmarks/run-micro.sh
+# The engine micro-measurements behind sessions 4 and 5, one section at a time or all:
+#   benchmarks/run-micro.sh [all|gemm|handoff|ab-gemm|engines] [ROUNDS=6]
+#   gemm     ND4J matmul (oneDNN) vs OpenBLAS cblas_sgemm on the reference step's GEMM shapes  -> results/micro.jsonl
+#   handoff  the fixed cost of one Parallel.forRows split against an executor's                 -> results/micro.jsonl
+#   ab-gemm  a paired A/B of whole reference steps in one process, consecutive steps alternating
+#            OpenBLAS's own threads and ND4J's matmul                                          -> results/micro.jsonl
+#   engines  the split GEMM (slabs on the kernel team, OpenBLAS single-threaded) against OpenBLAS's own threads:
+#            whole reference steps and the chain-linear benchmark (TrainBench --mode all), the two alternating
+#            processes for ROUNDS rounds (not one process: OpenBLAS's workers spin on after each GEMM, into the
+#            next step, which is the very cost the split removes)                               -> results/engines.jsonl
 # Run on a quiet machine (2 threads each).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-mkdir -p "$ROOT/benchmarks/results" "$ROOT/target/work/javacpp"
+WHAT="${1:-all}"
+ROUNDS="${2:-6}"
+OUT="$ROOT/benchmarks/results"
+mkdir -p "$OUT" "$ROOT/target/work/javacpp"
 (cd "$ROOT" && mvn -B -q -pl benchmarks -am package -DskipTests)
 CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
 JAVA=(env OMP_WAIT_POLICY=passive java --add-modules=jdk.incubator.vector -Xmx2g -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/work/javacpp"
       -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$CP")
-{ "${JAVA[@]}" io.catena.bench.MicroBench gemm; "${JAVA[@]}" io.catena.bench.MicroBench handoff
-  "${JAVA[@]}" io.catena.bench.TrainBench --mode ab-gemm --steps 60 --warmup 6 | sed 's/^{/{"case":"ab-gemm",/'
-} 2>/dev/null | grep '^{' | tee "$ROOT/benchmarks/results/micro.jsonl"
+if [[ "$WHAT" == all || "$WHAT" == gemm || "$WHAT" == handoff || "$WHAT" == ab-gemm ]]; then
+  { [[ "$WHAT" == all || "$WHAT" == gemm ]] && "${JAVA[@]}" io.catena.bench.MicroBench gemm
+    [[ "$WHAT" == all || "$WHAT" == handoff ]] && "${JAVA[@]}" io.catena.bench.MicroBench handoff
+    [[ "$WHAT" == all || "$WHAT" == ab-gemm ]] && "${JAVA[@]}" io.catena.bench.TrainBench --mode ab-gemm --ab openblas,nd4j --steps 60 --warmup 6 \
+      | sed 's/^{/{"case":"ab-gemm",/'
+    true
+  } 2>/dev/null | grep '^{' | tee "$OUT/micro.jsonl"
+fi
+if [[ "$WHAT" == all || "$WHAT" == engines ]]; then
+  : > "$OUT/engines.jsonl"
+  for r in $(seq 1 "$ROUNDS"); do
+    for g in split openblas; do
+      echo "round $r/$ROUNDS: -Dcatena.gemm=$g" >&2
+      "${JAVA[@]}" -Dcatena.gemm="$g" io.catena.bench.TrainBench --mode all --steps 30 --warmup 5 2>/dev/null | grep '^{' \
+        | sed "s/^{/{\"case\":\"engines\",\"round\":$r,/" >> "$OUT/engines.jsonl"
+    done
+  done
+  /usr/bin/python3 - "$OUT/engines.jsonl" <<'PYEOF'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows:
+    by.setdefault(r["round"], {})[r["gemm_engine"]] = r
+def med(engine, key):
+    return statistics.median(r[key] for r in rows if r["gemm_engine"] == engine)
+print("| engine | step ms (median of per-run medians) | GEMM ms | chain linear / dense |")
+print("|---|---|---|---|")
+for e in ("SPLIT", "OPENBLAS_THREADS"):
+    print(f"| {e} | {med(e, 'ms_per_step_median'):.1f} | {med(e, 'gemm_ms_per_step_median'):.1f} | {med(e, 'chain_over_dense'):.3f} |")
+ratios = [v["SPLIT"]["ms_per_step_median"] / v["OPENBLAS_THREADS"]["ms_per_step_median"] for v in by.values() if len(v) == 2]
+print(f"split / openblas step time per round: {', '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}")
+print("chain linear / dense per round, split: " + ", ".join(f"{v['SPLIT']['chain_over_dense']:.3f}" for v in by.values() if "SPLIT" in v))
+print("chain linear / dense per round, openblas: " + ", ".join(f"{v['OPENBLAS_THREADS']['chain_over_dense']:.3f}" for v in by.values() if "OPENBLAS_THREADS" in v))
+PYEOF
+fi

@@ -26,9 +26,11 @@ import org.nd4j.linalg.factory.Nd4j;
  * T 128, B 16) on random tokens — the same workload as benchmarks/python/bench_train.py — plus the
  * chain-linear micro-benchmark and the measured GEMM peak used for MFU. Prints one JSON line.
  *
- * <pre>java ... io.catena.bench.TrainBench [--steps 30] [--warmup 5] [--mode train|chain-linear|all|ab-gemm]</pre>
- * {@code ab-gemm} trains with consecutive steps alternating OpenBLAS and ND4J's matmul (oneDNN) for every GEMM and
- * reports both medians and the median of the paired ratios.
+ * <pre>java ... io.catena.bench.TrainBench [--steps 30] [--warmup 5] [--mode train|chain-linear|all|ab-gemm] [--ab openblas,nd4j]</pre>
+ * {@code ab-gemm} trains with consecutive steps alternating two GEMM engines ({@code -Dcatena.gemm} names, default
+ * OpenBLAS's own threads against ND4J's matmul) and reports both medians and the median of the paired ratios. Not
+ * for {@code split} against {@code openblas}: OpenBLAS's workers spin on into the following step, which is what the
+ * split removes, so those two are compared across alternating processes ({@code benchmarks/run-micro.sh}).
  */
 public final class TrainBench {
 
@@ -50,8 +52,10 @@ public final class TrainBench {
         out.put("kernel_threads", Parallel.threads());
         out.put("nd4j_env", Nd4j.getExecutioner().getEnvironmentInformation().get("blas.vendor"));
         out.put("omp_threads", Nd4j.getExecutioner().getEnvironmentInformation().get("omp.threads"));
+        out.put("gemm_engine", Gemm.engine().toString());
         if (mode.equals("ab-gemm")) {
-            out.putAll(train(steps, warmup, true));
+            String[] ab = a.getOrDefault("ab", "openblas,nd4j").split(",");
+            out.putAll(train(steps, warmup, new String[] {ab[0], ab[1]}));
         }
         if (mode.equals("all") || mode.equals("train")) {
             out.putAll(train(steps, warmup));
@@ -71,11 +75,12 @@ public final class TrainBench {
     }
 
     static Map<String, Object> train(int steps, int warmup) {
-        return train(steps, warmup, false);
+        return train(steps, warmup, null);
     }
 
-    /** With abGemm, consecutive steps alternate OpenBLAS and ND4J's matmul for every GEMM (a paired A/B). */
-    static Map<String, Object> train(int steps, int warmup, boolean abGemm) {
+    /** With abGemm = {a, b} (engine names), consecutive steps alternate the two GEMM engines (a paired A/B). */
+    static Map<String, Object> train(int steps, int warmup, String[] abGemm) {
+        Gemm.Engine initial = Gemm.engine();
         ColmConfig cfg = referenceConfig();
         int batch = 16, seq = 128;
         ParamLayout layout = new ParamLayout(cfg);
@@ -98,8 +103,8 @@ public final class TrainBench {
                 in[i] = rnd.nextInt(cfg.vocabSize());
                 tg[i] = rnd.nextInt(cfg.vocabSize());
             }
-            if (abGemm) {
-                Gemm.useOpenBlas(s % 2 == 0); // even steps OpenBLAS, odd steps ND4J's matmul
+            if (abGemm != null) {
+                Gemm.use(Gemm.parse(abGemm[s % 2])); // even steps engine a, odd steps engine b
             }
             long g0 = Gemm.nanos();
             long t0 = System.nanoTime();
@@ -118,18 +123,18 @@ public final class TrainBench {
             lastLoss = l[l.length - 1];
         }
         double[] abResult = null;
-        if (abGemm) {
-            // times[i] is absolute step warmup + i; even absolute steps ran OpenBLAS, the next one ND4J
+        if (abGemm != null) {
+            // times[i] is absolute step warmup + i; even absolute steps ran engine a, the next one engine b
             int pairs = 0;
-            double[] openBlasMs = new double[steps / 2], nd4jMs = new double[steps / 2], ratio = new double[steps / 2];
+            double[] aMs = new double[steps / 2], bMs = new double[steps / 2], ratio = new double[steps / 2];
             for (int i = warmup % 2; i + 1 < steps; i += 2, pairs++) {
-                openBlasMs[pairs] = times[i];
-                nd4jMs[pairs] = times[i + 1];
+                aMs[pairs] = times[i];
+                bMs[pairs] = times[i + 1];
                 ratio[pairs] = times[i] / times[i + 1];
             }
-            abResult = new double[] {median(Arrays.copyOf(openBlasMs, pairs)), median(Arrays.copyOf(nd4jMs, pairs)),
+            abResult = new double[] {median(Arrays.copyOf(aMs, pairs)), median(Arrays.copyOf(bMs, pairs)),
                     median(Arrays.copyOf(ratio, pairs)), pairs};
-            Gemm.useOpenBlas(true);
+            Gemm.use(initial);
         }
         double med = median(times);
         if (Gemm.BY_SHAPE != null) {
@@ -152,9 +157,11 @@ public final class TrainBench {
         r.put("tokens_per_s", batch * seq / (med / 1000));
         if (abResult != null) {
             // paired A/B in one process: consecutive steps alternate the GEMM library, so slow spells of the VM hit both
-            r.put("ab_gemm_openblas_ms_median", abResult[0]);
-            r.put("ab_gemm_nd4j_ms_median", abResult[1]);
-            r.put("ab_gemm_openblas_over_nd4j_paired_median", abResult[2]);
+            r.put("ab_gemm_a", abGemm[0]);
+            r.put("ab_gemm_b", abGemm[1]);
+            r.put("ab_gemm_a_ms_median", abResult[0]);
+            r.put("ab_gemm_b_ms_median", abResult[1]);
+            r.put("ab_gemm_a_over_b_paired_median", abResult[2]);
             r.put("ab_gemm_pairs", (int) abResult[3]);
         }
         r.put("last_loss", lastLoss);

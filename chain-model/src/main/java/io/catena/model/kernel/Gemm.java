@@ -2,6 +2,7 @@ package io.catena.model.kernel;
 
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas;
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -12,21 +13,31 @@ import org.nd4j.linalg.factory.Nd4j;
  * The one place that calls a GEMM: {@code C = op(A) op(B)} or {@code C += op(A) op(B)}, straight
  * into preallocated (possibly strided) regions.
  *
- * <p>By default it calls OpenBLAS's {@code cblas_sgemm}/{@code cblas_dgemm} (the OpenBLAS nd4j-native
- * ships and loads anyway) with the regions' own leading dimensions: one JNI call, no op object, no
- * shape inference. On the reference model's shapes (2048 rows, N = 128..4096, K = 128..4096) it took
- * 0.47-1.08x the time of {@code Nd4j.matmul} (oneDNN) per shape over four runs, least on the narrow
- * per-chain products, and whole training steps take 0.90-0.925x the time (a paired A/B, steps
- * alternating the two; {@code benchmarks/run-micro.sh}).
- * {@code -Dcatena.gemm=nd4j} routes through ND4J's matmul / {@code Mmul} op instead, for A/B runs.
- * Results are deterministic either way: the split over threads depends only on the shape and the
- * thread count.
+ * <p>By default ({@link Engine#SPLIT}) a GEMM is cut into {@link Parallel#threads()} slabs of C's rows
+ * (or of its columns, when C is wider than tall) and each slab is one single-threaded
+ * {@code cblas_sgemm}/{@code cblas_dgemm} call (the OpenBLAS nd4j-native ships) on the kernel team
+ * that also runs the memory-bound kernels. So one team of threads does all of a step's work. With
+ * OpenBLAS's own threads ({@link Engine#OPENBLAS_THREADS}) a second pool exists, and its workers keep
+ * spinning for a while after each GEMM (2^28 cycles by default), on the very cores the next kernel
+ * needs: whole reference-model steps took 0.66-0.99x the time with the split (alternating processes,
+ * {@code benchmarks/run-micro.sh}), the chain-linear benchmark 0.70-0.72x of dense instead of
+ * 0.73-0.80x. {@link Engine#ND4J} routes through ND4J's matmul (oneDNN). Select with
+ * {@code -Dcatena.gemm=split|openblas|nd4j} or {@link #use}.
+ *
+ * <p>Results are deterministic: the slabs depend only on the shape and the thread count. (A different
+ * thread count may round differently in the last bit: OpenBLAS's kernels block a slab by its size.)
  */
 public final class Gemm {
+    /** How GEMMs run; see the class comment. */
+    public enum Engine { SPLIT, OPENBLAS_THREADS, ND4J }
+
     private static final MMulTranspose NN = new MMulTranspose(false, false, false);
     private static final MMulTranspose NT = new MMulTranspose(false, true, false);
     private static final MMulTranspose TN = new MMulTranspose(true, false, false);
     private static final MMulTranspose TT = new MMulTranspose(true, true, false);
+
+    /** Below this many multiply-adds a GEMM runs on the calling thread alone (the hand-off would cost more). */
+    static final long SPLIT_MIN_MULTIPLY_ADDS = 1L << 18;
 
     private static final java.util.concurrent.atomic.LongAdder NANOS = new java.util.concurrent.atomic.LongAdder();
 
@@ -34,12 +45,29 @@ public final class Gemm {
     public static final java.util.Map<String, long[]> BY_SHAPE = Boolean.getBoolean("catena.gemm.profile")
             ? new java.util.concurrent.ConcurrentHashMap<>() : null;
 
-    /** {@code -Dcatena.gemm=nd4j} selects ND4J's matmul (oneDNN); anything else OpenBLAS. */
-    private static volatile boolean openBlas = !"nd4j".equals(System.getProperty("catena.gemm", "openblas"));
+    private static volatile Engine engine = parse(System.getProperty("catena.gemm", "split"));
 
-    /** Switches between OpenBLAS (true) and ND4J's matmul (false) at run time: for benchmarks' paired A/B runs. */
-    public static void useOpenBlas(boolean on) {
-        openBlas = on;
+    /** The engine a {@code -Dcatena.gemm} value names. */
+    public static Engine parse(String name) {
+        switch (name) {
+            case "split":
+                return Engine.SPLIT;
+            case "openblas":
+                return Engine.OPENBLAS_THREADS;
+            case "nd4j":
+                return Engine.ND4J;
+            default:
+                throw new IllegalArgumentException("-Dcatena.gemm=" + name + ": expected split, openblas or nd4j");
+        }
+    }
+
+    /** Switches the GEMM engine at run time (benchmarks' A/B runs). */
+    public static void use(Engine e) {
+        engine = java.util.Objects.requireNonNull(e);
+    }
+
+    public static Engine engine() {
+        return engine;
     }
 
     private Gemm() {
@@ -49,16 +77,14 @@ public final class Gemm {
     private static final ThreadLocal<int[]> BLAS_THREADS = ThreadLocal.withInitial(() -> new int[1]);
 
     /**
-     * GEMMs use as many threads as the other kernels ({@link Parallel#threads()}): a Spark task with
-     * task.cpus = 4 on a 64-core host must not start 64 OpenMP threads, and two tasks sharing a JVM
-     * must not both ask OpenBLAS for a full team (0.3.19's OpenMP build then makes the second caller
-     * spin until the first GEMM ends). OpenBLAS's OpenMP build takes the count from the calling
-     * thread's OpenMP setting (and keeps the last one set as a process-wide default), so it is set once
-     * per thread, again when the count changes, and again when another thread last set a different one
-     * ({@code blas_get_num_threads} is the JavaCPP preset's record of the last count set).
+     * Sets the calling thread's OpenBLAS thread count: 1 for the split (each slab is single-threaded),
+     * {@link Parallel#threads()} for OpenBLAS's own threading (a Spark task with task.cpus = 4 on a
+     * 64-core host must not start 64 threads). OpenBLAS keeps the count per calling thread, with the
+     * last one set as a process-wide default, so it is set again when this thread's record differs or
+     * another thread last set a different one ({@code blas_get_num_threads} is the JavaCPP preset's
+     * record of the last count set).
      */
-    private static void matchBlasThreads() {
-        int want = Parallel.threads();
+    private static void blasThreads(int want) {
         int[] have = BLAS_THREADS.get();
         if (have[0] != want || openblas.blas_get_num_threads() != want) {
             openblas.blas_set_num_threads(want);
@@ -73,6 +99,71 @@ public final class Gemm {
 
     static void addNanos(long n) {
         NANOS.add(n);
+    }
+
+    /** Reusable pointer objects whose address is set per call, one set per thread: a slab's GEMM allocates nothing. */
+    private static final class FloatAt extends FloatPointer {
+        FloatAt at(long addr) {
+            address = addr;
+            return this;
+        }
+    }
+
+    private static final class DoubleAt extends DoublePointer {
+        DoubleAt at(long addr) {
+            address = addr;
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<FloatAt[]> FLOAT_AT = ThreadLocal.withInitial(() -> new FloatAt[] {new FloatAt(), new FloatAt(), new FloatAt()});
+    private static final ThreadLocal<DoubleAt[]> DOUBLE_AT = ThreadLocal.withInitial(() -> new DoubleAt[] {new DoubleAt(), new DoubleAt(), new DoubleAt()});
+
+    /** Address of element (0, 0) of a region. */
+    private static long address(Mat x, int bytes) {
+        Pointer p = x.pointer();
+        return p.address() + p.position() * bytes;
+    }
+
+    /**
+     * The split: slabs of C's rows when C is at least as tall as wide, else slabs of its columns. A
+     * slab re-packs the whole other operand, so the split runs along the side whose other operand is
+     * the smaller one (rows: B is K x N; columns: A is M x K).
+     */
+    private static void split(Mat a, boolean transA, Mat b, boolean transB, Mat c, boolean accumulate, int m, int n, int k) {
+        boolean f32 = a.dataType() == DataType.FLOAT;
+        int bytes = f32 ? 4 : 8;
+        long pa = address(a, bytes), pb = address(b, bytes), pc = address(c, bytes);
+        boolean byRows = m >= n;
+        Parallel.RowRange slab = (from, to) -> {
+            blasThreads(1);
+            // first row of op(A) / first column of op(B) and C for this slab, in elements
+            long oa = byRows ? (transA ? from : (long) from * a.ld) : 0;
+            long ob = byRows ? 0 : (transB ? (long) from * b.ld : from);
+            long oc = byRows ? (long) from * c.ld : from;
+            int sm = byRows ? to - from : m, sn = byRows ? n : to - from;
+            blas(f32, transA, transB, sm, sn, k, pa + oa * bytes, a.ld, pb + ob * bytes, b.ld, accumulate, pc + oc * bytes, c.ld);
+        };
+        if (Parallel.threads() > 1 && (long) m * n * k >= SPLIT_MIN_MULTIPLY_ADDS) {
+            Parallel.forRows(byRows ? m : n, slab);
+        } else {
+            slab.run(0, byRows ? m : n);
+        }
+    }
+
+    private static void blas(boolean f32, boolean transA, boolean transB, int m, int n, int k, long a, int lda, long b, int ldb,
+                             boolean accumulate, long c, int ldc) {
+        int ta = transA ? openblas.CblasTrans : openblas.CblasNoTrans;
+        int tb = transB ? openblas.CblasTrans : openblas.CblasNoTrans;
+        if (f32) {
+            FloatAt[] p = FLOAT_AT.get();
+            openblas.cblas_sgemm(openblas.CblasRowMajor, ta, tb, m, n, k, 1f, p[0].at(a), lda, p[1].at(b), ldb,
+                    accumulate ? 1f : 0f, p[2].at(c), ldc);
+        } else {
+            DoubleAt[] p = DOUBLE_AT.get();
+            openblas.cblas_dgemm(openblas.CblasRowMajor, ta, tb, m, n, k, 1.0, p[0].at(a), lda, p[1].at(b), ldb,
+                    accumulate ? 1.0 : 0.0, p[2].at(c), ldc);
+        }
     }
 
     public static void mm(Mat a, boolean transA, Mat b, boolean transB, Mat c, boolean accumulate) {
@@ -94,17 +185,13 @@ public final class Gemm {
             return;
         }
         long t0 = System.nanoTime();
-        if (openBlas) {
-            matchBlasThreads();
-            int ta = transA ? openblas.CblasTrans : openblas.CblasNoTrans;
-            int tb = transB ? openblas.CblasTrans : openblas.CblasNoTrans;
-            if (a.dataType() == DataType.FLOAT) {
-                openblas.cblas_sgemm(openblas.CblasRowMajor, ta, tb, m, n, k, 1f, (FloatPointer) a.pointer(), a.ld,
-                        (FloatPointer) b.pointer(), b.ld, accumulate ? 1f : 0f, (FloatPointer) c.pointer(), c.ld);
-            } else {
-                openblas.cblas_dgemm(openblas.CblasRowMajor, ta, tb, m, n, k, 1.0, (DoublePointer) a.pointer(), a.ld,
-                        (DoublePointer) b.pointer(), b.ld, accumulate ? 1.0 : 0.0, (DoublePointer) c.pointer(), c.ld);
-            }
+        Engine e = engine;
+        if (e == Engine.SPLIT) {
+            split(a, transA, b, transB, c, accumulate, m, n, k);
+        } else if (e == Engine.OPENBLAS_THREADS) {
+            blasThreads(Parallel.threads());
+            int bytes = a.dataType() == DataType.FLOAT ? 4 : 8;
+            blas(bytes == 4, transA, transB, m, n, k, address(a, bytes), a.ld, address(b, bytes), b.ld, accumulate, address(c, bytes), c.ld);
         } else if (!accumulate) {
             Nd4j.matmul(a.nd(), b.nd(), c.nd(), transA, transB, false);
         } else {
