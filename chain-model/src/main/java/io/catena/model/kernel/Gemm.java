@@ -19,10 +19,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * that also runs the memory-bound kernels. So one team of threads does all of a step's work. With
  * OpenBLAS's own threads ({@link Engine#OPENBLAS_THREADS}) a second pool exists, and its workers keep
  * spinning for a while after each GEMM (2^28 cycles by default), on the very cores the next kernel
- * needs: whole reference-model steps took 0.66-0.99x the time with the split (alternating processes,
- * {@code benchmarks/run-micro.sh}), the chain-linear benchmark 0.70-0.72x of dense instead of
- * 0.73-0.80x. {@link Engine#ND4J} routes through ND4J's matmul (oneDNN). Select with
- * {@code -Dcatena.gemm=split|openblas|nd4j} or {@link #use}.
+ * needs: whole reference-model steps took 0.81x the time with the split (median of 6 rounds of
+ * alternating processes, 0.68-0.87; {@code benchmarks/run-micro.sh engines}), and the chain-linear
+ * benchmark's ratio to dense fell from 0.77 to 0.71. {@link Engine#ND4J} routes through ND4J's
+ * matmul (oneDNN). Select with {@code -Dcatena.gemm=split|openblas|nd4j} or {@link #use}.
  *
  * <p>Results are deterministic: the slabs depend only on the shape and the thread count. (A different
  * thread count may round differently in the last bit: OpenBLAS's kernels block a slab by its size.)
