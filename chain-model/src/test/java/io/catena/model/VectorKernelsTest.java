@@ -72,4 +72,45 @@ class VectorKernelsTest {
                     "parameter " + i + " after AdamW: " + p64.buf().get(i) + " vs " + p32.buf().get(i));
         }
     }
+
+    /**
+     * The causal softmax row kernel alone, for every causal length n of a 64-wide row: entries [0, n) equal a float64
+     * softmax, entries at and past n are exactly 0, and whatever the scores kernel left past n (here huge values)
+     * does not leak into the maximum or the sum.
+     */
+    @org.junit.jupiter.api.Test
+    void causalSoftmaxRowMasksEverythingPastTheDiagonal() {
+        int rowLen = 64;
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocateDirect((rowLen + 8) * 4).order(java.nio.ByteOrder.nativeOrder());
+        java.util.Random rnd = new java.util.Random(5);
+        float scale = 0.125f;
+        for (int n = 1; n <= rowLen; n++) {
+            float[] x = new float[rowLen];
+            for (int i = 0; i < rowLen; i++) {
+                x[i] = i < n ? (float) (rnd.nextGaussian() * 8) : 1e4f + i;
+                b.putFloat((4 + i) * 4, x[i]);
+            }
+            b.putFloat(0, 7f); // the float just before the row must not change
+            b.putFloat((4 + rowLen) * 4, 9f); // nor the one just after
+            io.catena.model.kernel.VectorKernels.causalSoftmaxRow(b, 4, n, rowLen, scale);
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int i = 0; i < n; i++) {
+                max = Math.max(max, x[i] * (double) scale);
+            }
+            for (int i = 0; i < n; i++) {
+                sum += Math.exp(x[i] * (double) scale - max);
+            }
+            for (int i = 0; i < rowLen; i++) {
+                double expected = i < n ? Math.exp(x[i] * (double) scale - max) / sum : 0.0;
+                float got = b.getFloat((4 + i) * 4);
+                if (i < n) {
+                    assertEquals(expected, got, 1e-6 + 1e-5 * expected, "n=" + n + " entry " + i);
+                } else {
+                    assertEquals(0f, got, 0f, "n=" + n + " entry " + i + " past the diagonal");
+                }
+            }
+            assertEquals(7f, b.getFloat(0), 0f, "n=" + n + ": the float before the row");
+            assertEquals(9f, b.getFloat((4 + rowLen) * 4), 0f, "n=" + n + ": the float after the row");
+        }
+    }
 }
