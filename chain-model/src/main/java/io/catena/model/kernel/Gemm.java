@@ -77,12 +77,13 @@ public final class Gemm {
     private static final ThreadLocal<int[]> BLAS_THREADS = ThreadLocal.withInitial(() -> new int[1]);
 
     /**
-     * Sets the calling thread's OpenBLAS thread count: 1 for the split (each slab is single-threaded),
+     * Sets OpenBLAS's thread count before a call: 1 for the split (each slab is single-threaded),
      * {@link Parallel#threads()} for OpenBLAS's own threading (a Spark task with task.cpus = 4 on a
-     * 64-core host must not start 64 threads). OpenBLAS keeps the count per calling thread, with the
-     * last one set as a process-wide default, so it is set again when this thread's record differs or
-     * another thread last set a different one ({@code blas_get_num_threads} is the JavaCPP preset's
-     * record of the last count set).
+     * 64-core host must not start 64 threads). In the pthreads build nd4j-native ships the count is
+     * process-wide, so it is set again when this thread's record differs or another thread last set a
+     * different one ({@code blas_get_num_threads} is the JavaCPP preset's record of the last count set).
+     * Under the split every caller wants 1, so concurrent callers (Spark tasks sharing a JVM, pipeline
+     * stages) never disagree.
      */
     private static void blasThreads(int want) {
         int[] have = BLAS_THREADS.get();
@@ -101,7 +102,7 @@ public final class Gemm {
         NANOS.add(n);
     }
 
-    /** Reusable pointer objects whose address is set per call, one set per thread: a slab's GEMM allocates nothing. */
+    /** Reusable pointer objects whose address is set per call, one set per thread: no JavaCPP pointer is created per GEMM. */
     private static final class FloatAt extends FloatPointer {
         FloatAt at(long addr) {
             address = addr;
