@@ -90,6 +90,34 @@ public record ColmConfig(
         return w;
     }
 
+    /**
+     * Per-scale loss weights for n chains from their written form: {@code mean}, {@code full-only} or one
+     * number per chain ({@code 0.2,0.3,0.5}). {@code what} names the setting in the error.
+     */
+    public static List<Double> parseLossWeights(String spec, int n, String what) {
+        String s = spec.trim();
+        if (s.equals("mean")) {
+            return meanWeights(n);
+        }
+        if (s.equals("full-only")) {
+            return fullOnlyWeights(n);
+        }
+        List<Double> w = new ArrayList<>();
+        for (String part : s.split(",")) {
+            try {
+                w.add(Double.parseDouble(part.trim()));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(what + " = '" + spec + "': '" + part.trim() + "' is not a number; expected mean, "
+                        + "full-only or one weight per chain (" + n + "), e.g. " + String.join(",", Collections.nCopies(n, "1")));
+            }
+        }
+        if (w.size() != n) {
+            throw new IllegalArgumentException(what + " = '" + spec + "' has " + w.size() + " weights, the model has " + n
+                    + " chains; give one per chain, or mean / full-only");
+        }
+        return w;
+    }
+
     // ---- derived sizes ------------------------------------------------------------------------
 
     public int numChains() {

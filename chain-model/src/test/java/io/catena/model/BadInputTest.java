@@ -69,9 +69,13 @@ class BadInputTest {
     }
 
     private static TrainingState state() {
+        return state(3);
+    }
+
+    private static TrainingState state(int step) {
         ColmConfig cfg = TinyConfigs.colmGeluLayerNorm();
         Params p = TinyConfigs.randomParams(cfg, DataType.FLOAT, 2);
-        return new TrainingState(cfg, p, null, null, 3, 30, 6, 0, Map.of());
+        return new TrainingState(cfg, p, null, null, step, 30, 6, 0, Map.of());
     }
 
     @Test
@@ -111,17 +115,50 @@ class BadInputTest {
     void shouldLeaveNoHalfWrittenCheckpointWhenWritingFails(@TempDir Path dir) throws Exception {
         CheckpointStore store = new CheckpointStore();
         String root = dir.resolve("root").toString();
-        store.save(root, state());
-        // a file where the next step directory's parent should be: the write fails...
+        TrainingState first = state();
+        store.save(root, first);
+        // a write that fails half-way through the tensors (as a full disk would), both for a step under a root...
+        TrainingState next = state(5);
+        RuntimeException failed = assertThrows(RuntimeException.class, () -> store.failingAfterTensors(3).save(root, next));
+        assertMessage(failed, "injected failure after 3 tensor files");
+        // ...and for a standalone directory
+        String out = dir.resolve("expanded").toString();
+        assertThrows(RuntimeException.class, () -> store.failingAfterTensors(2).saveTo(out, next));
+        assertFalse(Files.exists(Path.of(out)), "a failed saveTo leaves no directory");
+        // a file where the next step directory's parent should be: the write fails before anything is written
         Path blocker = dir.resolve("blocked");
         Files.writeString(blocker, "not a directory");
         assertThrows(RuntimeException.class, () -> store.save(blocker.resolve("sub").toString(), state()));
-        // ...and an existing output directory is never overwritten by saveTo
+        // an existing output directory is never overwritten by saveTo
         assertMessage(assertThrows(IllegalArgumentException.class, () -> store.saveTo(root, state())), "already exists");
         try (Stream<Path> s = Files.list(Path.of(root))) {
             List<String> names = s.map(p -> p.getFileName().toString()).sorted().toList();
-            assertEquals(List.of("latest", "step-00000003"), names);
-            assertFalse(names.stream().anyMatch(n -> n.startsWith("_tmp")));
+            assertEquals(List.of("latest", "step-00000003"), names, "no temporary or partial directory may stay behind");
         }
+        try (Stream<Path> s = Files.list(dir)) {
+            assertFalse(s.anyMatch(p -> p.getFileName().toString().startsWith("_tmp")), "no temporary directory beside saveTo's target");
+        }
+        // and the previous checkpoint is still the one 'latest' names, intact
+        TrainingState back = store.load(root, false);
+        assertEquals(first.step(), back.step());
+        for (int i = 0; i < first.params().buf().length(); i++) {
+            assertEquals(first.params().buf().get(i), back.params().buf().get(i), 0.0, "parameter " + i);
+        }
+    }
+
+    /** A crash between deleting the old 'latest' and renaming the new one into place: the new one is found. */
+    @Test
+    void shouldFindTheNewestCheckpointWhenReplacingLatestWasInterrupted(@TempDir Path dir) throws Exception {
+        CheckpointStore store = new CheckpointStore();
+        String root = dir.resolve("root").toString();
+        store.save(root, state());
+        store.save(root, state(5));
+        // the state such a crash leaves: no 'latest', only the complete temporary file naming the new step
+        Files.move(Path.of(root, CheckpointStore.LATEST), Path.of(root, "_tmp-" + CheckpointStore.LATEST + "-0f3e"));
+        assertTrue(store.resolve(root).endsWith("step-00000005"), store.resolve(root));
+        assertEquals(5, store.load(root, false).step());
+        // the next save replaces it as usual
+        store.save(root, state(7));
+        assertTrue(store.resolve(root).endsWith("step-00000007"), store.resolve(root));
     }
 }

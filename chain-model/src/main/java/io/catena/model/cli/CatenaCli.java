@@ -49,7 +49,7 @@ public final class CatenaCli {
               train-local   train in this process: --recipe <file> --data <manifest|text file|dir|builtin:genesis> --out <ckpt dir>
               eval          validation loss and perplexity per number of chains: --ckpt <dir> --data <text>
               generate      sample text at k chains with a KV cache: --ckpt <dir> --prompt "..."
-              expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] --out <dir>
+              expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] [--loss-weights mean] --out <dir>
               inspect       print a checkpoint's config, chains, parameter counts and training state
             """;
 
@@ -306,8 +306,10 @@ public final class CatenaCli {
         Args a = new Args("expand", argv, 1, Set.of("ckpt", "add-chains", "out", "seed", "loss-weights"), Set.of("freeze-old"));
         if (help(a, """
                 catena expand --ckpt <dir> --add-chains <heads[,heads...]> --out <dir> [--freeze-old] [--seed 7]
+                              [--loss-weights mean|full-only|w1,...,wn]
                   Appends chains: old tensors copied, new ones initialised, the new chains' LM-head rows zero, so every
                   old scale and the grown full model give exactly the old logits. --freeze-old trains only new chains.
+                  --loss-weights: the grown model's per-scale loss weights (default mean; n = old + added chains).
                 """)) {
             return;
         }
@@ -322,7 +324,10 @@ public final class CatenaCli {
         for (String s : a.require("add-chains").split(",")) {
             added.add(Integer.parseInt(s.trim()));
         }
-        TrainingState grown = ChainExpansion.expand(old, added, a.has("freeze-old"), null, a.integer("seed", 7));
+        List<Double> weights = a.has("loss-weights")
+                ? ColmConfig.parseLossWeights(a.require("loss-weights"), old.config().numChains() + added.size(), "--loss-weights")
+                : null;
+        TrainingState grown = ChainExpansion.expand(old, added, a.has("freeze-old"), weights, a.integer("seed", 7));
         String dir = store.saveTo(a.require("out"), grown);
         out.println("expanded " + old.config().chains() + " -> " + grown.config().chains() + " (" + old.params().layout().size()
                 + " -> " + grown.params().layout().size() + " parameters, frozen chains " + grown.frozenChains() + "): " + dir);

@@ -40,6 +40,9 @@ public final class CheckpointStore {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Configuration hadoopConf;
+    /** Fault injection for tests (like the trainer's --fail-at): fail after writing this many tensor files; -1 never. */
+    private int failAfterTensors = -1;
+    private int tensorsWritten;
 
     public CheckpointStore() {
         this(new Configuration());
@@ -47,6 +50,13 @@ public final class CheckpointStore {
 
     public CheckpointStore(Configuration hadoopConf) {
         this.hadoopConf = hadoopConf;
+    }
+
+    /** A store whose writes fail after {@code n} tensor files, as a full disk or a lost connection would (tests only). */
+    public CheckpointStore failingAfterTensors(int n) {
+        CheckpointStore s = new CheckpointStore(hadoopConf);
+        s.failAfterTensors = n;
+        return s;
     }
 
     private FileSystem fs(Path p) throws IOException {
@@ -70,7 +80,7 @@ public final class CheckpointStore {
             String name = String.format("step-%08d", state.step());
             Path tmp = new Path(rootPath, "_tmp-" + name + "-" + UUID.randomUUID());
             Path dest = new Path(rootPath, name);
-            writeStepDir(fs, tmp, state);
+            writeStepDirOrClean(fs, tmp, state);
             if (fs.exists(dest)) {
                 Path old = new Path(rootPath, "_old-" + name + "-" + UUID.randomUUID());
                 rename(fs, dest, old);
@@ -97,7 +107,7 @@ public final class CheckpointStore {
             Path parent = dest.getParent();
             fs.mkdirs(parent);
             Path tmp = new Path(parent, "_tmp-" + dest.getName() + "-" + UUID.randomUUID());
-            writeStepDir(fs, tmp, state);
+            writeStepDirOrClean(fs, tmp, state);
             rename(fs, tmp, dest);
             return dest.toString();
         } catch (IOException e) {
@@ -120,6 +130,20 @@ public final class CheckpointStore {
             fs.delete(target, false);
         }
         rename(fs, tmp, target);
+    }
+
+    /** Writes the step directory under its temporary name; on failure removes what was written and rethrows. */
+    private void writeStepDirOrClean(FileSystem fs, Path tmp, TrainingState st) throws IOException {
+        try {
+            writeStepDir(fs, tmp, st);
+        } catch (IOException | RuntimeException e) {
+            try {
+                fs.delete(tmp, true);
+            } catch (IOException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
     }
 
     private void writeStepDir(FileSystem fs, Path dir, TrainingState st) throws IOException {
@@ -159,7 +183,10 @@ public final class CheckpointStore {
         }
     }
 
-    private static long writeTensor(FileSystem fs, Path file, Params p, ParamLayout.Entry e) throws IOException {
+    private long writeTensor(FileSystem fs, Path file, Params p, ParamLayout.Entry e) throws IOException {
+        if (failAfterTensors >= 0 && tensorsWritten++ >= failAfterTensors) {
+            throw new IOException("injected failure after " + failAfterTensors + " tensor files, at " + file);
+        }
         float[] data = new float[(int) e.size()];
         Buf b = p.buf();
         int off = (int) e.offset();
@@ -189,7 +216,10 @@ public final class CheckpointStore {
                 return p.toString();
             }
             Path latest = new Path(p, LATEST);
-            if (fs.exists(latest)) {
+            if (!fs.exists(latest)) {
+                latest = interruptedLatest(fs, p);
+            }
+            if (latest != null) {
                 String name;
                 try (InputStream in = fs.open(latest)) {
                     name = new String(in.readAllBytes(), StandardCharsets.UTF_8).trim();
@@ -210,6 +240,25 @@ public final class CheckpointStore {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read checkpoint " + uri + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * {@code latest} is replaced by writing a complete temporary file, deleting the old one and renaming
+     * (HDFS's rename does not overwrite); a crash between the last two leaves only the temporary file,
+     * which already names the newest step. Returns the newest such file, or null.
+     */
+    private static Path interruptedLatest(FileSystem fs, Path root) throws IOException {
+        if (!fs.exists(root)) {
+            return null;
+        }
+        FileStatus newest = null;
+        for (FileStatus s : fs.listStatus(root)) {
+            if (s.isFile() && s.getPath().getName().startsWith("_tmp-" + LATEST + "-")
+                    && (newest == null || s.getModificationTime() > newest.getModificationTime())) {
+                newest = s;
+            }
+        }
+        return newest == null ? null : newest.getPath();
     }
 
     /** Reads only model.json (config and trainer facts) of a checkpoint. */

@@ -141,18 +141,7 @@ public final class Recipe {
         }
         ColmConfig.Variant variant = ColmConfig.parseVariant(str("variant", "colm"));
         int seqLen = integer("seq_len", 128);
-        String lw = str("loss_weights", "mean");
-        List<Double> weights;
-        if (lw.equals("mean")) {
-            weights = ColmConfig.meanWeights(chains.size());
-        } else if (lw.equals("full-only")) {
-            weights = ColmConfig.fullOnlyWeights(chains.size());
-        } else {
-            weights = new ArrayList<>();
-            for (String s : lw.split(",")) {
-                weights.add(Double.parseDouble(s.trim()));
-            }
-        }
+        List<Double> weights = ColmConfig.parseLossWeights(str("loss_weights", "mean"), chains.size(), "recipe setting loss_weights");
         return new ColmConfig(vocab, headDim, chains, integer("layers", 4),
                 integer("kv_heads", variant == ColmConfig.Variant.COLM_AIR ? 1 : 0), dbl("ffn_mult", 4.0),
                 ColmConfig.Activation.valueOf(str("activation", "gelu").toUpperCase()),

@@ -1,0 +1,62 @@
+package io.catena.model.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.catena.model.ColmConfig;
+import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `catena expand`: the grown model's loss weights (default mean, or --loss-weights), and a bad weight list refused. */
+class ExpandCliTest {
+
+    private static String expand(String... args) {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        String[] argv = new String[args.length + 1];
+        argv[0] = "expand";
+        System.arraycopy(args, 0, argv, 1, args.length);
+        new CatenaCli(new PrintStream(buf, true)).run(argv);
+        return buf.toString();
+    }
+
+    @Test
+    void shouldGiveTheGrownModelTheRequestedLossWeights(@TempDir Path dir) {
+        TrainingState old = GenerateCodecTest.state(257, Map.of("data", "bytes:builtin:genesis"));
+        String ckpt = new CheckpointStore().saveTo(dir.resolve("old").toString(), old);
+        CheckpointStore store = new CheckpointStore();
+
+        expand("--ckpt", ckpt, "--add-chains", "1", "--out", dir.resolve("mean").toString());
+        assertEquals(ColmConfig.meanWeights(3), store.load(dir.resolve("mean").toString(), false).config().lossWeights());
+
+        expand("--ckpt", ckpt, "--add-chains", "1", "--loss-weights", "full-only", "--out", dir.resolve("full").toString());
+        assertEquals(List.of(0.0, 0.0, 1.0), store.load(dir.resolve("full").toString(), false).config().lossWeights());
+
+        expand("--ckpt", ckpt, "--add-chains", "1,2", "--loss-weights", "0.1, 0.2,0.3,0.4", "--out", dir.resolve("list").toString());
+        assertEquals(List.of(0.1, 0.2, 0.3, 0.4), store.load(dir.resolve("list").toString(), false).config().lossWeights());
+    }
+
+    @Test
+    void shouldRefuseAWeightListThatDoesNotFitAndWriteNothing(@TempDir Path dir) {
+        TrainingState old = GenerateCodecTest.state(257, Map.of("data", "bytes:builtin:genesis"));
+        String ckpt = new CheckpointStore().saveTo(dir.resolve("old").toString(), old);
+        Path out = dir.resolve("grown");
+        IllegalArgumentException count = assertThrows(IllegalArgumentException.class,
+                () -> expand("--ckpt", ckpt, "--add-chains", "1", "--loss-weights", "0.5,0.5", "--out", out.toString()));
+        assertTrue(count.getMessage().contains("--loss-weights") && count.getMessage().contains("has 2 weights")
+                && count.getMessage().contains("3 chains"), count.getMessage());
+        IllegalArgumentException word = assertThrows(IllegalArgumentException.class,
+                () -> expand("--ckpt", ckpt, "--add-chains", "1", "--loss-weights", "0.5,half,0.5", "--out", out.toString()));
+        assertTrue(word.getMessage().contains("'half' is not a number") && word.getMessage().contains("full-only"), word.getMessage());
+        assertFalse(Files.exists(out), "nothing written for a refused expansion");
+    }
+}
