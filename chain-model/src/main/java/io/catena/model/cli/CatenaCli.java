@@ -146,6 +146,11 @@ public final class CatenaCli {
         if (a.has("resume")) {
             state = new CheckpointStore().load(outRoot, true);
             out.println("resuming " + outRoot + " at step " + state.step());
+            List<String> differ = modelDifferences(recipe.modelConfig(train.vocabSize()), state.config());
+            if (!differ.isEmpty()) {
+                // an expanded checkpoint legitimately has more chains than its recipe: say so, do not refuse
+                out.println("note: --resume keeps the checkpoint's model; the recipe's model settings differ in " + String.join(", ", differ));
+            }
         } else {
             state = LocalTrainer.freshState(recipe.modelConfig(train.vocabSize()), s.seed());
         }
@@ -157,6 +162,19 @@ public final class CatenaCli {
                 + train.describe());
         LocalTrainer trainer = new LocalTrainer(state, s, train, val, outRoot, metrics, out, info);
         trainer.run(s.steps());
+    }
+
+    /** The model settings in which a recipe's config and a checkpoint's differ, as "key (recipe X, checkpoint Y)". */
+    static List<String> modelDifferences(ColmConfig recipe, ColmConfig checkpoint) {
+        Map<String, Object> r = recipe.toMap(), c = checkpoint.toMap();
+        List<String> differ = new ArrayList<>();
+        for (Map.Entry<String, Object> e : r.entrySet()) {
+            Object theirs = c.get(e.getKey());
+            if (!java.util.Objects.equals(e.getValue(), theirs)) {
+                differ.add(e.getKey() + " (recipe " + e.getValue() + ", checkpoint " + theirs + ")");
+            }
+        }
+        return differ;
     }
 
     // ---- eval ---------------------------------------------------------------------------------

@@ -59,4 +59,15 @@ class ExpandCliTest {
         assertTrue(word.getMessage().contains("'half' is not a number") && word.getMessage().contains("full-only"), word.getMessage());
         assertFalse(Files.exists(out), "nothing written for a refused expansion");
     }
+
+    /** What `train-local --resume` reports when the recipe no longer describes the checkpoint's model (e.g. after expand). */
+    @Test
+    void shouldNameEveryModelSettingInWhichRecipeAndCheckpointDiffer() {
+        ColmConfig ckpt = GenerateCodecTest.state(257, Map.of()).config();
+        assertEquals(List.of(), CatenaCli.modelDifferences(ckpt, ckpt));
+        ColmConfig grown = ckpt.withAppendedChains(List.of(2), null);
+        List<String> d = CatenaCli.modelDifferences(ckpt, grown);
+        assertEquals(List.of("chains (recipe [1, 1], checkpoint [1, 1, 2])",
+                "loss_weights (recipe [0.5, 0.5], checkpoint " + ColmConfig.meanWeights(3) + ")"), d);
+    }
 }
