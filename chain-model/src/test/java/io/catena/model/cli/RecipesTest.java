@@ -114,13 +114,10 @@ class RecipesTest {
                 if (!l.matches("[a-z_0-9]+ = \\S.*")) {
                     problems.add(file + ":" + (i + 1) + " is not 'key = value': " + l);
                 }
-                // a knob is preceded by its comment, or by knobs that share the comment above them (lr, min_lr, ...)
-                int j = i - 1;
-                while (j >= 0 && !lines.get(j).isBlank() && !lines.get(j).strip().startsWith("#")) {
-                    j--;
-                }
-                if (j < 0 || !lines.get(j).strip().startsWith("#")) {
-                    problems.add(file + ":" + (i + 1) + " '" + l + "' has no comment above it (one comment per knob, as in tiny.properties)");
+                // one comment per knob: the line right above is a comment of its own (not a commented-out knob)
+                String above = i > 0 ? lines.get(i - 1).strip() : "";
+                if (!above.startsWith("# ") || above.matches("#\\s*[a-z_0-9]+ = .*")) {
+                    problems.add(file + ":" + (i + 1) + " '" + l + "' has no comment of its own right above it (one comment per knob)");
                 }
             }
         }
