@@ -7,7 +7,9 @@ import io.catena.model.kernel.Mat;
 import io.catena.model.layers.Attention;
 import io.catena.model.layers.ChainLinear;
 import io.catena.model.layers.ChainNorm;
+import io.catena.model.layers.Embedding;
 import io.catena.model.layers.FeedForward;
+import io.catena.model.layers.LmHead;
 import io.catena.model.layers.Rope;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -112,6 +114,131 @@ class ChainCausalityTest {
                 }
                 assertFalse(java.util.Arrays.equals(before, after), names.get(li) + " ignored its later input chains");
             }
+        }
+    }
+
+    /**
+     * Per layer type, parameters of chains >= i (every tensor of those chains, perturbed in place) leave the outputs
+     * of chains < i bit-identical: chain linear, chain norm, attention, FFN and the embedding by output columns, the
+     * LM head by the logits of scales <= i, which must also ignore hidden chains >= i.
+     */
+    @ParameterizedTest
+    @MethodSource("configs")
+    void shouldKeepEveryLayerChainCausalInItsParameters(ColmConfig cfg) {
+        Params params = TinyConfigs.randomParams(cfg, F, 14);
+        Params grads = new Params(params.layout(), F);
+        int rows = BATCH * SEQ, d = cfg.dModel(), n = cfg.numChains();
+        int[] widths = new int[n];
+        int[] prefixes = new int[n];
+        for (int i = 0; i < n; i++) {
+            widths[i] = cfg.chainWidth(i);
+            prefixes[i] = cfg.prefixWidth(i + 1);
+        }
+        ChainLinear q = new ChainLinear(params, grads, "layers.0.attn.q", 0, widths, prefixes);
+        ChainNorm norm = new ChainNorm(cfg, params, grads, "layers.0.norm1", rows);
+        Attention att = new Attention(cfg, params, grads, "layers.0.", new Rope(cfg.headDim(), cfg.maxSeqLen(), cfg.ropeTheta()),
+                new Attention.Scratch(cfg, BATCH, SEQ, F), BATCH, SEQ, F);
+        FeedForward ffn = new FeedForward(cfg, params, grads, "layers.0.", new FeedForward.Scratch(cfg, rows, F), rows, F);
+        Embedding emb = new Embedding(cfg, params, grads);
+        LmHead head = new LmHead(cfg, params, grads, rows, F);
+        int[] tokens = TinyConfigs.randomTokens(rows, cfg.vocabSize(), 7);
+        Mat x = randomMat(rows, d, 22);
+        // each layer's output for chains < i (for the head: the logits of scales <= i), as one array; i = n: all of it
+        List<java.util.function.IntFunction<float[]>> kept = List.of(
+                i -> { Mat y = Mat.allocate(F, rows, d); q.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); norm.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); att.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); ffn.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); emb.forward(tokens, 0, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { head.forward(x, n); return scalesUpTo(head, i); });
+        List<String> names = List.of("chain linear", "chain norm", "attention", "ffn", "embedding", "lm head");
+        for (int i = 1; i < n; i++) {
+            for (int li = 0; li < kept.size(); li++) {
+                float[] before = kept.get(li).apply(i);
+                float[] wholeBefore = kept.get(li).apply(n);
+                double[] saved = perturbChainsFrom(params, i, 41 + i);
+                float[] after = kept.get(li).apply(i);
+                float[] wholeAfter = kept.get(li).apply(n);
+                restore(params, saved);
+                assertFalse(java.util.Arrays.equals(wholeBefore, wholeAfter), names.get(li) + " ignored the parameters of chains >= " + i
+                        + " (else this test proves nothing)");
+                assertArrayEquals(before, after, names.get(li) + ": outputs of chains < " + i + " changed when parameters of chains >= "
+                        + i + " changed");
+                assertArrayEquals(before, kept.get(li).apply(i), names.get(li) + ": not reproducible after restoring the parameters");
+            }
+            // the head also ignores hidden chains >= i for scales <= i
+            float[] before = kept.get(5).apply(i);
+            Mat x2 = randomMat(rows, d, 22);
+            SplittableRandom rnd = new SplittableRandom(51 + i);
+            for (int r = 0; r < rows; r++) {
+                for (int c = cfg.chainOffset(i); c < d; c++) {
+                    x2.set(r, c, rnd.nextDouble() * 4 - 2);
+                }
+            }
+            head.forward(x2, n);
+            assertArrayEquals(before, scalesUpTo(head, i), "lm head: scales <= " + i + " changed when hidden chains >= " + i + " changed");
+            assertFalse(java.util.Arrays.equals(toArray(head.logits(n)), scalesAll(head, x, n)),
+                    "lm head ignored its later hidden chains (else this test proves nothing)");
+        }
+    }
+
+    private static float[] scalesAll(LmHead head, Mat x, int n) {
+        head.forward(x, n);
+        return toArray(head.logits(n));
+    }
+
+    private static float[] leftColumns(Mat y, int cols) {
+        float[] a = new float[y.rows * cols];
+        for (int r = 0; r < y.rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                a[r * cols + c] = (float) y.get(r, c);
+            }
+        }
+        return a;
+    }
+
+    private static float[] scalesUpTo(LmHead head, int k) {
+        List<float[]> parts = new java.util.ArrayList<>();
+        int len = 0;
+        for (int s = 1; s <= k; s++) {
+            float[] l = toArray(head.logits(s));
+            parts.add(l);
+            len += l.length;
+        }
+        float[] out = new float[len];
+        int o = 0;
+        for (float[] p : parts) {
+            System.arraycopy(p, 0, out, o, p.length);
+            o += p.length;
+        }
+        return out;
+    }
+
+    /** Every parameter of chains >= i set to new random values; returns the old buffer to restore. */
+    private static double[] perturbChainsFrom(Params params, int i, long seed) {
+        double[] saved = new double[(int) params.layout().size()];
+        for (int p = 0; p < saved.length; p++) {
+            saved[p] = params.buf().get(p);
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int changed = 0;
+        for (ParamLayout.Entry e : params.layout().entries()) {
+            if (e.chain() >= i) {
+                for (long p = e.offset(); p < e.offset() + e.size(); p++) {
+                    params.buf().set((int) p, rnd.nextDouble() - 0.5);
+                    changed++;
+                }
+            }
+        }
+        if (changed == 0) {
+            throw new AssertionError("no parameters of chains >= " + i + ": the perturbation would prove nothing");
+        }
+        return saved;
+    }
+
+    private static void restore(Params params, double[] saved) {
+        for (int p = 0; p < saved.length; p++) {
+            params.buf().set(p, saved[p]);
         }
     }
 
