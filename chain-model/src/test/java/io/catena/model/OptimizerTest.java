@@ -380,7 +380,13 @@ class OptimizerTest {
                 new Bad(() -> new AdamW.Settings(0.9, -0.1, 1e-8, 0.1, 1), "beta2=-0.1"),
                 new Bad(() -> new AdamW.Settings(0.9, 0.95, 0, 0.1, 1), "eps=0.0"),
                 new Bad(() -> new AdamW.Settings(0.9, 0.95, 1e-8, -0.1, 1), "weight_decay=-0.1"),
-                new Bad(() -> new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, -1), "clip_norm=-1.0"));
+                new Bad(() -> new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, -1), "clip_norm=-1.0"),
+                // not-a-number and infinite settings (a recipe's number reader accepts "NaN" and "Infinity")
+                new Bad(() -> new AdamW.Settings(0.9, 0.95, 1e-8, Double.NaN, 1), "weight_decay=NaN"),
+                new Bad(() -> new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, Double.NaN), "clip_norm=NaN"),
+                new Bad(() -> new AdamW.Settings(0.9, 0.95, 1e-8, Double.POSITIVE_INFINITY, 1), "weight_decay=Infinity"),
+                new Bad(() -> new LrSchedule(1e-3, Double.NaN, 1, 10), "min_lr=NaN"),
+                new Bad(() -> new LrSchedule(Double.POSITIVE_INFINITY, 0, 1, 10), "lr=Infinity"));
         for (Bad b : bad) {
             IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, b.make::run);
             for (String w : b.words) {

@@ -22,8 +22,10 @@ public final class AdamW {
             if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
                 throw new IllegalArgumentException("AdamW betas must be in [0, 1), got beta1=" + beta1 + " beta2=" + beta2);
             }
-            if (!(eps > 0) || weightDecay < 0 || clipNorm < 0) {
-                throw new IllegalArgumentException("AdamW needs eps > 0, weight_decay >= 0, clip_norm >= 0 (0 = off); got eps="
+            // written so that NaN fails every test: a NaN weight decay would turn every decayed weight into NaN
+            if (!(eps > 0 && eps < Double.POSITIVE_INFINITY) || !(weightDecay >= 0 && weightDecay < Double.POSITIVE_INFINITY)
+                    || !(clipNorm >= 0 && clipNorm < Double.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException("AdamW needs finite eps > 0, weight_decay >= 0, clip_norm >= 0 (0 = off); got eps="
                         + eps + " weight_decay=" + weightDecay + " clip_norm=" + clipNorm);
             }
         }

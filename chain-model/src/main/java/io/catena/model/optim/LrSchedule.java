@@ -1,10 +1,14 @@
 package io.catena.model.optim;
 
-/** Linear warmup to the peak, then cosine decay to min_lr at total steps (constant after). */
+/**
+ * Linear warmup to the peak over warmupSteps, then cosine decay to min_lr at totalSteps (constant after). A warmup
+ * longer than the run (a short {@code --steps} run of a long recipe) is still rising when the run ends.
+ */
 public record LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps) {
     public LrSchedule {
-        if (!(peakLr > 0) || minLr < 0 || minLr > peakLr) {
-            throw new IllegalArgumentException("learning rates need 0 <= min_lr <= lr and lr > 0, got lr=" + peakLr + " min_lr=" + minLr);
+        // written so that NaN fails: a NaN min_lr would make every rate after the warmup NaN
+        if (!(peakLr > 0 && peakLr < Double.POSITIVE_INFINITY) || !(minLr >= 0 && minLr <= peakLr)) {
+            throw new IllegalArgumentException("learning rates need finite 0 <= min_lr <= lr and lr > 0, got lr=" + peakLr + " min_lr=" + minLr);
         }
         if (warmupSteps < 0 || totalSteps < 1) {
             throw new IllegalArgumentException("warmup_steps must be >= 0 and steps >= 1, got " + warmupSteps + ", " + totalSteps);
