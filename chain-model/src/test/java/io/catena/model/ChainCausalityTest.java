@@ -4,13 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.catena.model.kernel.Mat;
-import io.catena.model.layers.Attention;
-import io.catena.model.layers.ChainLinear;
-import io.catena.model.layers.ChainNorm;
-import io.catena.model.layers.Embedding;
-import io.catena.model.layers.FeedForward;
 import io.catena.model.layers.LmHead;
-import io.catena.model.layers.Rope;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -70,22 +64,11 @@ class ChainCausalityTest {
     @MethodSource("configs")
     void shouldKeepEveryLayerChainCausalInItsInput(ColmConfig cfg) {
         Params params = TinyConfigs.randomParams(cfg, F, 13);
-        Params grads = new Params(params.layout(), F);
         int rows = BATCH * SEQ, d = cfg.dModel(), n = cfg.numChains();
-        int[] widths = new int[n];
-        int[] prefixes = new int[n];
-        for (int i = 0; i < n; i++) {
-            widths[i] = cfg.chainWidth(i);
-            prefixes[i] = cfg.prefixWidth(i + 1);
-        }
-        ChainLinear q = new ChainLinear(params, grads, "layers.0.attn.q", 0, widths, prefixes);
-        ChainNorm norm = new ChainNorm(cfg, params, grads, "layers.0.norm1", rows);
-        Attention att = new Attention(cfg, params, grads, "layers.0.", new Rope(cfg.headDim(), cfg.maxSeqLen(), cfg.ropeTheta()),
-                new Attention.Scratch(cfg, BATCH, SEQ, F), BATCH, SEQ, F);
-        FeedForward ffn = new FeedForward(cfg, params, grads, "layers.0.", new FeedForward.Scratch(cfg, rows, F), rows, F);
+        LayerSet l = LayerSet.of(cfg, params, new Params(params.layout(), F), BATCH, SEQ, F);
         List<java.util.function.BiConsumer<Mat, Mat>> layers = List.of(
-                (x, y) -> q.forward(x, y, n), (x, y) -> norm.forward(x, y, n),
-                (x, y) -> att.forward(x, y, n), (x, y) -> ffn.forward(x, y, n));
+                (x, y) -> l.q().forward(x, y, n), (x, y) -> l.norm().forward(x, y, n),
+                (x, y) -> l.att().forward(x, y, n), (x, y) -> l.ffn().forward(x, y, n));
         List<String> names = List.of("chain linear", "chain norm", "attention", "ffn");
         for (int li = 0; li < layers.size(); li++) {
             Mat x = randomMat(rows, d, 21);
@@ -126,31 +109,18 @@ class ChainCausalityTest {
     @MethodSource("configs")
     void shouldKeepEveryLayerChainCausalInItsParameters(ColmConfig cfg) {
         Params params = TinyConfigs.randomParams(cfg, F, 14);
-        Params grads = new Params(params.layout(), F);
         int rows = BATCH * SEQ, d = cfg.dModel(), n = cfg.numChains();
-        int[] widths = new int[n];
-        int[] prefixes = new int[n];
-        for (int i = 0; i < n; i++) {
-            widths[i] = cfg.chainWidth(i);
-            prefixes[i] = cfg.prefixWidth(i + 1);
-        }
-        ChainLinear q = new ChainLinear(params, grads, "layers.0.attn.q", 0, widths, prefixes);
-        ChainNorm norm = new ChainNorm(cfg, params, grads, "layers.0.norm1", rows);
-        Attention att = new Attention(cfg, params, grads, "layers.0.", new Rope(cfg.headDim(), cfg.maxSeqLen(), cfg.ropeTheta()),
-                new Attention.Scratch(cfg, BATCH, SEQ, F), BATCH, SEQ, F);
-        FeedForward ffn = new FeedForward(cfg, params, grads, "layers.0.", new FeedForward.Scratch(cfg, rows, F), rows, F);
-        Embedding emb = new Embedding(cfg, params, grads);
-        LmHead head = new LmHead(cfg, params, grads, rows, F);
+        LayerSet l = LayerSet.of(cfg, params, new Params(params.layout(), F), BATCH, SEQ, F);
         int[] tokens = TinyConfigs.randomTokens(rows, cfg.vocabSize(), 7);
         Mat x = randomMat(rows, d, 22);
         // each layer's output for chains < i (for the head: the logits of scales <= i), as one array; i = n: all of it
         List<java.util.function.IntFunction<float[]>> kept = List.of(
-                i -> { Mat y = Mat.allocate(F, rows, d); q.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
-                i -> { Mat y = Mat.allocate(F, rows, d); norm.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
-                i -> { Mat y = Mat.allocate(F, rows, d); att.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
-                i -> { Mat y = Mat.allocate(F, rows, d); ffn.forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
-                i -> { Mat y = Mat.allocate(F, rows, d); emb.forward(tokens, 0, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
-                i -> { head.forward(x, n); return scalesUpTo(head, i); });
+                i -> { Mat y = Mat.allocate(F, rows, d); l.q().forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); l.norm().forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); l.att().forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); l.ffn().forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { Mat y = Mat.allocate(F, rows, d); l.emb().forward(tokens, 0, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
+                i -> { l.head().forward(x, n); return scalesUpTo(l.head(), i); });
         List<String> names = List.of("chain linear", "chain norm", "attention", "ffn", "embedding", "lm head");
         for (int i = 1; i < n; i++) {
             for (int li = 0; li < kept.size(); li++) {
@@ -175,9 +145,9 @@ class ChainCausalityTest {
                     x2.set(r, c, rnd.nextDouble() * 4 - 2);
                 }
             }
-            head.forward(x2, n);
-            assertArrayEquals(before, scalesUpTo(head, i), "lm head: scales <= " + i + " changed when hidden chains >= " + i + " changed");
-            assertFalse(java.util.Arrays.equals(toArray(head.logits(n)), scalesAll(head, x, n)),
+            l.head().forward(x2, n);
+            assertArrayEquals(before, scalesUpTo(l.head(), i), "lm head: scales <= " + i + " changed when hidden chains >= " + i + " changed");
+            assertFalse(java.util.Arrays.equals(toArray(l.head().logits(n)), scalesAll(l.head(), x, n)),
                     "lm head ignored its later hidden chains (else this test proves nothing)");
         }
     }
@@ -243,14 +213,7 @@ class ChainCausalityTest {
     }
 
     private static Mat randomMat(int rows, int cols, long seed) {
-        Mat m = Mat.allocate(F, rows, cols);
-        SplittableRandom rnd = new SplittableRandom(seed);
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                m.set(r, c, rnd.nextDouble() * 2 - 1);
-            }
-        }
-        return m;
+        return TinyConfigs.randomMat(F, rows, cols, seed);
     }
 
     static float[][] logitsAllScales(ColmConfig cfg, Params params, int[] tokens) {

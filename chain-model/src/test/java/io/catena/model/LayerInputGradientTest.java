@@ -3,12 +3,7 @@ package io.catena.model;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.catena.model.kernel.Mat;
-import io.catena.model.layers.Attention;
-import io.catena.model.layers.ChainLinear;
-import io.catena.model.layers.ChainNorm;
-import io.catena.model.layers.FeedForward;
 import io.catena.model.layers.LmHead;
-import io.catena.model.layers.Rope;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -42,33 +37,21 @@ class LayerInputGradientTest {
     @MethodSource("configs")
     void shouldMatchFiniteDifferencesForEveryLayersInputGradient(ColmConfig cfg) {
         Params params = TinyConfigs.randomParams(cfg, D, 17);
-        Params grads = new Params(params.layout(), D);
         int rows = BATCH * SEQ, d = cfg.dModel(), n = cfg.numChains();
-        int[] widths = new int[n];
-        int[] prefixes = new int[n];
-        for (int i = 0; i < n; i++) {
-            widths[i] = cfg.chainWidth(i);
-            prefixes[i] = cfg.prefixWidth(i + 1);
-        }
         Mat r = random(rows, d, 5);
-        ChainLinear q = new ChainLinear(params, grads, "layers.0.attn.q", 0, widths, prefixes);
-        ChainNorm norm = new ChainNorm(cfg, params, grads, "layers.0.norm1", rows);
-        Attention att = new Attention(cfg, params, grads, "layers.0.", new Rope(cfg.headDim(), cfg.maxSeqLen(), cfg.ropeTheta()),
-                new Attention.Scratch(cfg, BATCH, SEQ, D), BATCH, SEQ, D);
-        FeedForward ffn = new FeedForward(cfg, params, grads, "layers.0.", new FeedForward.Scratch(cfg, rows, D), rows, D);
-        LmHead head = new LmHead(cfg, params, grads, rows, D);
+        LayerSet l = LayerSet.of(cfg, params, new Params(params.layout(), D), BATCH, SEQ, D);
         int[] targets = TinyConfigs.randomTokens(rows, cfg.vocabSize(), 9);
         double[] weights = cfg.lossWeights().stream().mapToDouble(Double::doubleValue).toArray();
         Mat y = Mat.allocate(D, rows, d);
         List<Case> cases = List.of(
-                new Case("chain linear", x -> { q.forward(x, y, n); return dot(y, r); }, xd -> q.backward(xd[0], r, xd[1], n, 0, false, false)),
-                new Case("chain norm", x -> { norm.forward(x, y, n); return dot(y, r); }, xd -> norm.backward(xd[0], r, xd[1], n, 0, false)),
-                new Case("attention", x -> { att.forward(x, y, n); return dot(y, r); }, xd -> att.backward(xd[0], r, xd[1], n, 0, false, false)),
-                new Case("ffn", x -> { ffn.forward(x, y, n); return dot(y, r); }, xd -> ffn.backward(xd[0], r, xd[1], n, 0, false, false)),
-                new Case("lm head", x -> headLoss(head, x, targets, weights, n), xd -> {
-                    head.forward(xd[0], n);
-                    head.lossAndGradient(targets, 0, n, weights);
-                    head.backward(xd[0], xd[1], n, 0, false);
+                new Case("chain linear", x -> { l.q().forward(x, y, n); return dot(y, r); }, xd -> l.q().backward(xd[0], r, xd[1], n, 0, false, false)),
+                new Case("chain norm", x -> { l.norm().forward(x, y, n); return dot(y, r); }, xd -> l.norm().backward(xd[0], r, xd[1], n, 0, false)),
+                new Case("attention", x -> { l.att().forward(x, y, n); return dot(y, r); }, xd -> l.att().backward(xd[0], r, xd[1], n, 0, false, false)),
+                new Case("ffn", x -> { l.ffn().forward(x, y, n); return dot(y, r); }, xd -> l.ffn().backward(xd[0], r, xd[1], n, 0, false, false)),
+                new Case("lm head", x -> headLoss(l.head(), x, targets, weights, n), xd -> {
+                    l.head().forward(xd[0], n);
+                    l.head().lossAndGradient(targets, 0, n, weights);
+                    l.head().backward(xd[0], xd[1], n, 0, false);
                 }));
         List<String> failures = new ArrayList<>();
         int checked = 0;
@@ -118,13 +101,6 @@ class LayerInputGradientTest {
     }
 
     private static Mat random(int rows, int cols, long seed) {
-        Mat m = Mat.allocate(D, rows, cols);
-        SplittableRandom rnd = new SplittableRandom(seed);
-        for (int i = 0; i < rows; i++) {
-            for (int j = 0; j < cols; j++) {
-                m.set(i, j, rnd.nextDouble() * 2 - 1);
-            }
-        }
-        return m;
+        return TinyConfigs.randomMat(D, rows, cols, seed);
     }
 }

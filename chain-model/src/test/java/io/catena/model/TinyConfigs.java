@@ -50,4 +50,16 @@ public final class TinyConfigs {
         }
         return t;
     }
+
+    /** A rows x cols matrix of uniform values in [-1, 1). */
+    public static io.catena.model.kernel.Mat randomMat(DataType type, int rows, int cols, long seed) {
+        io.catena.model.kernel.Mat m = io.catena.model.kernel.Mat.allocate(type, rows, cols);
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                m.set(r, c, rnd.nextDouble() * 2 - 1);
+            }
+        }
+        return m;
+    }
 }
