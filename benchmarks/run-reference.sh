@@ -55,6 +55,8 @@ res = {
     "rss_ratio_catena_over_torch": cat_rss / torch_rss if cat_rss and torch_rss else None,
     "catena_mfu_vs_measured_gemm_peak": med("catena-train", "mfu_vs_measured_gemm_peak"),
     "gemm_peak_gflops": med("catena-train", "gemm_peak_gflops"),
+    "catena_mfu_vs_nd4j_matmul_peak": med("catena-train", "mfu_vs_nd4j_matmul_peak"),
+    "nd4j_matmul_peak_gflops": med("catena-train", "nd4j_matmul_peak_gflops"),
     "chain_linear_over_dense": cl,
     "catena_chain_linear_ms": med("catena-chain-linear", "chain_linear_ms"),
     "catena_dense_linear_ms": med("catena-chain-linear", "dense_linear_ms"),
@@ -68,5 +70,6 @@ print(f"|---|---|---|---|---|")
 print(f"| training tokens/s (median of {res['rounds']}) | {f(cat_tps,0)} | {f(torch_tps,0)} | {f(res['throughput_ratio_catena_over_torch'])}x | >= 1.2x |")
 print(f"| peak RSS MB | {f(cat_rss,0)} | {f(torch_rss,0)} | {f(res['rss_ratio_catena_over_torch'])}x | <= 1.5x |")
 print(f"| MFU vs measured GEMM peak ({f(res['gemm_peak_gflops'],0)} GFLOP/s) | {f(res['catena_mfu_vs_measured_gemm_peak'])} | | | reported |")
+print(f"| MFU vs ND4J matmul peak ({f(res['nd4j_matmul_peak_gflops'],0)} GFLOP/s) | {f(res['catena_mfu_vs_nd4j_matmul_peak'])} | | | reported |")
 print(f"| chain linear C={{1,1,1,1}} fwd+bwd / dense (1024x1024, 2048 rows) | {f(res['catena_chain_linear_ms'])} / {f(res['catena_dense_linear_ms'])} ms | | {f(cl)}x | <= 0.7x |")
 PYEOF
