@@ -87,7 +87,7 @@ public final class Params {
         flat.assign(other.flat);
     }
 
-    /** Initialises every tensor of chains >= fromChain (see MODEL.md: normal(0.02), gains 1, biases 0). */
+    /** Initialises every tensor of chains >= fromChain (MODEL.md "Initialisation": normal(0.02), residual-stream outputs scaled, gains 1, biases 0). */
     public void initialize(long seed, int fromChain) {
         ColmConfig cfg = layout.config();
         double outStd = 0.02 / Math.sqrt(2.0 * cfg.layers());
