@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The engine micro-measurements behind sessions 4 and 5, one section at a time or all:
 #   benchmarks/run-micro.sh [all|gemm|handoff|ab-gemm|engines] [ROUNDS=6]
+# (all of the first three -> results/micro.jsonl; one alone -> results/micro-<section>.jsonl)
 #   gemm     ND4J matmul (oneDNN) vs OpenBLAS cblas_sgemm on the reference step's GEMM shapes  -> results/micro.jsonl
 #   handoff  the fixed cost of one Parallel.forRows split against an executor's                 -> results/micro.jsonl
 #   ab-gemm  a paired A/B of whole reference steps in one process, consecutive steps alternating
@@ -15,18 +16,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHAT="${1:-all}"
 ROUNDS="${2:-6}"
 OUT="$ROOT/benchmarks/results"
-mkdir -p "$OUT" "$ROOT/target/work/javacpp"
-(cd "$ROOT" && mvn -B -q -pl benchmarks -am package -DskipTests)
-CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
-JAVA=(env OMP_WAIT_POLICY=passive java --add-modules=jdk.incubator.vector -Xmx2g -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/work/javacpp"
-      -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$CP")
+source "$ROOT/benchmarks/bench-build.sh"
+JAVA=("${BENCH_JVM[@]}" -cp "$CP")
 if [[ "$WHAT" == all || "$WHAT" == gemm || "$WHAT" == handoff || "$WHAT" == ab-gemm ]]; then
   { [[ "$WHAT" == all || "$WHAT" == gemm ]] && "${JAVA[@]}" io.catena.bench.MicroBench gemm
     [[ "$WHAT" == all || "$WHAT" == handoff ]] && "${JAVA[@]}" io.catena.bench.MicroBench handoff
     [[ "$WHAT" == all || "$WHAT" == ab-gemm ]] && "${JAVA[@]}" io.catena.bench.TrainBench --mode ab-gemm --ab openblas,nd4j --steps 60 --warmup 6 \
       | sed 's/^{/{"case":"ab-gemm",/'
     true
-  } 2>/dev/null | grep '^{' | tee "$OUT/micro.jsonl"
+  } 2>/dev/null | grep '^{' | tee "$OUT/micro$([[ "$WHAT" == all ]] || echo "-$WHAT").jsonl"
 fi
 if [[ "$WHAT" == all || "$WHAT" == engines ]]; then
   : > "$OUT/engines.jsonl"

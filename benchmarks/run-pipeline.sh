@@ -7,11 +7,7 @@
 # Run on a quiet machine: the two stage threads need one free core each.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-mkdir -p "$ROOT/benchmarks/results" "$ROOT/target/work/javacpp"
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  (cd "$ROOT" && mvn -B -q ${MVN_FLAGS:-} -pl benchmarks -am package -DskipTests)
-fi
-CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
+source "$ROOT/benchmarks/bench-build.sh"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive java -Xmx2g --add-modules=jdk.incubator.vector \
   -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/work/javacpp" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \

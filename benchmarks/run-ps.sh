@@ -16,12 +16,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/benchmarks/results"
 WORK="$ROOT/target/ps-bench"
-mkdir -p "$OUT" "$ROOT/target/work/javacpp"
-
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  (cd "$ROOT" && mvn -B -q ${MVN_FLAGS:-} -pl benchmarks -am package -DskipTests)
-fi
-CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
+mkdir -p "$OUT"
+source "$ROOT/benchmarks/bench-build.sh"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "/dev/shm: $(df -h /dev/shm | tail -1 | awk '{print $4 " free of " $2}'); aeron dir $WORK: $(df -h "$ROOT/target" | tail -1 | awk '{print $4 " free"}')" >&2

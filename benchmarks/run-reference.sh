@@ -8,12 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${1:-3}"
 OUT="$ROOT/benchmarks/results"
-mkdir -p "$OUT" "$ROOT/target/work/javacpp"
-(cd "$ROOT" && mvn -B -q -pl benchmarks -am package -DskipTests)
-CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
-# passive OpenMP wait: what bin/catena and the tests use (libgomp's spinning steals the cores the Java kernels need)
-JAVA=(env OMP_WAIT_POLICY=passive java --add-modules=jdk.incubator.vector -Xmx2g -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/work/javacpp"
-      -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$CP" io.catena.bench.TrainBench)
+source "$ROOT/benchmarks/bench-build.sh"
+JAVA=("${BENCH_JVM[@]}" -cp "$CP" io.catena.bench.TrainBench)
 PY=(/usr/bin/python3 "$ROOT/benchmarks/python/bench_train.py")
 : > "$OUT/raw.jsonl"
 for r in $(seq 1 "$ROUNDS"); do

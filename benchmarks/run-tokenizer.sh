@@ -44,10 +44,7 @@ fi
 echo "corpus: $SRC_ZIP  openjdk-17-source $PKG_VERSION  sha256 $(sha256sum "$SRC_ZIP" | cut -d' ' -f1)" >&2
 
 # 2. build
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  (cd "$ROOT" && mvn -B -q ${MVN_FLAGS:-} -pl benchmarks -am package -DskipTests)
-fi
-CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
+source "$ROOT/benchmarks/bench-build.sh"
 # Spark's own Java 17 launcher flags (org.apache.spark.launcher.JavaModuleOptions), as in data-pipeline/pom.xml
 SPARK_OPTS="$(sed -n 's:.*<spark.java.options>\(.*\)</spark.java.options>.*:\1:p' "$ROOT/data-pipeline/pom.xml")"
 export TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 SPARK_LOCAL_IP=127.0.0.1
