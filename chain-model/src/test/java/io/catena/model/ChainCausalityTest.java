@@ -71,12 +71,12 @@ class ChainCausalityTest {
                 (x, y) -> l.att().forward(x, y, n), (x, y) -> l.ffn().forward(x, y, n));
         List<String> names = List.of("chain linear", "chain norm", "attention", "ffn");
         for (int li = 0; li < layers.size(); li++) {
-            Mat x = randomMat(rows, d, 21);
+            Mat x = TinyConfigs.randomMat(F, rows, d, 21);
             Mat y = Mat.allocate(F, rows, d);
             layers.get(li).accept(x, y);
             float[] before = toArray(y);
             for (int i = 1; i < n; i++) {
-                Mat x2 = randomMat(rows, d, 21);
+                Mat x2 = TinyConfigs.randomMat(F, rows, d, 21);
                 SplittableRandom rnd = new SplittableRandom(31 + i);
                 for (int r = 0; r < rows; r++) {
                     for (int c = cfg.chainOffset(i); c < d; c++) {
@@ -112,7 +112,7 @@ class ChainCausalityTest {
         int rows = BATCH * SEQ, d = cfg.dModel(), n = cfg.numChains();
         LayerSet l = LayerSet.of(cfg, params, new Params(params.layout(), F), BATCH, SEQ, F);
         int[] tokens = TinyConfigs.randomTokens(rows, cfg.vocabSize(), 7);
-        Mat x = randomMat(rows, d, 22);
+        Mat x = TinyConfigs.randomMat(F, rows, d, 22);
         // each layer's output for chains < i (for the head: the logits of scales <= i), as one array; i = n: all of it
         List<java.util.function.IntFunction<float[]>> kept = List.of(
                 i -> { Mat y = Mat.allocate(F, rows, d); l.q().forward(x, y, n); return leftColumns(y, cfg.prefixWidth(i)); },
@@ -138,7 +138,7 @@ class ChainCausalityTest {
             }
             // the head also ignores hidden chains >= i for scales <= i
             float[] before = kept.get(5).apply(i);
-            Mat x2 = randomMat(rows, d, 22);
+            Mat x2 = TinyConfigs.randomMat(F, rows, d, 22);
             SplittableRandom rnd = new SplittableRandom(51 + i);
             for (int r = 0; r < rows; r++) {
                 for (int c = cfg.chainOffset(i); c < d; c++) {
@@ -210,10 +210,6 @@ class ChainCausalityTest {
         for (int p = 0; p < saved.length; p++) {
             params.buf().set(p, saved[p]);
         }
-    }
-
-    private static Mat randomMat(int rows, int cols, long seed) {
-        return TinyConfigs.randomMat(F, rows, cols, seed);
     }
 
     static float[][] logitsAllScales(ColmConfig cfg, Params params, int[] tokens) {

@@ -38,7 +38,7 @@ class LayerInputGradientTest {
     void shouldMatchFiniteDifferencesForEveryLayersInputGradient(ColmConfig cfg) {
         Params params = TinyConfigs.randomParams(cfg, D, 17);
         int rows = BATCH * SEQ, d = cfg.dModel(), n = cfg.numChains();
-        Mat r = random(rows, d, 5);
+        Mat r = TinyConfigs.randomMat(D, rows, d, 5);
         LayerSet l = LayerSet.of(cfg, params, new Params(params.layout(), D), BATCH, SEQ, D);
         int[] targets = TinyConfigs.randomTokens(rows, cfg.vocabSize(), 9);
         double[] weights = cfg.lossWeights().stream().mapToDouble(Double::doubleValue).toArray();
@@ -56,7 +56,7 @@ class LayerInputGradientTest {
         List<String> failures = new ArrayList<>();
         int checked = 0;
         for (Case c : cases) {
-            Mat x = random(rows, d, 23);
+            Mat x = TinyConfigs.randomMat(D, rows, d, 23);
             c.objective().applyAsDouble(x); // the forward that backward reads
             Mat dx = Mat.allocate(D, rows, d);
             c.gradient().accept(new Mat[] {x, dx});
@@ -100,7 +100,4 @@ class LayerInputGradientTest {
         return s;
     }
 
-    private static Mat random(int rows, int cols, long seed) {
-        return TinyConfigs.randomMat(D, rows, cols, seed);
-    }
 }
