@@ -105,6 +105,7 @@ public final class MicroBench {
     }
 
     public static void main(String[] args) throws Exception {
+        io.catena.model.kernel.NativeSetup.report(); // the host's GEMM path, chosen before ND4J loads, in the log
         String mode = args.length > 0 ? args[0] : "gemm";
         switch (mode) {
             case "gemm" -> gemm();

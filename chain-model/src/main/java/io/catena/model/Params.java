@@ -12,6 +12,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * gradients and optimizer moments alike). Tensors are regions of it, never separate allocations.
  */
 public final class Params {
+    static {
+        io.catena.model.kernel.NativeSetup.prepare(); // the host's native variant and OpenBLAS kernel, before ND4J loads
+    }
+
     private final ParamLayout layout;
     private final INDArray flat;
     private final Buf buf;

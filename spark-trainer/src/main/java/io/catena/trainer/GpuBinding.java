@@ -25,6 +25,7 @@ public final class GpuBinding {
         if (gpu == null || gpu.addresses().length == 0) {
             return -1;
         }
+        io.catena.model.kernel.NativeSetup.prepare(); // the host's native variant, before ND4J loads here
         String backend = Nd4j.getBackend().getClass().getName();
         if (!backend.toLowerCase().contains("cuda") && !backend.contains("JCublas")) {
             LOG.warn("task {} was assigned GPU {} but ND4J runs the {} backend; build the app jar with -Pgpu to use it",

@@ -637,6 +637,7 @@ public final class TrainJob {
         switch (kind) {
             case "stage" -> {
                 out.println("stage run " + (currentAttempt + 1) + ": " + m.get("endpoints"));
+                metric(engineRecord((List<Object>) m.get("endpoints")));
             }
             case "train" -> {
                 long step = ((Number) m.get("step")).longValue();
@@ -712,6 +713,31 @@ public final class TrainJob {
             }
             default -> LOG.warn("unknown telemetry report kind {}", kind);
         }
+    }
+
+    /** The metrics record of the GEMM path each rank's executor chose and measured (from the endpoints it published). */
+    @SuppressWarnings("unchecked")
+    private Map<String, Object> engineRecord(List<Object> endpoints) {
+        List<Map<String, Object>> ranks = new ArrayList<>();
+        for (Object e : endpoints == null ? List.of() : endpoints) {
+            try {
+                Map<String, Object> me = new com.fasterxml.jackson.databind.ObjectMapper().readValue(String.valueOf(e), Map.class);
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put("rank", me.get("rank"));
+                r.put("host", me.get("host"));
+                if (me.get("gemm") instanceof Map<?, ?> g) {
+                    r.putAll((Map<String, Object>) g);
+                }
+                ranks.add(r);
+            } catch (java.io.IOException ex) {
+                LOG.warn("unreadable endpoint record {}: {}", e, ex.getMessage());
+            }
+        }
+        Map<String, Object> rec = new LinkedHashMap<>();
+        rec.put("kind", "engine");
+        rec.put("step", startStep);
+        rec.put("ranks", ranks);
+        return rec;
     }
 
     private synchronized int gateCount(long step) {

@@ -121,6 +121,7 @@ final class WorkerTask implements Serializable {
             me.put("ps_version", c.serverLayout().version());
             me.put("ps_epoch", c.epoch());
             me.put("gpu", gpu);
+            me.put("gemm", io.catena.model.kernel.NativeSetup.report().toMap()); // this executor's GEMM path, measured
             if (pipe != null) {
                 me.put("stage", pipe.stageIndex());
                 me.put("replica", replica);

@@ -369,6 +369,7 @@ public final class CatenaCli {
         }
         out.println("trainer     " + m.get("trainer"));
         out.println("info        " + m.get("info"));
+        out.println("this host   " + io.catena.model.kernel.NativeSetup.report().line());
     }
 
     static void writeString(Path p, String s) {

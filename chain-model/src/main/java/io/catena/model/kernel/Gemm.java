@@ -45,7 +45,12 @@ public final class Gemm {
     public static final java.util.Map<String, long[]> BY_SHAPE = Boolean.getBoolean("catena.gemm.profile")
             ? new java.util.concurrent.ConcurrentHashMap<>() : null;
 
-    private static volatile Engine engine = parse(System.getProperty("catena.gemm", "split"));
+    static {
+        NativeSetup.prepare(); // before anything below can load OpenBLAS
+    }
+
+    /** Split OpenBLAS unless -Dcatena.gemm says otherwise or OpenBLAS runs a kernel far below the CPU (see NativeSetup). */
+    private static volatile Engine engine = NativeSetup.defaultEngine();
 
     /** The engine a {@code -Dcatena.gemm} value names. */
     public static Engine parse(String name) {

@@ -10,6 +10,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * [heads_k * batch, rows, cols] (views are cached per head count).
  */
 public final class HeadTensor {
+    static {
+        NativeSetup.prepare(); // the host's native variant and OpenBLAS kernel, before ND4J loads
+    }
+
     public final INDArray storage;
     public final Buf buf;
     public final int heads;

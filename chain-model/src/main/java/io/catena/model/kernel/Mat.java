@@ -13,6 +13,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * ND4J view over the very same memory, created once (views are cached, never built per step).
  */
 public final class Mat {
+    static {
+        NativeSetup.prepare(); // the host's native variant and OpenBLAS kernel, before ND4J loads
+    }
+
     public final INDArray storage;
     public final Buf buf;
     public final int offset;

@@ -7,6 +7,7 @@ import io.catena.model.Params;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.kernel.NativeSetup;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
 import java.io.PrintStream;
@@ -109,6 +110,7 @@ public final class LocalTrainer {
     private Map<String, Object> info() {
         Map<String, Object> m = new LinkedHashMap<>(info);
         m.put("data", train.describe());
+        m.put("gemm", NativeSetup.report().toMap()); // the native path this process trained on
         m.put("seed", settings.seed());
         m.put("steps_planned", settings.steps());
         return m;
@@ -118,6 +120,10 @@ public final class LocalTrainer {
     public double[] run(long untilStep) {
         long last = untilStep > 0 ? untilStep : settings.steps();
         double[] losses = new double[cfg.numChains()];
+        if (!engineRecorded) {
+            metric("engine", NativeSetup.report().toMap()); // which GEMM path and how fast, once per run
+            engineRecorded = true;
+        }
         long startNanos = System.nanoTime();
         long startStep = step;
         long windowTokens = 0;
@@ -153,6 +159,7 @@ public final class LocalTrainer {
     }
 
     private double lastGradNorm;
+    private boolean engineRecorded;
 
     /** One optimizer step on the next batch. */
     public double[] trainStep() {
