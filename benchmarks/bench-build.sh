@@ -9,3 +9,6 @@ fi
 CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
 BENCH_JVM=(env OMP_WAIT_POLICY=passive java --add-modules=jdk.incubator.vector -Xmx2g
            -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/work/javacpp" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
+# The OpenBLAS kernel Catena's detection chooses for this CPU (HostCpu), for the PyTorch peer: both engines run
+# the host's best kernel (bench_train.py --coretype auto reads it). Empty where OpenBLAS's own detection stays.
+export CATENA_HOST_CORETYPE="$(java -cp "$CP" io.catena.model.kernel.HostCpu --openblas-coretype 2>/dev/null || true)"

@@ -9,8 +9,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${1:-3}"
 OUT="$ROOT/benchmarks/results"
 source "$ROOT/benchmarks/bench-build.sh"
-JAVA=("${BENCH_JVM[@]}" -cp "$CP" io.catena.bench.TrainBench)
-PY=(/usr/bin/python3 "$ROOT/benchmarks/python/bench_train.py")
+# Both engines as a user's host runs them by default: without an OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE this machine's
+# environment may carry (BENCH_KEEP_OPENBLAS_ENV=1 keeps them). Catena picks its kernel itself (NativeSetup); the peer
+# gets the same kernel through CATENA_HOST_CORETYPE (bench-build.sh), so neither runs a generic fallback.
+CLEAN=(env)
+[[ "${BENCH_KEEP_OPENBLAS_ENV:-0}" == 1 ]] || CLEAN=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+JAVA=("${CLEAN[@]}" "${BENCH_JVM[@]}" -cp "$CP" io.catena.bench.TrainBench)
+PY=("${CLEAN[@]}" /usr/bin/python3 "$ROOT/benchmarks/python/bench_train.py")
+echo "host: $(java -cp "$CP" io.catena.model.kernel.HostCpu | tr '\n' ';')" >&2
 : > "$OUT/raw.jsonl"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r/$ROUNDS: catena train" >&2
@@ -54,6 +60,10 @@ res = {
     "catena_mfu_vs_nd4j_matmul_peak": med("catena-train", "mfu_vs_nd4j_matmul_peak"),
     "nd4j_matmul_peak_gflops": med("catena-train", "nd4j_matmul_peak_gflops"),
     "chain_linear_over_dense": cl,
+    "catena_native": next((r.get("native") for r in rows if r["run"] == "catena-train"), None),
+    "catena_gemm_engine_gflops": med("catena-train", "gemm_peak_gflops"),
+    "torch_openblas_kernel": next((r.get("blas", {}).get("openblas_corename") for r in rows if r["run"] == "torch-train"), None),
+    "torch_gemm_peak_gflops": med("torch-train", "gemm_peak_gflops"),
     "catena_chain_linear_ms": med("catena-chain-linear", "chain_linear_ms"),
     "catena_dense_linear_ms": med("catena-chain-linear", "dense_linear_ms"),
     "rounds": len([r for r in rows if r["run"] == "catena-train"]),
@@ -67,5 +77,7 @@ print(f"| training tokens/s (median of {res['rounds']}) | {f(cat_tps,0)} | {f(to
 print(f"| peak RSS MB | {f(cat_rss,0)} | {f(torch_rss,0)} | {f(res['rss_ratio_catena_over_torch'])}x | <= 1.5x |")
 print(f"| MFU vs measured GEMM peak ({f(res['gemm_peak_gflops'],0)} GFLOP/s) | {f(res['catena_mfu_vs_measured_gemm_peak'])} | | | reported |")
 print(f"| MFU vs ND4J matmul peak ({f(res['nd4j_matmul_peak_gflops'],0)} GFLOP/s) | {f(res['catena_mfu_vs_nd4j_matmul_peak'])} | | | reported |")
+nat = res["catena_native"] or {}
+print(f"| GEMM kernel / measured 2048^3 GFLOP/s | {nat.get('gemm_engine')} {nat.get('openblas_core')} / {f(res['catena_gemm_engine_gflops'],0)} | {res['torch_openblas_kernel']} / {f(res['torch_gemm_peak_gflops'],0)} | | both at the host's best |")
 print(f"| chain linear C={{1,1,1,1}} fwd+bwd / dense (1024x1024, 2048 rows) | {f(res['catena_chain_linear_ms'])} / {f(res['catena_dense_linear_ms'])} ms | | {f(cl)}x | <= 0.7x |")
 PYEOF

@@ -12,9 +12,11 @@ Prints ONE JSON line. The machine may be shared: the JSON also reports the CPU t
 used during the timed steps, and the median over "clean" steps (other processes < 5% of a core).
 
 OpenBLAS kernel: OpenBLAS reads OPENBLAS_CORETYPE when torch is imported, so this script decides it
-first. --coretype auto (default): if the environment says Haswell (an AVX2 kernel forced on this AVX-512
-machine), use SkylakeX; otherwise keep what the environment says (unset = OpenBLAS's own detection).
-The JSON reports what was seen, what was used and the kernel OpenBLAS actually runs.
+first. --coretype auto (default): the kernel Catena's own detection chooses for this CPU
+(io.catena.model.kernel.HostCpu, passed in CATENA_HOST_CORETYPE by benchmarks/bench-build.sh), so the peer
+runs the same fast kernel Catena does; without that variable, keep what the environment says (unset =
+OpenBLAS's own detection, which misses current Xeons and Zen 5). The JSON reports what was seen, what was
+used, the kernel OpenBLAS actually runs and the GEMM GFLOP/s it reached (gemm_peak_gflops).
 
 Peer configuration (chosen before torch loads; the script re-executes itself once with the
 environment below, and the JSON reports each choice; --blas system --malloc default gives a plain run):
@@ -74,8 +76,8 @@ def _peer_environment():
     env["_CATENA_PEER_CHILD"] = "1"
     env["_CATENA_CORETYPE_SEEN"] = os.environ.get("OPENBLAS_CORETYPE", "<unset>")
     if ARGS.coretype == "auto":
-        if os.environ.get("OPENBLAS_CORETYPE", "").lower() == "haswell":
-            env["OPENBLAS_CORETYPE"] = "SkylakeX"
+        if os.environ.get("CATENA_HOST_CORETYPE"):
+            env["OPENBLAS_CORETYPE"] = os.environ["CATENA_HOST_CORETYPE"]
     elif ARGS.coretype != "keep":
         env["OPENBLAS_CORETYPE"] = ARGS.coretype
     env["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
@@ -132,6 +134,20 @@ def blas_info(threads):
                     openblas_threads=lib.openblas_get_num_threads())
         break
     return info
+
+
+def gemm_peak_gflops(n=2048, reps=5):
+    """Best of reps timed n^3 float32 torch.mm (as TrainBench's gemm_peak_gflops): the GEMM speed this peer reaches."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(reps))
+    return round(2.0 * n ** 3 / best / 1e9, 1)
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def peak_rss_mb():
@@ -233,6 +249,7 @@ def bench_train(a):
         "tokens_per_s": round(tok / med, 1), "useful_mflop_per_token": round(mf, 2),
         "useful_gflop_per_s": round(mf * tok / med / 1e3, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "gemm_peak_gflops": gemm_peak_gflops(),
         "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4),
         "adamw_foreach": a.foreach,
         "own_cpu_per_wall": round((_own_cpu_s() - own0) / wall, 2),

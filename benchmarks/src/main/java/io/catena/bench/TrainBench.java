@@ -54,6 +54,7 @@ public final class TrainBench {
         out.put("nd4j_env", Nd4j.getExecutioner().getEnvironmentInformation().get("blas.vendor"));
         out.put("omp_threads", Nd4j.getExecutioner().getEnvironmentInformation().get("omp.threads"));
         out.put("gemm_engine", Gemm.engine().toString());
+        out.put("native", io.catena.model.kernel.NativeSetup.report().toMap()); // kernel, ND4J build, measured GFLOP/s
         if (mode.equals("ab-gemm")) {
             String[] ab = a.getOrDefault("ab", "openblas,nd4j").split(",");
             out.putAll(train(steps, warmup, new String[] {ab[0], ab[1]}));

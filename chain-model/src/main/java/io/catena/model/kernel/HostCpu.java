@@ -161,6 +161,21 @@ public record HostCpu(String arch, String vendor, String modelName, String part,
         };
     }
 
+    /**
+     * Prints this host's choice: {@code --openblas-coretype} the kernel name alone (empty line: none),
+     * otherwise the CPU, the kernel and the ND4J build (benchmarks give their peers the same kernel).
+     */
+    public static void main(String[] args) {
+        HostCpu c = read();
+        String core = c.openblasCoreType();
+        if (args.length > 0 && args[0].equals("--openblas-coretype")) {
+            System.out.println(core == null ? "" : core);
+            return;
+        }
+        System.out.println("cpu " + c.describe() + "\nopenblas_coretype " + (core == null ? "(OpenBLAS's own detection)" : core)
+                + "\nnd4j_build linux-" + (c.x86() ? "x86_64" : c.aarch64() ? "arm64" : c.arch()) + c.nd4jVariant());
+    }
+
     /** One line: model, architecture and vector level, e.g. {@code "AMD EPYC (x86_64, AVX-512, avx512_bf16)"}. */
     public String describe() {
         String name = modelName.isEmpty() ? (part.isEmpty() ? "unknown CPU" : "CPU part " + part) : modelName;

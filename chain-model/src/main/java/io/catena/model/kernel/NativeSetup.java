@@ -46,6 +46,7 @@ public final class NativeSetup {
     public static final String CORETYPE_ENV = "OPENBLAS_CORETYPE";
     /** The square GEMM size the start-up measurement uses (about 0.27 GFLOP per call). */
     static final int PROBE_SIZE = 512;
+    private static final int RTLD_LAZY = 0x1, RTLD_NOLOAD = 0x4;
 
     private static final HostCpu CPU = HostCpu.read();
     private static boolean prepared;
@@ -124,7 +125,9 @@ public final class NativeSetup {
      */
     static synchronized Gemm.Engine defaultEngine() {
         prepare();
-        org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class); // loads OpenBLAS if nothing has yet
+        // the load order Catena had before this class: ND4J's natives first, then Gemm's JavaCPP binding
+        org.nd4j.linalg.factory.Nd4j.getBackend();
+        org.bytedeco.javacpp.Loader.load(org.bytedeco.openblas.global.openblas.class);
         openblasCore = loadedOpenblasCore();
         String explicit = System.getProperty("catena.gemm");
         if (explicit != null) {
@@ -155,7 +158,11 @@ public final class NativeSetup {
             return "unknown";
         }
         try {
-            return NativeLibrary.getInstance(lib).getFunction("openblas_get_corename").invokeString(new Object[0], false).trim();
+            // RTLD_LAZY | RTLD_NOLOAD and not RTLD_GLOBAL (JNA's default): the handle of the copy already loaded, its
+            // symbols kept local. Promoted to global, they would bind the lazily resolved calls of ND4J's own OpenBLAS
+            // copy (libopenblas_nolapack) to this one, and the two then free each other's memory regions (a crash).
+            NativeLibrary l = NativeLibrary.getInstance(lib, Map.of(com.sun.jna.Library.OPTION_OPEN_FLAGS, RTLD_LAZY | RTLD_NOLOAD));
+            return l.getFunction("openblas_get_corename").invokeString(new Object[0], false).trim();
         } catch (Throwable t) {
             return "unknown";
         }
