@@ -27,22 +27,22 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "round $r/$ROUNDS: $name" >&2
     # shellcheck disable=SC2086
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${BENCH_JVM[@]}" $flags -cp "$CP" io.catena.bench.TrainBench \
-      --mode train --steps 30 --warmup 5 2>/dev/null | grep '^{' | sed "s/^{/{\"config\":\"$name\",/" >> "$OUT/native-paths.jsonl"
+      --mode train --steps 30 --warmup 5 2>/dev/null | grep '^{' | sed "s/^{/{\"path\":\"$name\",/" >> "$OUT/native-paths.jsonl"
   done
 done
 /usr/bin/python3 - "$OUT" "$HOSTCORE" <<'PYEOF'
 import json, sys, statistics, subprocess
 out, hostcore = sys.argv[1], sys.argv[2]
 rows = [json.loads(l) for l in open(f"{out}/native-paths.jsonl") if l.strip()]
-names = list(dict.fromkeys(r["config"] for r in rows))
-med = {n: statistics.median(r["tokens_per_s"] for r in rows if r["config"] == n) for n in names}
+names = list(dict.fromkeys(r["path"] for r in rows))
+med = {n: statistics.median(r["tokens_per_s"] for r in rows if r["path"] == n) for n in names}
 best = max(med.values())
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 print(f"CPU: {cpu}; kernel chosen by Catena: {hostcore or '(OpenBLAS detection)'}; rounds: {len(rows) // len(names)}")
 print("| configuration | OpenBLAS kernel | GEMM engine | ND4J build | GEMM GFLOP/s (2048^3) | tokens/s (median) | vs best |")
 print("|---|---|---|---|---|---|---|")
 for n in names:
-    rs = [r for r in rows if r["config"] == n]
+    rs = [r for r in rows if r["path"] == n]
     nat = rs[0].get("native", {})
     g = statistics.median(r["gemm_peak_gflops"] for r in rs)
     print(f"| {n} | {nat.get('openblas_core')} | {nat.get('gemm_engine')} | {nat.get('nd4j_natives')} | {g:.0f} | {med[n]:.0f} | {med[n] / best:.2f}x |")

@@ -211,12 +211,14 @@ class Dataset:
         version, width = np.frombuffer(head, "<i4", 2, 8)
         count = int(np.frombuffer(head, "<i8", 1, 16)[0])
         crc = int(np.frombuffer(head, "<u4", 1, 24)[0])
-        if version != 1 or width not in (2, 4):
-            raise ValueError(f"{path}: header version {version}, dtype bytes {width}; this reader knows version 1, 2 or 4")
+        if version not in (1, 2) or width not in (2, 4):
+            raise ValueError(f"{path}: header version {version}, dtype bytes {width}; this reader knows versions 1 and 2, "
+                             f"dtype bytes 2 or 4")
         if count != shard["tokens"] or crc != int(shard["crc32c"], 16):
             raise ValueError(f"{path}: header says {count} tokens, CRC32C {crc:08x}; the manifest says "
                              f"{shard['tokens']}, {shard['crc32c']}")
-        tokens = np.fromfile(path, dtype="<u2" if width == 2 else "<u4", offset=SHARD_HEADER)
+        # version 2 adds a block-checksum trailer after the payload: read exactly the payload
+        tokens = np.fromfile(path, dtype="<u2" if width == 2 else "<u4", count=count, offset=SHARD_HEADER)
         if len(tokens) != count:
             raise ValueError(f"{path}: {len(tokens)} tokens on disk, header says {count}")
         if verify_crc and crc32c(tokens.tobytes()) != crc:

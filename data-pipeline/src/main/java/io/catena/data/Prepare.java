@@ -38,12 +38,19 @@ public final class Prepare {
         } else if (!conf.contains("spark.master")) {
             conf.setMaster("local[2]");
         }
+        String ui = LocalSparkUi.apply(conf, System.getenv());
+        if (ui != null) {
+            System.err.println("catena prepare: " + ui);
+        }
         boolean own = SparkSession.getActiveSession().isEmpty() && SparkSession.getDefaultSession().isEmpty();
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {
             PrepareJob.Result r = PrepareJob.run(spark, o);
             System.out.println(r.message());
             return 0;
+        } catch (IllegalArgumentException e) { // bad input: a missing or empty --input, an --out that holds a dataset, ...
+            System.err.println("catena prepare: " + e.getMessage());
+            return 2;
         } catch (RuntimeException | java.io.IOException e) {
             System.err.println("catena prepare failed: " + e.getMessage());
             e.printStackTrace(System.err);

@@ -17,12 +17,14 @@ import java.util.TreeMap;
  * @param growth       growth events still ahead, each with the chain count the model has after it
  * @param attempt      0 for the first run of the stage, 1.. for reruns after a failure
  * @param pipeline     pipeline stages and micro-batches (stages 1: data parallelism only)
+ * @param divergenceFactor the workers' {@link io.catena.model.train.NumericalGuard} factor (--divergence-factor)
  */
 record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, String sync, long totalSteps, long untilStep,
                long baseStep, long baseDataPosition, long baseTokens, List<GrowthPlan> growth, int evalEvery, int ckptEvery,
                TrainOptions.FailAt failAt, int attempt, byte[] secret, String psChannel, int psStreamId, int termLength,
                String udpParams, String telemetryChannel, String driverAeronDir, long driverPid, String driverHostId,
-               int kernelThreads, long requestTimeoutMs, Map<String, Object> snapshotInfo, PipelineOptions pipeline)
+               int kernelThreads, long requestTimeoutMs, Map<String, Object> snapshotInfo, PipelineOptions pipeline,
+               double divergenceFactor)
         implements Serializable {
 
     record GrowthPlan(long step, List<Integer> heads, boolean freeze, int chainsAfter) implements Serializable {
@@ -36,7 +38,7 @@ record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, 
     JobSpec withAttempt(int a) {
         return new JobSpec(jobName, recipe, data, dp, sync, totalSteps, untilStep, baseStep, baseDataPosition, baseTokens, growth,
                 evalEvery, ckptEvery, failAt, a, secret, psChannel, psStreamId, termLength, udpParams, telemetryChannel, driverAeronDir,
-                driverPid, driverHostId, kernelThreads, requestTimeoutMs, snapshotInfo, pipeline);
+                driverPid, driverHostId, kernelThreads, requestTimeoutMs, snapshotInfo, pipeline, divergenceFactor);
     }
 
     TrainSettings settings() {

@@ -7,6 +7,7 @@ import io.catena.data.prepare.PrepareOptions;
 import io.catena.model.ChainExpansion;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.cli.NumericOption;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import java.io.IOException;
@@ -159,20 +160,14 @@ public final class RetrainJob {
                 throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
             }
             return new Options(get.apply("lake"), get.apply("ckpt"), get.apply("recipe"), get.apply("data"), heads, freeze, steps,
-                    get.apply("master"), (int) number(get, "dp", 0), get.apply("format") == null ? "jsonl" : get.apply("format"),
+                    get.apply("master"), get.apply("dp") == null ? 0 : NumericOption.intAtLeast("dp", get.apply("dp"), 1),
+                    get.apply("format") == null ? "jsonl" : get.apply("format"),
                     get.apply("text-field"), get.apply("tokenizer"), pass);
         }
 
         private static long number(Function<String, String> get, String name, long dflt) {
             String x = get.apply(name);
-            if (x == null) {
-                return dflt;
-            }
-            try {
-                return Long.parseLong(x);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("--" + name + " must be an integer, got '" + x + "'");
-            }
+            return x == null ? dflt : NumericOption.parse(name, x, Long.MIN_VALUE, Long.MAX_VALUE);
         }
     }
 
@@ -216,6 +211,10 @@ public final class RetrainJob {
         conf.setIfMissing("spark.master", "local[" + Math.max(2, o.dp()) + "]");
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
+        String ui = io.catena.data.LocalSparkUi.apply(conf, System.getenv());
+        if (ui != null) {
+            System.err.println("catena retrain: " + ui);
+        }
         int code;
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {

@@ -1,5 +1,6 @@
 package io.catena.trainer;
 
+import io.catena.model.NotRetryableException;
 import io.catena.model.train.MetricsLog;
 import io.catena.model.train.Progress;
 
@@ -95,7 +96,13 @@ public final class TrainJob {
         return this;
     }
 
-    /** spark-submit / {@code catena train} entry point. Exit codes: 0 done, 2 bad input, 1 training failed. */
+    /** The start of every {@link io.catena.model.io.CheckpointWriteException}'s message, which reaches the driver as text. */
+    static final String CHECKPOINT_WRITE_FAILED = "cannot write checkpoint";
+
+    /**
+     * spark-submit / {@code catena train} entry point. Exit codes: 0 done, 2 bad input, 3 a checkpoint could not be
+     * written (disk full, ...), 1 any other failure.
+     */
     public static void main(String[] argv) {
         SparkConf conf = new SparkConf();
         TrainOptions opts;
@@ -117,6 +124,10 @@ public final class TrainJob {
         // a barrier stage larger than the cluster's slots fails within ~30 s instead of Spark's 10-minute default
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
+        String ui = io.catena.data.LocalSparkUi.apply(conf, System.getenv());
+        if (ui != null) {
+            System.err.println("catena train: " + ui);
+        }
         int code;
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
             TrainResult r = new TrainJob(jsc, opts, System.out).run();
@@ -128,7 +139,7 @@ public final class TrainJob {
         } catch (RuntimeException e) {
             System.err.println("catena train failed: " + e.getMessage());
             LOG.error("training failed", e);
-            code = 1;
+            code = String.valueOf(e.getMessage()).contains(CHECKPOINT_WRITE_FAILED) ? 3 : 1;
         }
         System.out.flush();
         System.exit(code);
@@ -198,6 +209,10 @@ public final class TrainJob {
 
         TrainingState state;
         CheckpointStore store = new CheckpointStore(hconf);
+        List<String> swept = store.sweepLeftovers(opts.out());
+        if (!swept.isEmpty()) {
+            out.println("removed leftovers of interrupted checkpoint writes under " + opts.out() + ": " + swept);
+        }
         if (opts.resume()) {
             try {
                 state = store.load(opts.out(), true);
@@ -206,6 +221,11 @@ public final class TrainJob {
                         + "); run without --resume to start fresh");
             }
             out.println("resuming " + opts.out() + " at step " + state.step() + " (chains " + state.config().chains() + ")");
+            int dropped = io.catena.model.train.MetricsLog.truncateAfter(metricsPath(), state.step());
+            if (dropped > 0) {
+                out.println("metrics: dropped " + dropped + " records after step " + state.step() + " from " + metricsPath()
+                        + " (steps the interrupted run computed past its last checkpoint; this run computes them again)");
+            }
         } else {
             ColmConfig cfg = recipe.modelConfig(dataVocab);
             Params p = new Params(new ParamLayout(cfg), DataType.FLOAT);
@@ -325,7 +345,7 @@ public final class TrainJob {
             JobSpec spec = new JobSpec(job, recipe.values(), opts.data(), dp, sync.toString(), s.steps(), until, startStep, baseData,
                     state.tokensSeen(), plan, evalEvery, ckptEvery, opts.failAt(), 0, secret, psChannel,
                     psStream, term, udp, telemetry.channel(), aeronDir, ProcessHandle.current().pid(), HOST_ID,
-                    opts.kernelThreads(), opts.requestTimeoutMs(), new HashMap<>(info), pipeline);
+                    opts.kernelThreads(), opts.requestTimeoutMs(), new HashMap<>(info), pipeline, opts.divergenceFactor());
             if (ext != null) {
                 out.println("using the " + ps.describe() + " (job '" + job + "', version " + ps.version() + "): it applies its own "
                         + "recipe's optimizer and LR schedule and writes the checkpoints to its catena.ps.snapshot.uri"
@@ -394,6 +414,10 @@ public final class TrainJob {
                             monitor.error.get());
                 }
                 String why = rootMessage(e);
+                if (NotRetryableException.marks(why) || NotRetryableException.marks(String.valueOf(e.getMessage()))) {
+                    // a non-finite gradient, a diverged loss, a full disk: a rerun would only repeat it
+                    throw new IllegalStateException("the training stage failed and was not rerun: " + why, e);
+                }
                 if (attempt + 1 >= max) {
                     throw new IllegalStateException("the training stage failed " + max + " times (spark.catena.max-attempts); last error: "
                             + why, e);
@@ -629,7 +653,7 @@ public final class TrainJob {
         String kind = String.valueOf(m.get("kind"));
         Object attempt = m.get("attempt");
         boolean current = attempt instanceof Number n && n.intValue() == currentAttempt;
-        if (!current && (kind.equals("gate") || kind.equals("stage"))) {
+        if (!current && (kind.equals("gate") || kind.equals("stage") || kind.equals("engine"))) {
             return; // a task of an earlier stage run that has not stopped yet: it says nothing about the current one
         }
         // train/eval/checkpoint reports of an earlier run are kept: they describe computations the server
@@ -637,7 +661,12 @@ public final class TrainJob {
         switch (kind) {
             case "stage" -> {
                 out.println("stage run " + (currentAttempt + 1) + ": " + m.get("endpoints"));
-                metric(engineRecord((List<Object>) m.get("endpoints")));
+            }
+            case "engine" -> { // each rank's native path (NativeSetup), once per stage run
+                Map<String, Object> r = new LinkedHashMap<>(m);
+                r.remove("job");
+                r.put("step", startStep);
+                metric(r);
             }
             case "train" -> {
                 long step = ((Number) m.get("step")).longValue();
@@ -713,31 +742,6 @@ public final class TrainJob {
             }
             default -> LOG.warn("unknown telemetry report kind {}", kind);
         }
-    }
-
-    /** The metrics record of the GEMM path each rank's executor chose and measured (from the endpoints it published). */
-    @SuppressWarnings("unchecked")
-    private Map<String, Object> engineRecord(List<Object> endpoints) {
-        List<Map<String, Object>> ranks = new ArrayList<>();
-        for (Object e : endpoints == null ? List.of() : endpoints) {
-            try {
-                Map<String, Object> me = new com.fasterxml.jackson.databind.ObjectMapper().readValue(String.valueOf(e), Map.class);
-                Map<String, Object> r = new LinkedHashMap<>();
-                r.put("rank", me.get("rank"));
-                r.put("host", me.get("host"));
-                if (me.get("gemm") instanceof Map<?, ?> g) {
-                    r.putAll((Map<String, Object>) g);
-                }
-                ranks.add(r);
-            } catch (java.io.IOException ex) {
-                LOG.warn("unreadable endpoint record {}: {}", e, ex.getMessage());
-            }
-        }
-        Map<String, Object> rec = new LinkedHashMap<>();
-        rec.put("kind", "engine");
-        rec.put("step", startStep);
-        rec.put("ranks", ranks);
-        return rec;
     }
 
     private synchronized int gateCount(long step) {

@@ -1,5 +1,6 @@
 package io.catena.trainer;
 
+import io.catena.model.cli.NumericOption;
 import io.catena.ps.SyncPolicy;
 import java.io.Serializable;
 import java.util.ArrayList;
@@ -21,7 +22,8 @@ public record TrainOptions(String data, String recipe, String out, String master
                            long steps, long untilStep, List<String> overrides, String metrics, String jobName,
                            String psHost, int psPort, int termLength, int kernelThreads, int maxAttempts,
                            long requestTimeoutMs, long slotWaitMs, String psSecretFile, String psConf,
-                           long psConnectTimeoutMs, int pp, int microBatches, String schedule, boolean recompute)
+                           long psConnectTimeoutMs, int pp, int microBatches, String schedule, boolean recompute,
+                           double divergenceFactor)
         implements Serializable {
 
     /** Conf key prefix: {@code --eval-every 50} is also {@code spark.catena.eval-every=50}. */
@@ -30,7 +32,7 @@ public record TrainOptions(String data, String recipe, String out, String master
     static final Set<String> VALUED = new TreeSet<>(List.of("data", "recipe", "out", "master", "dp", "sync", "grow-at",
             "eval-every", "ckpt-every", "fail-at", "steps", "until-step", "set", "metrics", "job-name", "ps-host", "ps-port",
             "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms", "ps-secret-file", "ps-conf",
-            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule"));
+            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule", "divergence-factor", "skip-nonfinite"));
     static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help", "recompute"));
 
     public static final String USAGE = """
@@ -40,7 +42,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                          [--steps N] [--until-step N] [--set key=value]... [--metrics <file.jsonl>] [--fail-at RANK:STEP[:exit]]
                          [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS]]
                          [--term-length BYTES] [--kernel-threads N] [--max-attempts N]
-                         [--pp P [--micro-batches M] [--schedule 1f1b|gpipe] [--recompute]]
+                         [--pp P [--micro-batches M] [--schedule 1f1b|gpipe] [--recompute]] [--divergence-factor F]
               Trains CoLM with dp data-parallel Spark tasks (one barrier stage) through an embedded Aeron parameter
               server on the driver, or, with --ps-host/--ps-port (or --ps-conf), through an external one started with
               `catena ps --conf F` (same recipe, catena.ps.workers = dp, same sync; --ps-secret-file is its
@@ -59,6 +61,11 @@ public record TrainOptions(String data, String recipe, String out, String master
               pulls only its own parameters. Each replica's batch_size/dp rows are cut into M micro-batches (default:
               the largest of 4P, 2P, P dividing them) scheduled 1F1B (default: at most P+1 activations in flight) or GPipe;
               --recompute keeps only stage inputs and recomputes the rest in backward. Same math as dp alone.
+              --divergence-factor F (default 10; 0 = off) stops the run, before its next checkpoint, when the loss or
+              the parameter norm grows more than F times between two checks (a diverged run's checkpoint would poison
+              a resume); a non-finite gradient stops it too. Both fail the job once: rerunning the stage would only
+              repeat the same numbers. (Skipping bad steps, --skip-nonfinite, is train-local's.)
+              Numeric options outside their range are errors, never replaced by a default (--dp 0, --steps -1).
               Every option is also a Spark conf key spark.catena.<option> (e.g. spark.catena.dp=4).
             """;
 
@@ -218,7 +225,7 @@ public record TrainOptions(String data, String recipe, String out, String master
         boolean resume = flags.contains("resume") || Boolean.parseBoolean(get.apply("resume") == null ? "false" : get.apply("resume"));
         String fail = get.apply("fail-at");
         String host = get.apply("ps-host");
-        int psPort = integer(get, "ps-port", 0);
+        int psPort = integer(get, "ps-port", 0, 0);
         if (psPort < 0 || psPort > 65_535) {
             throw new IllegalArgumentException("--ps-port must be a UDP port 1..65535, got " + psPort);
         }
@@ -230,17 +237,22 @@ public record TrainOptions(String data, String recipe, String out, String master
             throw new IllegalArgumentException("--ps-secret-file is the secret of an external parameter server; add --ps-host and "
                     + "--ps-port (or --ps-conf) to use one, or drop it (the embedded server makes its own secret)");
         }
-        if (longValue(get, "ps-connect-timeout-ms", 10_000) < 1) {
-            throw new IllegalArgumentException("--ps-connect-timeout-ms must be >= 1");
+        if (get.apply("skip-nonfinite") != null && NumericOption.atLeast("skip-nonfinite", get.apply("skip-nonfinite"), 0) > 0) {
+            throw new IllegalArgumentException("--skip-nonfinite is train-local's: a distributed step cannot be skipped on every "
+                    + "worker at once; here a non-finite gradient fails the job once (drop the option, or lower the learning rate)");
         }
-        return new TrainOptions(data, recipe, out, get.apply("master"), integer(get, "dp", 0), sync, growth,
-                integer(get, "eval-every", -1), integer(get, "ckpt-every", -1), resume, fail == null ? null : FailAt.parse(fail),
-                longValue(get, "steps", 0), longValue(get, "until-step", 0), all.apply("set"), get.apply("metrics"),
-                get.apply("job-name"), host, psPort, integer(get, "term-length", 0),
-                integer(get, "kernel-threads", 0), integer(get, "max-attempts", 3), longValue(get, "request-timeout-ms", 120_000),
-                longValue(get, "slot-wait-ms", 30_000), get.apply("ps-secret-file"), get.apply("ps-conf"),
-                longValue(get, "ps-connect-timeout-ms", 10_000), integer(get, "pp", 1), integer(get, "micro-batches", 0),
-                schedule(get.apply("schedule")), flags.contains("recompute") || Boolean.parseBoolean(String.valueOf(get.apply("recompute"))));
+        double divergence = get.apply("divergence-factor") == null ? io.catena.model.train.NumericalGuard.DEFAULT_DIVERGENCE_FACTOR
+                : NumericOption.parseDouble("divergence-factor", get.apply("divergence-factor"), 0, 1e12);
+        io.catena.model.train.NumericalGuard.checkFactor(divergence);
+        return new TrainOptions(data, recipe, out, get.apply("master"), integer(get, "dp", 0, 1), sync, growth,
+                integer(get, "eval-every", -1, 0), integer(get, "ckpt-every", -1, 0), resume, fail == null ? null : FailAt.parse(fail),
+                longValue(get, "steps", 0, 1), longValue(get, "until-step", 0, 1), all.apply("set"), get.apply("metrics"),
+                get.apply("job-name"), host, psPort, integer(get, "term-length", 0, 1),
+                integer(get, "kernel-threads", 0, 1), integer(get, "max-attempts", 3, 1), longValue(get, "request-timeout-ms", 120_000, 1),
+                longValue(get, "slot-wait-ms", 30_000, 1), get.apply("ps-secret-file"), get.apply("ps-conf"),
+                longValue(get, "ps-connect-timeout-ms", 10_000, 1), integer(get, "pp", 1, 1), integer(get, "micro-batches", 0, 1),
+                schedule(get.apply("schedule")), flags.contains("recompute") || Boolean.parseBoolean(String.valueOf(get.apply("recompute"))),
+                divergence);
     }
 
     private static String schedule(String s) {
@@ -268,24 +280,15 @@ public record TrainOptions(String data, String recipe, String out, String master
         return v;
     }
 
-    private static int integer(Function<String, String> get, String name, int dflt) {
-        long v = longValue(get, name, dflt);
-        if (v > Integer.MAX_VALUE || v < Integer.MIN_VALUE) {
-            throw new IllegalArgumentException("--" + name + " is out of range: " + v);
-        }
-        return (int) v;
+    /** An option's value, or dflt when it is not given; a given value must be >= min (never replaced by the default). */
+    private static int integer(Function<String, String> get, String name, int dflt, int min) {
+        String v = get.apply(name);
+        return v == null ? dflt : NumericOption.intAtLeast(name, v, min);
     }
 
-    private static long longValue(Function<String, String> get, String name, long dflt) {
+    private static long longValue(Function<String, String> get, String name, long dflt, long min) {
         String v = get.apply(name);
-        if (v == null) {
-            return dflt;
-        }
-        try {
-            return Long.parseLong(v.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("--" + name + " must be an integer, got '" + v + "'");
-        }
+        return v == null ? dflt : NumericOption.atLeast(name, v, min);
     }
 
     /** True when the run uses a parameter server started separately (--ps-host or --ps-conf) instead of embedding one. */

@@ -2,11 +2,14 @@ package io.catena.trainer;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.model.ColmModel;
+import io.catena.model.NotRetryableException;
 import io.catena.model.Params;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.kernel.Parallel;
-import io.catena.model.train.LocalTrainer;
+import io.catena.model.optim.AdamW;
 import io.catena.model.pipeline.PipelineRunner;
+import io.catena.model.train.LocalTrainer;
+import io.catena.model.train.NumericalGuard;
 import io.catena.model.train.TrainSettings;
 import io.catena.trainer.pipeline.PipelineWorker;
 import io.catena.ps.Configuration;
@@ -121,7 +124,6 @@ final class WorkerTask implements Serializable {
             me.put("ps_version", c.serverLayout().version());
             me.put("ps_epoch", c.epoch());
             me.put("gpu", gpu);
-            me.put("gemm", io.catena.model.kernel.NativeSetup.report().toMap()); // this executor's GEMM path, measured
             if (pipe != null) {
                 me.put("stage", pipe.stageIndex());
                 me.put("replica", replica);
@@ -136,6 +138,10 @@ final class WorkerTask implements Serializable {
                 int s = pipe.stageIndex();
                 pipe.connect(s > 0 ? parse(all[rank - 1]) : null, s < spec.pipeline().stages() - 1 ? parse(all[rank + 1]) : null);
             }
+            Map<String, Object> engine = report("engine"); // this executor's native path and measured GEMM speed
+            engine.put("host", host);
+            engine.putAll(io.catena.model.kernel.NativeSetup.report().toMap());
+            tel.send(engine);
             if (rank == 0) {
                 Map<String, Object> m = report("stage");
                 m.put("endpoints", List.of(all));
@@ -193,6 +199,10 @@ final class WorkerTask implements Serializable {
         m.put("rank", rank);
         return m;
     }
+
+    /** Stops the run before a checkpoint of diverged parameters (--divergence-factor); a stage without a loss (NaN) checks the norm alone. */
+    private transient NumericalGuard guard;
+    private transient double lastLoss = Double.NaN;
 
     private void rebuild() {
         params = new Params(client.layout(), DataType.FLOAT);
@@ -256,6 +266,9 @@ final class WorkerTask implements Serializable {
         ParameterServerClient.PullResult r = pull(0);
         long start = r.version();
         long step = asp ? start / spec.dp() : start;
+        guard = new NumericalGuard(spec.divergenceFactor(), 0);
+        guard.baseline(AdamW.norm(params)); // the parameters this run starts from
+        lastLoss = Double.NaN;
         long until = spec.untilStep();
         TokenBatchSource train = DataSources.open(spec.data(), "train", settings.seqLen(), settings.valFraction(), settings.seed(),
                 replica, spec.dp()); // every stage of a replica reads the replica's windows: stage 0 the inputs, the last the targets
@@ -312,6 +325,11 @@ final class WorkerTask implements Serializable {
                     step = until - 1; // the server has applied enough updates
                 }
             } catch (RequestRejectedException e) {
+                if (e.reason() == RejectReason.NON_FINITE) {
+                    throw new NotRetryableException("worker " + rank + ", step " + (step + 1) + ": the gradient has NaN or Infinity "
+                            + "(losses " + java.util.Arrays.toString(losses) + "); the server changed nothing and no checkpoint was "
+                            + "written. Lower the learning rate or check the data, then resume from the last checkpoint", e);
+                }
                 if (e.reason() != RejectReason.STALE_EPOCH) {
                     throw e;
                 }
@@ -338,6 +356,13 @@ final class WorkerTask implements Serializable {
             }
             if (rank == 0) {
                 stepsAcc.add(1);
+            }
+            if (losses != null) {
+                lastLoss = losses[losses.length - 1];
+            }
+            if (step % settings.logEvery() == 0 || (rank == 0 && spec.ckptEvery() > 0 && step % spec.ckptEvery() == 0)) {
+                // on the parameters just pulled (version step): the check a local run makes at log steps and checkpoints
+                guard.check(step, lastLoss, AdamW.norm(params));
             }
             if (step < until) {
                 evalAndCheckpoint(step, tel, val, r);

@@ -65,26 +65,29 @@ final class Args {
     }
 
     int integer(String key, int dflt) {
+        return integer(key, dflt, Integer.MIN_VALUE);
+    }
+
+    /** The option's value, or dflt when it is not given; a given value below min is an error, never replaced. */
+    int integer(String key, int dflt, int min) {
         String v = get(key, null);
-        if (v == null) {
-            return dflt;
-        }
-        try {
-            return Integer.parseInt(v);
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(command + ": --" + key + " must be an integer, got '" + v + "'");
-        }
+        return v == null ? dflt : prefixed(() -> NumericOption.intAtLeast(key, v, min));
     }
 
     double dbl(String key, double dflt) {
+        return dbl(key, dflt, -Double.MAX_VALUE, Double.MAX_VALUE);
+    }
+
+    double dbl(String key, double dflt, double min, double max) {
         String v = get(key, null);
-        if (v == null) {
-            return dflt;
-        }
+        return v == null ? dflt : prefixed(() -> NumericOption.parseDouble(key, v, min, max));
+    }
+
+    private <T> T prefixed(java.util.function.Supplier<T> parse) {
         try {
-            return Double.parseDouble(v);
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(command + ": --" + key + " must be a number, got '" + v + "'");
+            return parse.get();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(command + ": " + e.getMessage());
         }
     }
 

@@ -14,6 +14,7 @@ import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import io.catena.model.kernel.Parallel;
 import io.catena.model.train.LocalTrainer;
+import io.catena.model.train.NumericalGuard;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import java.io.InputStream;
@@ -59,10 +60,19 @@ public final class CatenaCli {
         this.out = out;
     }
 
+    /** Exit codes beside 0 (done) and 2 (bad input): a checkpoint could not be written; the numerical guard stopped the run. */
+    public static final int EXIT_WRITE_FAILED = 3, EXIT_STOPPED = 4;
+
     public static void main(String[] argv) {
         int code;
         try {
             code = new CatenaCli(System.out).run(argv);
+        } catch (io.catena.model.io.CheckpointWriteException e) {
+            System.err.println("catena: " + e.getMessage());
+            code = EXIT_WRITE_FAILED;
+        } catch (io.catena.model.NotRetryableException e) {
+            System.err.println("catena: " + e.getMessage());
+            code = EXIT_STOPPED;
         } catch (IllegalArgumentException | IllegalStateException | java.io.UncheckedIOException e) {
             System.err.println("catena: " + e.getMessage());
             code = 2;
@@ -119,26 +129,31 @@ public final class CatenaCli {
     }
 
     private void trainLocal(String[] argv) {
-        Args a = new Args("train-local", argv, 1, Set.of("recipe", "data", "out", "steps", "set", "metrics", "threads"),
-                Set.of("resume"));
+        Args a = new Args("train-local", argv, 1, Set.of("recipe", "data", "out", "steps", "set", "metrics", "threads",
+                "divergence-factor", "skip-nonfinite"), Set.of("resume"));
         if (help(a, """
                 catena train-local --recipe <file|builtin:tiny> --data <manifest|text file|dir|builtin:genesis> --out <ckpt root>
                                    [--steps N] [--set key=value]... [--resume] [--metrics <file.jsonl>] [--threads N]
+                                   [--divergence-factor F] [--skip-nonfinite N]
                   Trains in this process on a data-pipeline manifest (catena prepare) or on plain text with the
                   byte tokenizer. --resume continues from the latest checkpoint under
                   --out with the same step, optimizer state and data position (bit-for-bit like an uninterrupted run).
+                  A non-finite gradient stops the run with nothing changed (--skip-nonfinite N skips up to N such steps,
+                  counted in metrics.jsonl); a loss or parameter norm that grows more than --divergence-factor times
+                  (default 10; 0 = off) between two log steps stops it before the next checkpoint. Exit codes: 0 done,
+                  2 bad input, 3 a checkpoint could not be written (disk full, ...), 4 stopped by one of those checks.
                 """)) {
             return;
         }
         if (a.has("threads")) {
-            Parallel.setThreads(a.integer("threads", 2));
+            Parallel.setThreads(a.integer("threads", 2, 1));
         }
         Recipe recipe = loadRecipe(a.require("recipe")).with(a.all("set"));
         String data = a.require("data");
         String outRoot = a.require("out");
         TrainSettings s = recipe.trainSettings();
         if (a.has("steps")) {
-            s = s.withSteps(a.integer("steps", 0));
+            s = s.withSteps(a.integer("steps", 0, 1));
         }
         TokenBatchSource train = openSource(data, "train", s.seqLen(), s.valFraction(), s.seed());
         TokenBatchSource val = openSource(data, "val", s.seqLen(), s.valFraction(), s.seed());
@@ -160,8 +175,23 @@ public final class CatenaCli {
         info.put("data_spec", data); // lets generate find the data's tokenizer
         out.println("model " + state.config().chains() + " chains, " + new ParamLayout(state.config()).size() + " parameters; data "
                 + train.describe());
-        LocalTrainer trainer = new LocalTrainer(state, s, train, val, outRoot, metrics, out, info);
+        LocalTrainer trainer = new LocalTrainer(state, s, train, val, outRoot, metrics, out, info)
+                .guard(new NumericalGuard(a.dbl("divergence-factor", NumericalGuard.DEFAULT_DIVERGENCE_FACTOR, 0, 1e12),
+                        a.integer("skip-nonfinite", 0, 0)));
         trainer.run(s.steps());
+    }
+
+    /**
+     * The prompt as given, or an error when it was not valid UTF-8: the JVM decodes command-line bytes it
+     * cannot read as U+FFFD, and a model would silently continue a text the user never wrote.
+     */
+    static String validPrompt(String prompt) {
+        int bad = prompt.indexOf('\uFFFD');
+        if (bad >= 0) {
+            throw new IllegalArgumentException("generate: --prompt is not valid UTF-8 (an undecodable byte sequence at character "
+                    + bad + ", shown as U+FFFD); pass UTF-8 text (check the terminal's locale, e.g. LANG=C.UTF-8)");
+        }
+        return prompt;
     }
 
     /** The model settings in which a recipe's config and a checkpoint's differ, as "key (recipe X, checkpoint Y)". */
@@ -191,8 +221,8 @@ public final class CatenaCli {
         TrainingState st = new CheckpointStore().load(a.require("ckpt"), false);
         ColmConfig cfg = st.config();
         String data = a.require("data");
-        int seq = Math.min(a.integer("seq-len", Math.min(128, cfg.maxSeqLen())), cfg.maxSeqLen());
-        int batch = a.integer("batch-size", 8);
+        int seq = Math.min(a.integer("seq-len", Math.min(128, cfg.maxSeqLen()), 1), cfg.maxSeqLen());
+        int batch = a.integer("batch-size", 8, 1);
         TokenBatchSource val = openSource(data, "val", seq, a.dbl("val-fraction", 0.05), 0);
         List<Integer> scales = new ArrayList<>();
         String ch = a.get("chains", "all");
@@ -205,7 +235,7 @@ public final class CatenaCli {
             cfg.checkScale(k);
             scales.add(k);
         }
-        double[] losses = evaluate(st, val, batch, a.integer("batches", 8), scales);
+        double[] losses = evaluate(st, val, batch, a.integer("batches", 8, 1), scales);
         out.println(evalTable(st, scales, losses));
     }
 
@@ -275,8 +305,8 @@ public final class CatenaCli {
         TrainingState st = new CheckpointStore().load(a.require("ckpt"), false);
         ColmConfig cfg = st.config();
         TextCodec codec = codecOf(st, a.get("data", null));
-        String prompt = a.require("prompt");
-        int k = a.get("chains", "all").equals("all") ? cfg.numChains() : a.integer("chains", cfg.numChains());
+        String prompt = validPrompt(a.require("prompt"));
+        int k = a.get("chains", "all").equals("all") ? cfg.numChains() : a.integer("chains", cfg.numChains(), 1);
         TreeMap<Integer, Integer> switches = new TreeMap<>();
         for (String s : a.all("switch-at")) {
             String[] p = s.split(":");
@@ -286,8 +316,8 @@ public final class CatenaCli {
             switches.put(Integer.parseInt(p[0]), Integer.parseInt(p[1]));
         }
         int[] ids = codec.encode(prompt);
-        int maxNew = a.integer("max-new-tokens", 200);
-        var o = new Generator.Options(maxNew, k, a.dbl("temperature", 0.8), a.integer("top-k", 40), a.integer("seed", 1),
+        int maxNew = a.integer("max-new-tokens", 200, 0);
+        var o = new Generator.Options(maxNew, k, a.dbl("temperature", 0.8, 0, 1e6), a.integer("top-k", 40, 0), a.integer("seed", 1),
                 switches, true, codec.eosId());
         Generator.Result r = new Generator(cfg, st.params()).generate(ids, o);
         out.println(prompt + codec.decode(r.tokens(), 0, r.tokens().length));
@@ -352,11 +382,19 @@ public final class CatenaCli {
     }
 
     private void inspect(String[] argv) {
-        Args a = new Args("inspect", argv, 1, Set.of("ckpt"), Set.of());
-        if (help(a, "catena inspect --ckpt <dir>\n  Prints config, chains, parameters per scale and the training state.\n")) {
+        Args a = new Args("inspect", argv, 1, Set.of("ckpt"), Set.of("verify"));
+        if (help(a, "catena inspect --ckpt <dir> [--verify]\n  Prints config, chains, parameters per scale and the training state.\n"
+                + "  --verify reads every tensor file and checks its shape and CRC32C against model.json (exit 2 naming the\n"
+                + "  first bad file; without it only model.json is read).\n")) {
             return;
         }
         Map<String, Object> m = new CheckpointStore().readManifest(a.require("ckpt"));
+        if (a.has("verify")) {
+            boolean withOptimizer = Boolean.TRUE.equals(((Map<?, ?>) m.getOrDefault("trainer", Map.of())).get("has_optimizer_state"));
+            TrainingState verified = new CheckpointStore().load(a.require("ckpt"), withOptimizer);
+            int files = verified.params().layout().entries().size() * (withOptimizer ? 3 : 1);
+            out.println("verified    " + files + " tensor files: shapes and CRC32C match " + CheckpointStore.MODEL_JSON);
+        }
         @SuppressWarnings("unchecked")
         ColmConfig cfg = ColmConfig.fromMap((Map<String, Object>) m.get("config"));
         ParamLayout layout = new ParamLayout(cfg);

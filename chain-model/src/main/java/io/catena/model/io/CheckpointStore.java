@@ -43,6 +43,7 @@ public final class CheckpointStore {
     /** Fault injection for tests (like the trainer's --fail-at): fail after writing this many tensor files; -1 never. */
     private int failAfterTensors = -1;
     private int tensorsWritten;
+    private boolean failAsError;
 
     public CheckpointStore() {
         this(new Configuration());
@@ -59,6 +60,13 @@ public final class CheckpointStore {
         return s;
     }
 
+    /** A store whose writes fail after {@code n} tensor files with an Error, as Hadoop's local FS reports a full disk (tests only). */
+    public CheckpointStore failingLikeAFullDisk(int n) {
+        CheckpointStore s = failingAfterTensors(n);
+        s.failAsError = true;
+        return s;
+    }
+
     private FileSystem fs(Path p) throws IOException {
         FileSystem fs = p.getFileSystem(hadoopConf);
         fs.setWriteChecksum(false); // each tensor carries its own CRC32C in model.json
@@ -71,14 +79,20 @@ public final class CheckpointStore {
         return u.getScheme() == null ? new Path(new java.io.File(uri).getAbsoluteFile().toURI()) : new Path(u);
     }
 
-    /** Writes a step directory under root and points {@code latest} at it; returns the step directory URI. */
+    /**
+     * Writes a step directory under root and points {@code latest} at it; returns the step directory URI. A
+     * failure of any kind (an {@code IOException}, or an {@code Error} such as Hadoop's {@code FSError} for a
+     * full local disk) removes what was written and throws {@link CheckpointWriteException}; the previous
+     * checkpoint and {@code latest} stay as they were.
+     */
     public String save(String root, TrainingState state) {
+        Path rootPath = path(root);
+        String name = String.format("step-%08d", state.step());
+        FileSystem fs = null;
         try {
-            Path rootPath = path(root);
-            FileSystem fs = fs(rootPath);
+            fs = fs(rootPath);
             fs.mkdirs(rootPath);
-            String name = String.format("step-%08d", state.step());
-            Path tmp = new Path(rootPath, "_tmp-" + name + "-" + UUID.randomUUID());
+            Path tmp = new Path(rootPath, "_tmp-" + name + "-" + WRITER + "-" + UUID.randomUUID());
             Path dest = new Path(rootPath, name);
             writeStepDirOrClean(fs, tmp, state);
             if (fs.exists(dest)) {
@@ -91,9 +105,117 @@ public final class CheckpointStore {
             }
             writeAtomically(fs, new Path(rootPath, LATEST), (name + "\n").getBytes(StandardCharsets.UTF_8));
             return dest.toString();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint under " + root + ": " + e.getMessage(), e);
+        } catch (IOException | RuntimeException | Error e) {
+            if (e instanceof VirtualMachineError vm && !(e instanceof OutOfMemoryError)) {
+                throw vm;
+            }
+            throw writeFailed(fs, rootPath, name, state, e);
         }
+    }
+
+    /** This process as the writer of temporary directories: {@code p<pid>@<host>}, so a later start can tell a dead writer. */
+    static final String WRITER = "p" + ProcessHandle.current().pid() + "@" + hostId();
+
+    private static final java.util.regex.Pattern LEFTOVER = java.util.regex.Pattern.compile(
+            "_(tmp|old)-step-(\\d+)-(?:p(\\d+)@([A-Za-z0-9_.]+)-)?[0-9a-f-]{36}");
+    /** A leftover a foreign or unknown writer could still own is removed only once it is this old. */
+    static final long FOREIGN_LEFTOVER_AGE_MS = 10 * 60_000L;
+
+    private static String hostId() {
+        String h;
+        try {
+            h = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/sys/kernel/hostname")).trim();
+        } catch (IOException | RuntimeException e) {
+            h = System.getenv().getOrDefault("HOSTNAME", "unknown");
+        }
+        h = h.replaceAll("[^A-Za-z0-9_.]", "_");
+        return h.isEmpty() ? "unknown" : h.substring(0, Math.min(48, h.length()));
+    }
+
+    /**
+     * Removes the leftovers of checkpoint writes that cannot finish any more, and returns what it removed: a
+     * {@code _tmp-step-*} directory whose writer (named in it) was a process on this host that is gone; one of an
+     * unknown or other host's writer when its step is not newer than the newest complete step and it is older
+     * than {@value #FOREIGN_LEFTOVER_AGE_MS} ms; an {@code _old-step-N-*} directory once {@code step-N} is complete;
+     * a {@code _tmp-latest-*} file once {@code latest} exists and is newer. A live writer's directory is never touched.
+     */
+    public List<String> sweepLeftovers(String root) {
+        List<String> removed = new ArrayList<>();
+        try {
+            Path rootPath = path(root);
+            FileSystem fs = fs(rootPath);
+            if (!fs.exists(rootPath)) {
+                return removed;
+            }
+            Path latest = new Path(rootPath, LATEST);
+            long newest = -1;
+            long latestTime = -1;
+            if (fs.exists(latest)) {
+                latestTime = fs.getFileStatus(latest).getModificationTime();
+                String dir = resolve(root);
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("step-(\\d+)$").matcher(dir);
+                newest = m.find() ? Long.parseLong(m.group(1)) : -1;
+            }
+            long now = System.currentTimeMillis();
+            for (FileStatus st : fs.listStatus(rootPath)) {
+                String n = st.getPath().getName();
+                java.util.regex.Matcher m = LEFTOVER.matcher(n);
+                boolean remove = false;
+                if (m.matches() && m.group(1).equals("tmp")) {
+                    long step = Long.parseLong(m.group(2));
+                    boolean thisHost = m.group(4) != null && m.group(4).equals(hostId());
+                    boolean writerDead = thisHost && ProcessHandle.of(Long.parseLong(m.group(3))).map(p -> !p.isAlive()).orElse(true);
+                    boolean writerLive = thisHost && !writerDead;
+                    remove = writerDead || (!writerLive && step <= newest && now - st.getModificationTime() > FOREIGN_LEFTOVER_AGE_MS);
+                } else if (m.matches()) {
+                    remove = fs.exists(new Path(new Path(rootPath, String.format("step-%08d", Long.parseLong(m.group(2)))), MODEL_JSON));
+                } else if (n.startsWith("_tmp-" + LATEST + "-")) {
+                    remove = latestTime >= 0 && st.getModificationTime() < latestTime;
+                }
+                if (remove && fs.delete(st.getPath(), true)) {
+                    removed.add(n);
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot clean up leftovers under " + root + ": " + e.getMessage(), e);
+        }
+        return removed;
+    }
+
+    /** The one-line error of a failed write: path, cause, free space against the checkpoint's size, what is intact. */
+    private CheckpointWriteException writeFailed(FileSystem fs, Path root, String name, TrainingState st, Throwable e) {
+        String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c.getMessage() != null && !cause.contains(c.getMessage())) {
+                cause += ": " + c.getMessage();
+            }
+        }
+        String space = "";
+        try {
+            if (fs != null) {
+                long free = fs.getStatus(root).getRemaining();
+                space = String.format(java.util.Locale.ROOT, " (%,d MB free there; this checkpoint needs about %,d MB)",
+                        free >> 20, Math.max(1, bytesNeeded(st) >> 20));
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // the file system cannot tell: the message says less
+        }
+        String intact;
+        try {
+            intact = fs != null && fs.exists(new Path(root, LATEST)) ? "the previous checkpoint (" + resolve(root.toString())
+                    + ") is intact" : "no earlier checkpoint exists there";
+        } catch (RuntimeException | IOException ignored) {
+            intact = "the previous checkpoint was not touched";
+        }
+        return new CheckpointWriteException("cannot write checkpoint " + name + " under " + root + ": " + cause + space
+                + "; the partial directory was removed and " + intact + ". Free space or choose another --out, then resume", e);
+    }
+
+    /** About what a checkpoint of this state occupies: every tensor as float32, moments included, plus headers. */
+    static long bytesNeeded(TrainingState st) {
+        long tensors = st.params().layout().entries().size();
+        long files = st.hasOptimizerState() ? 3 : 1;
+        return files * (st.params().layout().size() * 4 + tensors * 128) + 64 * 1024;
     }
 
     /** Writes one self-contained checkpoint directory at exactly {@code dir} (temp + rename). */
@@ -110,8 +232,12 @@ public final class CheckpointStore {
             writeStepDirOrClean(fs, tmp, state);
             rename(fs, tmp, dest);
             return dest.toString();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
+        } catch (IOException | Error e) {
+            if (e instanceof VirtualMachineError vm && !(e instanceof OutOfMemoryError)) {
+                throw vm;
+            }
+            throw new CheckpointWriteException("cannot write checkpoint " + dir + ": " + e.getMessage()
+                    + "; the partial directory was removed. Free space or choose another --out", e);
         }
     }
 
@@ -125,6 +251,13 @@ public final class CheckpointStore {
         Path tmp = new Path(target.getParent(), "_tmp-" + target.getName() + "-" + UUID.randomUUID());
         try (OutputStream out = fs.create(tmp, false)) {
             out.write(content);
+        } catch (IOException | RuntimeException | Error e) {
+            try {
+                fs.delete(tmp, false);
+            } catch (IOException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
         }
         if (fs.exists(target)) {
             fs.delete(target, false);
@@ -136,7 +269,7 @@ public final class CheckpointStore {
     private void writeStepDirOrClean(FileSystem fs, Path tmp, TrainingState st) throws IOException {
         try {
             writeStepDir(fs, tmp, st);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | Error e) { // Error: Hadoop reports a full local disk as FSError
             try {
                 fs.delete(tmp, true);
             } catch (IOException cleanup) {
@@ -185,6 +318,10 @@ public final class CheckpointStore {
 
     private long writeTensor(FileSystem fs, Path file, Params p, ParamLayout.Entry e) throws IOException {
         if (failAfterTensors >= 0 && tensorsWritten++ >= failAfterTensors) {
+            if (failAsError) {
+                throw new java.io.IOError(new IOException("No space left on device (injected after " + failAfterTensors
+                        + " tensor files, at " + file + ")"));
+            }
             throw new IOException("injected failure after " + failAfterTensors + " tensor files, at " + file);
         }
         float[] data = new float[(int) e.size()];

@@ -128,12 +128,37 @@ public final class AdamW {
      */
     public double step(Params params, Params grads, Params m, Params v, long step, double lr) {
         double norm = gradientNorm(grads);
+        stepWithNorm(params, grads, m, v, step, lr, norm);
+        return norm;
+    }
+
+    /** {@link #step} with the gradient norm already computed (by {@link #gradientNorm}, for a caller that checks it first). */
+    public void stepWithNorm(Params params, Params grads, Params m, Params v, long step, double lr, double norm) {
         if (!Double.isFinite(norm)) {
             throw new IllegalStateException("gradient norm is " + norm + " at step " + step
                     + "; no parameter was changed. Lower the learning rate or check the data for bad tokens.");
         }
         update(params, grads, m, v, step, lr, clipScale(norm), 0, end);
-        return norm;
+    }
+
+    /** L2 norm of every element of a buffer (parameters included, frozen or not), summed in a fixed order. */
+    public static double norm(Params p) {
+        Buf b = p.buf();
+        int n = b.length();
+        double[] partial = new double[Parallel.parts(n)];
+        Parallel.forParts(n, (part, a, c) -> {
+            double s = 0;
+            for (int i = a; i < c; i++) {
+                double x = b.get(i);
+                s += x * x;
+            }
+            partial[part] = s;
+        });
+        double s = 0;
+        for (double x : partial) {
+            s += x;
+        }
+        return Math.sqrt(s);
     }
 
     /**

@@ -82,6 +82,19 @@ public final class LocalTrainer {
         this.step = state.step();
         this.tokensSeen = state.tokensSeen();
         train.seek(state.dataPosition());
+        if (checkpointRoot != null) {
+            List<String> swept = store.sweepLeftovers(checkpointRoot);
+            if (!swept.isEmpty()) {
+                out.println("removed leftovers of interrupted checkpoint writes under " + checkpointRoot + ": " + swept);
+            }
+        }
+        if (metricsFile != null && state.step() > 0) {
+            int dropped = MetricsLog.truncateAfter(metricsFile, state.step());
+            if (dropped > 0) {
+                out.println("metrics: dropped " + dropped + " records after step " + state.step() + " from " + metricsFile
+                        + " (the run they described was not checkpointed; this one recomputes those steps)");
+            }
+        }
     }
 
     /** A newly initialised model (no optimizer state yet). */
@@ -123,6 +136,7 @@ public final class LocalTrainer {
         if (!engineRecorded) {
             metric("engine", NativeSetup.report().toMap()); // which GEMM path and how fast, once per run
             engineRecorded = true;
+            guard.baseline(AdamW.norm(params)); // the parameters this run starts from
         }
         long startNanos = System.nanoTime();
         long startStep = step;
@@ -138,7 +152,8 @@ public final class LocalTrainer {
                 double eta = (last - step) * elapsed / Math.max(1, step - startStep);
                 out.println(Progress.line(step, last, tps, losses, schedule.at(step), "", eta));
                 metric("train", Map.of("loss", losses, "lr", schedule.at(step), "tok_per_s", tps, "grad_norm", lastGradNorm,
-                        "elapsed_s", elapsed));
+                        "elapsed_s", elapsed, "skipped_nonfinite", guard.skipped()));
+                checkDivergence();
                 windowTokens = 0;
                 windowStart = System.nanoTime();
             }
@@ -159,17 +174,43 @@ public final class LocalTrainer {
     }
 
     private double lastGradNorm;
+    private double[] lastLosses;
+    private NumericalGuard guard = NumericalGuard.defaults();
     private boolean engineRecorded;
 
-    /** One optimizer step on the next batch. */
+    /**
+     * One optimizer step on the next batch. A non-finite loss or gradient changes nothing: the guard stops the
+     * run, or skips the step within the --skip-nonfinite budget (the batch is consumed, the step counted).
+     */
     public double[] trainStep() {
         train.nextBatch(window, settings.batchSize());
         splitWindows(window, settings.batchSize(), settings.seqLen(), inputs, targets);
         double[] losses = model.forwardBackward(inputs, targets, 0, frozenChains, false, 1.0);
         step++;
-        lastGradNorm = adamW.step(params, grads, adamM, adamV, step, schedule.at(step));
+        double norm = adamW.gradientNorm(grads);
+        if (guard.accept(step, norm, losses)) {
+            adamW.stepWithNorm(params, grads, adamM, adamV, step, schedule.at(step), norm);
+        } else {
+            out.println("step " + step + ": non-finite gradient (norm " + norm + "), step skipped (" + guard.skipped()
+                    + " of --skip-nonfinite)");
+        }
+        lastGradNorm = norm;
+        lastLosses = losses;
         tokensSeen += (long) settings.batchSize() * settings.seqLen();
         return losses;
+    }
+
+    /** Replaces the numerical guard (divergence factor, non-finite steps to skip); the default stops at the first. */
+    public LocalTrainer guard(NumericalGuard g) {
+        this.guard = java.util.Objects.requireNonNull(g);
+        return this;
+    }
+
+    /** The guard's divergence check on the current loss and parameter norm (each log step and before each checkpoint). */
+    private void checkDivergence() {
+        if (lastLosses != null) {
+            guard.check(step, lastLosses[lastLosses.length - 1], AdamW.norm(params));
+        }
     }
 
     /** Splits [B, T+1] windows into inputs [B, T] and next-token targets [B, T]. */
@@ -227,6 +268,7 @@ public final class LocalTrainer {
 
     /** Writes a checkpoint under the checkpoint root; returns its directory. */
     public String checkpoint() {
+        checkDivergence(); // never write a diverged model
         String dir = store.save(checkpointRoot, state());
         out.println("checkpoint " + dir);
         return dir;

@@ -17,6 +17,47 @@ public final class MetricsLog {
     private MetricsLog() {
     }
 
+    /**
+     * On resume from {@code step}: removes the records of steps after it (a run that went on past its last
+     * checkpoint before it died, whose steps the resumed run computes again), by rewriting the file through a
+     * temporary file and a rename. Records without a step are kept. Returns how many were dropped.
+     */
+    public static int truncateAfter(Path file, long step) {
+        if (!Files.exists(file)) {
+            return 0;
+        }
+        try {
+            java.util.List<String> keep = new java.util.ArrayList<>();
+            int dropped = 0;
+            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                Object s;
+                try {
+                    s = JSON.readValue(line, Map.class).get("step");
+                } catch (IOException e) {
+                    s = null; // a torn last line of a killed run: dropped like a later step
+                    dropped++;
+                    continue;
+                }
+                if (s instanceof Number n && n.longValue() > step) {
+                    dropped++;
+                } else {
+                    keep.add(line);
+                }
+            }
+            if (dropped > 0) {
+                Path tmp = file.resolveSibling("_tmp-" + file.getFileName() + "-" + java.util.UUID.randomUUID());
+                Files.write(tmp, keep, StandardCharsets.UTF_8);
+                Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            }
+            return dropped;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot rewrite metrics " + file + " for the resume at step " + step + ": " + e.getMessage(), e);
+        }
+    }
+
     public static void append(Path file, Map<String, Object> record) {
         try {
             Files.createDirectories(file.toAbsolutePath().getParent());

@@ -550,7 +550,8 @@ public final class PrepareJob {
                 return readParquet(spark, o, files);
             case "jsonl":
                 checkJsonlField(files.get(0), conf, field);
-                return readLines(sc, conf, files).map(r -> r.bad() != null ? r : parseJson(r, field, norm));
+                int maxChars = o.maxTextChars();
+                return readLines(sc, conf, files).map(r -> r.bad() != null ? r : parseJson(r, field, norm, maxChars));
             default:
                 if (o.textDocument().equals("file")) {
                     SerializableConf sconf = new SerializableConf(conf);
@@ -620,14 +621,25 @@ public final class PrepareJob {
         }
     }
 
-    private static Rec parseJson(Rec r, String field, String norm) {
+    /** One JSON reader per text-length limit (--max-text-chars), shared by the records of an executor. */
+    private static final java.util.concurrent.ConcurrentHashMap<Integer, ObjectMapper> JSON_BY_LIMIT = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private static ObjectMapper json(int maxChars) {
+        return JSON_BY_LIMIT.computeIfAbsent(maxChars, m -> new ObjectMapper(com.fasterxml.jackson.core.JsonFactory.builder()
+                .streamReadConstraints(com.fasterxml.jackson.core.StreamReadConstraints.builder().maxStringLength(m).build()).build()));
+    }
+
+    static Rec parseJson(Rec r, String field, String norm, int maxChars) {
         String line = r.text();
         if (line.isBlank()) {
             return new Rec(r.source(), r.offset(), "", null);
         }
         JsonNode n;
         try {
-            n = JSON.readTree(line);
+            n = json(maxChars).readTree(line);
+        } catch (com.fasterxml.jackson.core.exc.StreamConstraintsException e) {
+            return new Rec(r.source(), r.offset(), sample(line), "a string longer than --max-text-chars " + maxChars
+                    + " characters (valid JSON; raise --max-text-chars to keep such records)");
         } catch (IOException e) {
             String msg = e instanceof com.fasterxml.jackson.core.JsonProcessingException jp ? jp.getOriginalMessage() : e.toString();
             return new Rec(r.source(), r.offset(), sample(line), "malformed JSON: " + msg.replace('\n', ' '));

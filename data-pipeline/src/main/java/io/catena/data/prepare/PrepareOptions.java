@@ -30,7 +30,10 @@ import java.util.Locale;
 public record PrepareOptions(List<String> inputs, String format, String textField, String textDocument, String out,
                              String tokenizer, int seqLen, double valFraction, long splitSeed, boolean incremental,
                              String master, double maxBadFraction, String normalization, long shardTokens,
-                             long minPairCount, long timeoutSeconds) implements Serializable {
+                             long minPairCount, long timeoutSeconds, int maxTextChars) implements Serializable {
+
+    /** Default longest text field of a JSONL record (characters); a longer one is quarantined, naming the limit. */
+    public static final int DEFAULT_MAX_TEXT_CHARS = 20_000_000;
 
     public static final String DEFAULT_TOKENIZER = "train:8192";
 
@@ -60,6 +63,7 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
             "  --shard-tokens <n>          maximum tokens per shard file (default 16777216)",
             "  --bpe-min-pair-count <n>    BPE training stops when the best pair is rarer (default 2)",
             "  --timeout <seconds>         cancel the run after this long (default 86400)",
+            "  --max-text-chars <n>        longest JSONL text field kept; longer records are quarantined (default 20000000)",
             "  --help                      this text");
 
     public PrepareOptions {
@@ -69,52 +73,52 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
     /** Defaults for everything but inputs, format and out. */
     public static PrepareOptions of(List<String> inputs, String format, String out) {
         return new PrepareOptions(inputs, format, "text", "line", out, null, 256, 0.01, 0, false, null, 0.01, "NFC",
-                16L << 20, 2, 86400);
+                16L << 20, 2, 86400, DEFAULT_MAX_TEXT_CHARS);
     }
 
     public PrepareOptions withTokenizer(String t) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, t, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withIncremental(boolean inc) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                inc, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                inc, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withSeqLen(int n) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, n, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withTextDocument(String d) {
         return new PrepareOptions(inputs, format, textField, d, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withValFraction(double f) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, f, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withShardTokens(long n) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, n, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, n, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withMaxBadFraction(double f) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, f, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, f, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withTextField(String f) {
         return new PrepareOptions(inputs, format, f, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     public PrepareOptions withInputs(List<String> in) {
         return new PrepareOptions(in, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
     }
 
     /** Thrown for a bad command line; the message says which flag and what is expected. */
@@ -145,6 +149,7 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
         long shardTokens = o.shardTokens;
         long minPair = o.minPairCount;
         long timeout = o.timeoutSeconds;
+        long maxText = o.maxTextChars;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             String flag = a;
@@ -185,6 +190,7 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
                 case "--shard-tokens" -> shardTokens = num(flag, v);
                 case "--bpe-min-pair-count" -> minPair = num(flag, v);
                 case "--timeout" -> timeout = num(flag, v);
+                case "--max-text-chars" -> maxText = num(flag, v);
                 default -> throw new UsageException("unknown option " + a + "; see --help");
             }
         }
@@ -197,8 +203,11 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
         if (out == null) {
             throw new UsageException("--out is required: the dataset directory to write; see --help");
         }
+        if (maxText < 1 || maxText > Integer.MAX_VALUE - 16) {
+            throw new UsageException("--max-text-chars is " + maxText + ", expected 1 .. " + (Integer.MAX_VALUE - 16));
+        }
         PrepareOptions p = new PrepareOptions(inputs, format, textField, textDoc, out, tokenizer, seqLen, val, seed, inc,
-                master, maxBad, norm, shardTokens, minPair, timeout);
+                master, maxBad, norm, shardTokens, minPair, timeout, (int) maxText);
         p.validate();
         return p;
     }

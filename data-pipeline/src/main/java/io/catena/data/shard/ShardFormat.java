@@ -15,18 +15,23 @@ import java.util.zip.CRC32C;
  * <pre>
  * offset size field
  *  0     8   magic "CATENATK"
- *  8     4   format version (1)
+ *  8     4   format version (2; version 1 files, which have no trailer, are still read)
  * 12     4   dtype bytes: 2 (uint16, vocab <= 65536) or 4 (uint32)
  * 16     8   token count
  * 24     4   CRC32C of the payload
  * 28     4   CRC32C of bytes 0..27
+ * 32     P   payload (P = token count x dtype bytes)
+ * 32+P   4B  version 2: the CRC32C of each 4 KiB block of the payload (B = ceil(P / 4096) little-endian ints),
+ *            so a damaged shard is reported at its first bad block, not just "somewhere"
  * </pre>
  */
 public final class ShardFormat {
 
     public static final byte[] MAGIC = {'C', 'A', 'T', 'E', 'N', 'A', 'T', 'K'};
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
     public static final int HEADER_BYTES = 32;
+    /** The payload block each trailer checksum covers. */
+    public static final int BLOCK_BYTES = 4096;
 
     private ShardFormat() {
     }
@@ -61,13 +66,29 @@ public final class ShardFormat {
         return (int) c.getValue();
     }
 
-    /** Writes header + payload of {@code tokens[0, n)}; returns the payload CRC32C. */
+    /** Writes header + payload + block-checksum trailer of {@code tokens[0, n)}; returns the payload CRC32C. */
     public static int write(OutputStream out, int[] tokens, int n, int dtypeBytes) throws IOException {
         byte[] payload = payload(tokens, n, dtypeBytes);
         int crc = crc32c(payload, 0, payload.length);
         out.write(header(dtypeBytes, n, crc));
         out.write(payload);
+        out.write(blockTrailer(payload));
         return crc;
+    }
+
+    static int blocks(int payloadBytes) {
+        return (payloadBytes + BLOCK_BYTES - 1) / BLOCK_BYTES;
+    }
+
+    /** The CRC32C of each {@value #BLOCK_BYTES}-byte block of the payload (the last one may be shorter). */
+    static byte[] blockTrailer(byte[] payload) {
+        int b = blocks(payload.length);
+        ByteBuffer t = ByteBuffer.allocate(4 * b).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < b; i++) {
+            int from = i * BLOCK_BYTES;
+            t.putInt(crc32c(payload, from, Math.min(BLOCK_BYTES, payload.length - from)));
+        }
+        return t.array();
     }
 
     static byte[] header(int dtypeBytes, long tokens, int payloadCrc) {
@@ -100,14 +121,29 @@ public final class ShardFormat {
                     Integer.toHexString(headerCrc));
         }
         int version = bb.getInt(8);
-        if (version != VERSION) {
-            throw new ShardCorruptException(file, 8, "format version " + VERSION, String.valueOf(version));
+        if (version != 1 && version != VERSION) {
+            throw new ShardCorruptException(file, 8, "format version 1 or " + VERSION, String.valueOf(version));
         }
         int dtype = bb.getInt(12);
         if (dtype != 2 && dtype != 4) {
             throw new ShardCorruptException(file, 12, "dtype bytes 2 or 4", String.valueOf(dtype));
         }
         return new Header(version, dtype, bb.getLong(16), bb.getInt(24));
+    }
+
+    /** The first block whose CRC32C differs from the trailer's (a short trailer counts as damage there), or -1. */
+    static int firstBadBlock(byte[] payload, byte[] trailer) {
+        ByteBuffer t = ByteBuffer.wrap(trailer).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < blocks(payload.length); i++) {
+            if (t.remaining() < 4) {
+                return i;
+            }
+            int from = i * BLOCK_BYTES;
+            if (t.getInt() != crc32c(payload, from, Math.min(BLOCK_BYTES, payload.length - from))) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /**
@@ -132,9 +168,22 @@ public final class ShardFormat {
         }
         int crc = crc32c(payload, 0, len);
         if (crc != header.payloadCrc() || (expectedCrc != 0 && crc != expectedCrc)) {
-            throw new ShardCorruptException(file, HEADER_BYTES, "payload CRC32C " + Integer.toHexString(header.payloadCrc())
+            long at = HEADER_BYTES;
+            String where = " (a version-1 shard has no block checksums: the damage is somewhere in the payload)";
+            if (header.version() >= 2) {
+                byte[] trailer = in.readNBytes(4 * blocks(len));
+                int bad = firstBadBlock(payload, trailer);
+                if (bad >= 0) {
+                    at = HEADER_BYTES + (long) bad * BLOCK_BYTES;
+                    where = " (first damaged 4 KiB block: #" + bad + " of " + blocks(len) + ", bytes " + at + ".."
+                            + (HEADER_BYTES + Math.min(len, (long) (bad + 1) * BLOCK_BYTES) - 1) + ")";
+                } else {
+                    where = " (every 4 KiB block matches its own checksum: the header's payload CRC or the trailer is damaged)";
+                }
+            }
+            throw new ShardCorruptException(file, at, "payload CRC32C " + Integer.toHexString(header.payloadCrc())
                     + (expectedCrc != 0 ? " (manifest " + Integer.toHexString(expectedCrc) + ")" : ""),
-                    Integer.toHexString(crc));
+                    Integer.toHexString(crc) + where);
         }
         int[] tokens = new int[n];
         ByteBuffer bb = ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN);

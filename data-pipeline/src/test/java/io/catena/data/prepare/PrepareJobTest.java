@@ -261,6 +261,8 @@ class PrepareJobTest {
         assertTrue(e5.getMessage().contains("nosuchfs://x/y"), e5.getMessage());
 
         assertEquals(2, Prepare.run("--input", "x", "--format", "xml", "--out", "y"));
+        // a missing input is bad input too: exit 2 with one line (it was 1 with a stack trace)
+        assertEquals(2, Prepare.run("--input", uri(tmp.resolve("no-such-input")), "--format", "text", "--out", uri(tmp.resolve("o6"))));
         assertEquals(2, Prepare.run("--format", "text"));
         assertEquals(0, Prepare.run("--help"));
         PrepareOptions.UsageException u = assertThrows(PrepareOptions.UsageException.class,
@@ -306,6 +308,25 @@ class PrepareJobTest {
     }
 
     @Test
+    void shouldQuarantineATextOverTheConfiguredLimitAsSuchNotAsMalformedJson() {
+        String big = "{\"text\":\"" + "a".repeat(300) + "\"}";
+        PrepareJob.Rec small = PrepareJob.parseJson(new PrepareJob.Rec("f.jsonl", 7, big, null), "text", "NFC", 100);
+        assertTrue(small.bad() != null && small.bad().contains("--max-text-chars 100") && small.bad().contains("valid JSON"),
+                small.bad());
+        PrepareJob.Rec kept = PrepareJob.parseJson(new PrepareJob.Rec("f.jsonl", 7, big, null), "text", "NFC", 1000);
+        assertEquals(null, kept.bad());
+        assertEquals(300, kept.text().length());
+        PrepareJob.Rec broken = PrepareJob.parseJson(new PrepareJob.Rec("f.jsonl", 7, "{\"text\": ", null), "text", "NFC", 1000);
+        assertTrue(broken.bad().startsWith("malformed JSON"), broken.bad());
+        assertEquals(PrepareOptions.DEFAULT_MAX_TEXT_CHARS, PrepareOptions.parse("--input", "a", "--format", "jsonl", "--out", "b")
+                .maxTextChars());
+        assertEquals(50_000_000, PrepareOptions.parse("--input", "a", "--format", "jsonl", "--out", "b", "--max-text-chars", "50000000")
+                .maxTextChars());
+        assertThrows(PrepareOptions.UsageException.class, () -> PrepareOptions.parse("--input", "a", "--format", "jsonl", "--out", "b",
+                "--max-text-chars", "0"));
+    }
+
+    @Test
     void shouldRunTheCliEndToEnd() throws Exception {
         Path in = write(tmp.resolve("cli/in.txt"), verses.subList(0, 200));
         Path out = tmp.resolve("cli-out");
@@ -319,7 +340,8 @@ class PrepareJobTest {
         assertEquals(0, Prepare.run("--input", uri(in), "--format", "text", "--out", uri(out2), "--tokenizer",
                 uri(out.resolve(m.tokenizer().path())), "--seq-len", "32"));
         assertEquals(m.tokenizer().sha256(), Datasets.latest(uri(out2), CONF).tokenizer().sha256());
-        assertEquals(1, Prepare.run("--input", uri(in), "--format", "text", "--out", uri(out), "--seq-len", "32"));
+        assertEquals(2, Prepare.run("--input", uri(in), "--format", "text", "--out", uri(out), "--seq-len", "32"),
+                "an --out that already holds a dataset is bad input");
         assertTrue(spark.sparkContext().isStopped() == false, "the CLI leaves a session it did not create running");
     }
 }

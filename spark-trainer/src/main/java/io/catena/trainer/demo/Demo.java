@@ -6,6 +6,7 @@ import io.catena.model.ParamLayout;
 import io.catena.model.data.TextCodec;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.TrainingState;
+import io.catena.model.cli.NumericOption;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import io.catena.trainer.DataSources;
@@ -54,7 +55,7 @@ public final class Demo {
                   every k -> <out>/report.html with PNG charts, summary.txt, metrics.jsonl, the dataset and checkpoints.
                 """;
 
-        static Settings parse(String[] argv) {
+        public static Settings parse(String[] argv) {
             Map<String, String> v = new LinkedHashMap<>();
             boolean freeze = true;
             for (int i = 0; i < argv.length; i++) {
@@ -71,13 +72,14 @@ public final class Demo {
                 }
             }
             try {
-                long steps = Long.parseLong(v.getOrDefault("steps", "600"));
+                long steps = NumericOption.atLeast("steps", v.getOrDefault("steps", "600"), 2);
                 return new Settings(Path.of(v.getOrDefault("out", "demo-out")).toAbsolutePath(), steps,
-                        Long.parseLong(v.getOrDefault("grow-at", String.valueOf(steps * 2 / 3))), freeze,
-                        Integer.parseInt(v.getOrDefault("dp", "2")), Integer.parseInt(v.getOrDefault("vocab", "512")),
-                        Integer.parseInt(v.getOrDefault("gen-tokens", "60")));
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("a numeric option is not a number (" + e.getMessage() + ")\n" + USAGE);
+                        NumericOption.parse("grow-at", v.getOrDefault("grow-at", String.valueOf(steps * 2 / 3)), 1, steps - 1), freeze,
+                        NumericOption.intAtLeast("dp", v.getOrDefault("dp", "2"), 1),
+                        NumericOption.intAtLeast("vocab", v.getOrDefault("vocab", "512"), 258),
+                        NumericOption.intAtLeast("gen-tokens", v.getOrDefault("gen-tokens", "60"), 0));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(e.getMessage() + "\n" + USAGE);
             }
         }
     }
