@@ -27,6 +27,9 @@ record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, 
                double divergenceFactor)
         implements Serializable {
 
+    /** This JVM's identity: a worker whose driver has the same pid and id runs inside the driver's JVM (local mode). */
+    static final String THIS_JVM = java.util.UUID.randomUUID().toString();
+
     record GrowthPlan(long step, List<Integer> heads, boolean freeze, int chainsAfter) implements Serializable {
     }
 

@@ -5,9 +5,9 @@ import io.catena.data.manifest.ManifestStore;
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
 import io.catena.model.ChainExpansion;
+import io.catena.model.cli.NumericOption;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
-import io.catena.model.cli.NumericOption;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import java.io.IOException;
@@ -236,7 +236,7 @@ public final class RetrainJob {
 
     /** Prepare the new partitions, then train on the new version (or nothing, when nothing is new). */
     public Result run() {
-        Recipe recipe = DataSources.loadRecipe(opts.recipe());
+        Recipe recipe = Recipe.resolve(opts.recipe());
         TrainSettings s = recipe.trainSettings();
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         org.apache.hadoop.conf.Configuration hconf = jsc.hadoopConfiguration();

@@ -1,18 +1,20 @@
 package io.catena.trainer;
 
-import io.catena.model.NotRetryableException;
-import io.catena.model.train.MetricsLog;
-import io.catena.model.train.Progress;
-
 import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
+import io.catena.model.NotRetryableException;
 import io.catena.model.ParamLayout;
 import io.catena.model.Params;
+import io.catena.model.data.DataSources;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import io.catena.model.kernel.Parallel;
 import io.catena.model.optim.LrSchedule;
+import io.catena.model.pipeline.PipelineSchedule;
+import io.catena.model.train.Evaluator;
+import io.catena.model.train.MetricsLog;
+import io.catena.model.train.Progress;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import io.catena.ps.Configuration;
@@ -20,7 +22,6 @@ import io.catena.ps.ParameterServer;
 import io.catena.ps.ParameterServerClient;
 import io.catena.ps.ServerLayout;
 import io.catena.ps.SyncPolicy;
-import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.trainer.pipeline.PipelineOptions;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -40,7 +41,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SortedMap;
 import java.util.TreeMap;
-import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
@@ -73,8 +73,6 @@ import scala.runtime.AbstractFunction1;
  */
 public final class TrainJob {
     private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
-    /** Identifies this JVM: tasks that run inside the driver's JVM (local mode) share its Aeron driver. */
-    static final String HOST_ID = UUID.randomUUID().toString();
     private static final long ADMIN_TIMEOUT_MS = 120_000;
 
     private final JavaSparkContext jsc;
@@ -170,7 +168,7 @@ public final class TrainJob {
 
     /** Runs the whole job on {@code jsc}: validate, start the server, run the stage (again after failures), finish. */
     public TrainResult run() {
-        Recipe recipe = DataSources.loadRecipe(opts.recipe()).with(opts.overrides());
+        Recipe recipe = Recipe.resolve(opts.recipe()).with(opts.overrides());
         TrainSettings s = recipe.trainSettings();
         if (opts.steps() > 0) {
             s = s.withSteps(opts.steps());
@@ -344,7 +342,7 @@ public final class TrainJob {
              Telemetry.Receiver telemetry = new Telemetry.Receiver(aeronDir, host, 10_000)) {
             JobSpec spec = new JobSpec(job, recipe.values(), opts.data(), dp, sync.toString(), s.steps(), until, startStep, baseData,
                     state.tokensSeen(), plan, evalEvery, ckptEvery, opts.failAt(), 0, secret, psChannel,
-                    psStream, term, udp, telemetry.channel(), aeronDir, ProcessHandle.current().pid(), HOST_ID,
+                    psStream, term, udp, telemetry.channel(), aeronDir, ProcessHandle.current().pid(), JobSpec.THIS_JVM,
                     opts.kernelThreads(), opts.requestTimeoutMs(), new HashMap<>(info), pipeline, opts.divergenceFactor());
             if (ext != null) {
                 out.println("using the " + ps.describe() + " (job '" + job + "', version " + ps.version() + "): it applies its own "

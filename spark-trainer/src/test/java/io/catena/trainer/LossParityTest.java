@@ -3,6 +3,7 @@ package io.catena.trainer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.catena.model.data.DataSources;
 import io.catena.model.data.TextByteSource;
 import io.catena.model.io.TrainingState;
 import io.catena.model.train.LocalTrainer;

@@ -5,21 +5,19 @@ import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
 import io.catena.model.ParamLayout;
 import io.catena.model.Params;
-import io.catena.model.data.TextByteSource;
-import io.catena.model.data.TokenBatchSource;
+import io.catena.model.data.DataSources;
 import io.catena.model.data.TextCodec;
-import io.catena.model.data.TokenSourceProvider;
+import io.catena.model.data.TokenBatchSource;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.train.Evaluator;
 import io.catena.model.train.LocalTrainer;
 import io.catena.model.train.NumericalGuard;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
-import java.io.InputStream;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,7 +25,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -110,22 +107,7 @@ public final class CatenaCli {
     // ---- train-local --------------------------------------------------------------------------
 
     static Recipe loadRecipe(String spec) {
-        if (spec.startsWith("builtin:")) {
-            String name = spec.substring("builtin:".length());
-            try (InputStream in = CatenaCli.class.getResourceAsStream("/io/catena/recipes/" + name + ".properties")) {
-                if (in == null) {
-                    throw new IllegalArgumentException("no bundled recipe '" + name + "'; bundled: tiny, reference, jdk-code (cluster-conf/recipes/)");
-                }
-                Properties p = new Properties();
-                p.load(new java.io.InputStreamReader(in, StandardCharsets.UTF_8));
-                Map<String, String> m = new TreeMap<>();
-                p.forEach((k, v) -> m.put(k.toString().trim(), v.toString().trim()));
-                return Recipe.of(m, spec);
-            } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
-            }
-        }
-        return Recipe.load(Path.of(spec));
+        return Recipe.resolve(spec);
     }
 
     private void trainLocal(String[] argv) {
@@ -155,8 +137,8 @@ public final class CatenaCli {
         if (a.has("steps")) {
             s = s.withSteps(a.integer("steps", 0, 1));
         }
-        TokenBatchSource train = openSource(data, "train", s.seqLen(), s.valFraction(), s.seed());
-        TokenBatchSource val = openSource(data, "val", s.seqLen(), s.valFraction(), s.seed());
+        TokenBatchSource train = DataSources.open(data, "train", s.seqLen(), s.valFraction(), s.seed(), 0, 1);
+        TokenBatchSource val = DataSources.open(data, "val", s.seqLen(), s.valFraction(), s.seed(), 0, 1);
         TrainingState state;
         if (a.has("resume")) {
             state = new CheckpointStore().load(outRoot, true);
@@ -223,7 +205,7 @@ public final class CatenaCli {
         String data = a.require("data");
         int seq = Math.min(a.integer("seq-len", Math.min(128, cfg.maxSeqLen()), 1), cfg.maxSeqLen());
         int batch = a.integer("batch-size", 8, 1);
-        TokenBatchSource val = openSource(data, "val", seq, a.dbl("val-fraction", 0.05), 0);
+        TokenBatchSource val = DataSources.open(data, "val", seq, a.dbl("val-fraction", 0.05), 0, 0, 1);
         List<Integer> scales = new ArrayList<>();
         String ch = a.get("chains", "all");
         if (ch.equals("all")) {
@@ -239,38 +221,14 @@ public final class CatenaCli {
         out.println(evalTable(st, scales, losses));
     }
 
-    /** Mean validation loss per requested scale; each scale runs its own forward touching only its chains. */
-    /**
-     * A data-pipeline manifest (through an installed {@link TokenSourceProvider}) or plain text with
-     * the byte tokenizer (a file, a directory, or builtin:genesis).
-     */
-    static TokenBatchSource openSource(String data, String split, int seqLen, double valFraction, long seed) {
-        TokenSourceProvider provider = TokenSourceProvider.find(data);
-        if (provider != null) {
-            return provider.open(data, split, seqLen, seed, 0, 1);
-        }
-        int[] corpus = Corpus.read(data);
-        return TextByteSource.open(corpus, data, seqLen, valFraction,
-                split.equals("train") ? TextByteSource.Split.TRAIN : TextByteSource.Split.VALIDATION, seed, 0, 1);
-    }
-
+    /** Mean validation loss per requested scale (at most the split's whole batches), through the one {@link Evaluator}. */
     static double[] evaluate(TrainingState st, TokenBatchSource val, int batch, int batches, List<Integer> scales) {
-        ColmConfig cfg = st.config();
-        int seq = val.seqLen();
-        ColmModel model = new ColmModel(cfg, st.params(), new Params(st.params().layout(), DataType.FLOAT), batch, seq);
-        int[] window = new int[batch * (seq + 1)];
-        int[] in = new int[batch * seq];
-        int[] tg = new int[batch * seq];
-        double[] out = new double[scales.size()];
+        ColmModel model = new ColmModel(st.config(), st.params(), new Params(st.params().layout(), DataType.FLOAT), batch, val.seqLen());
         int usable = (int) Math.max(1, Math.min(batches, val.windowsPerEpoch() / batch));
+        double[] all = Evaluator.evaluate(model, val, usable, scales.stream().mapToInt(Integer::intValue).max().orElse(1));
+        double[] out = new double[scales.size()];
         for (int s = 0; s < scales.size(); s++) {
-            val.seek(0);
-            for (int b = 0; b < usable; b++) {
-                val.nextBatch(window, batch);
-                LocalTrainer.splitWindows(window, batch, seq, in, tg);
-                model.forward(in, 0, scales.get(s));
-                out[s] += model.losses(tg, 0)[scales.get(s) - 1] / usable;
-            }
+            out[s] = all[scales.get(s) - 1];
         }
         return out;
     }

@@ -2,6 +2,7 @@ package io.catena.model.cli;
 
 import io.catena.model.ChainExpansion;
 import io.catena.model.data.ByteTokenizer;
+import io.catena.model.data.DataSources;
 import io.catena.model.data.TextByteSource;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.CheckpointStore;
@@ -39,9 +40,9 @@ final class Demo {
         Recipe recipe = CatenaCli.loadRecipe("builtin:tiny");
         TrainSettings s = recipe.trainSettings();
         s = s.withSteps(a.integer("steps", (int) s.steps()));
-        int[] corpus = Corpus.read(Corpus.BUILTIN);
-        var train = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.TRAIN, s.seed(), 0, 1);
-        var val = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, s.seed(), 0, 1);
+        int[] corpus = DataSources.readText(DataSources.BUILTIN_GENESIS);
+        var train = TextByteSource.open(corpus, DataSources.BUILTIN_GENESIS, s.seqLen(), s.valFraction(), TextByteSource.Split.TRAIN, s.seed(), 0, 1);
+        var val = TextByteSource.open(corpus, DataSources.BUILTIN_GENESIS, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, s.seed(), 0, 1);
         double unigram = ByteTokenizer.unigramEntropy(corpus);
         out.println("== catena demo-local: CoLM on Genesis (KJV, " + corpus.length + " byte tokens), output in " + outDir);
         out.printf(Locale.ROOT, "   unigram entropy of the text: %.3f nats/token (what a model that ignores context scores)%n", unigram);
@@ -69,7 +70,7 @@ final class Demo {
         out.println("\n== 3/4 evaluate every scale (each k runs only its own chains)");
         TrainingState fin = new CheckpointStore().load(outDir.resolve("ckpt-3chains").toString(), false);
         List<Integer> scales = List.of(1, 2, 3);
-        var evalSrc = TextByteSource.open(corpus, Corpus.BUILTIN, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, 0, 0, 1);
+        var evalSrc = TextByteSource.open(corpus, DataSources.BUILTIN_GENESIS, s.seqLen(), s.valFraction(), TextByteSource.Split.VALIDATION, 0, 0, 1);
         double[] losses = CatenaCli.evaluate(fin, evalSrc, s.batchSize(), s.evalBatches(), scales);
         String table = CatenaCli.evalTable(fin, scales, losses);
         out.print(table);

@@ -221,26 +221,9 @@ public final class LocalTrainer {
         }
     }
 
-    /** Mean validation loss per scale over the first eval_batches batches of the validation split. */
+    /** Mean validation loss per scale over the first eval_batches batches of the validation split ({@link Evaluator}). */
     public double[] evaluate() {
-        if (val == null) {
-            return new double[0];
-        }
-        double[] sum = new double[cfg.numChains()];
-        long saved = val.position();
-        val.seek(0);
-        int batches = settings.evalBatches();
-        for (int b = 0; b < batches; b++) {
-            val.nextBatch(window, settings.batchSize());
-            splitWindows(window, settings.batchSize(), settings.seqLen(), inputs, targets);
-            model.forward(inputs, 0, cfg.numChains());
-            double[] l = model.losses(targets, 0);
-            for (int j = 0; j < l.length; j++) {
-                sum[j] += l[j] / batches;
-            }
-        }
-        val.seek(saved);
-        return sum;
+        return val == null ? new double[0] : Evaluator.evaluate(model, val, settings.evalBatches());
     }
 
     private void evaluateAndReport() {

@@ -37,6 +37,33 @@ public final class Recipe {
         this.source = source;
     }
 
+    /** The recipes bundled in chain-model's jar (cluster-conf/recipes), each also {@code builtin:NAME}. */
+    public static final List<String> BUILTIN = List.of("tiny", "reference", "jdk-code");
+
+    /**
+     * The one way every entry point reads a {@code --recipe}: a file (a path or a {@code file:} URI), or
+     * {@code builtin:NAME} from the class path (io/catena/recipes/NAME.properties).
+     */
+    public static Recipe resolve(String spec) {
+        if (spec.startsWith("builtin:")) {
+            String name = spec.substring("builtin:".length());
+            try (java.io.InputStream in = Recipe.class.getResourceAsStream("/io/catena/recipes/" + name + ".properties")) {
+                if (in == null) {
+                    throw new IllegalArgumentException("no bundled recipe '" + name + "'; bundled: " + String.join(", ", BUILTIN)
+                            + " (cluster-conf/recipes/), or pass a recipe file");
+                }
+                Properties p = new Properties();
+                p.load(new java.io.InputStreamReader(in, java.nio.charset.StandardCharsets.UTF_8));
+                Map<String, String> m = new TreeMap<>();
+                p.forEach((k, v) -> m.put(k.toString().trim(), v.toString().trim()));
+                return of(m, spec);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return load(Path.of(io.catena.model.data.DataSources.localPath(spec)));
+    }
+
     public static Recipe load(Path file) {
         if (!Files.isRegularFile(file)) {
             throw new IllegalArgumentException("recipe " + file + " does not exist; see cluster-conf/recipes/ for examples");

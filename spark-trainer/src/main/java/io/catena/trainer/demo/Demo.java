@@ -3,13 +3,13 @@ package io.catena.trainer.demo;
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
 import io.catena.model.ParamLayout;
+import io.catena.model.cli.NumericOption;
+import io.catena.model.data.DataSources;
 import io.catena.model.data.TextCodec;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.TrainingState;
-import io.catena.model.cli.NumericOption;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
-import io.catena.trainer.DataSources;
 import io.catena.trainer.TrainJob;
 import io.catena.trainer.TrainOptions;
 import io.catena.trainer.TrainResult;
@@ -135,7 +135,7 @@ public final class Demo {
         Map<String, Double> phases = new LinkedHashMap<>();
         Path outDir = s.out();
         clearPreviousRun(outDir);
-        Recipe recipe = DataSources.loadRecipe("builtin:tiny");
+        Recipe recipe = Recipe.resolve("builtin:tiny");
         TrainSettings ts = recipe.trainSettings();
         out.println("== catena demo: Spark local[" + s.dp() + "], output in " + outDir);
 

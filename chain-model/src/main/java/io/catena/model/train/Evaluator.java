@@ -1,21 +1,26 @@
-package io.catena.trainer;
+package io.catena.model.train;
 
 import io.catena.model.ColmModel;
 import io.catena.model.data.TokenBatchSource;
-import io.catena.model.train.LocalTrainer;
 
 /**
- * Validation loss per scale, as chain-model's LocalTrainer computes it: the first {@code batches}
- * batches of the validation split from position 0, one forward at full scale, mean cross-entropy of
- * every scale k = 1..n. The driver (final eval) and rank 0 (periodic eval) both use this code; with
- * a model of batch B/W they read W times as many batches, i.e. the same windows as a B-row model.
+ * The one place validation loss is computed (the local trainer, the Spark trainer's rank 0 and driver, and
+ * {@code catena eval} all call it): the mean loss of every scale over the first {@code batches} batches of the
+ * validation split, from one forward of all chains (chain causality makes scale k's loss the k-chain
+ * sub-model's, bit for bit). The source's position is restored afterwards. A distributed rank with a model of
+ * batch B/W reads W times as many batches, i.e. the same windows as a B-row model.
  */
 public final class Evaluator {
     private Evaluator() {
     }
 
     public static double[] evaluate(ColmModel model, TokenBatchSource val, int batches) {
-        int n = model.config().numChains();
+        return evaluate(model, val, batches, model.config().numChains());
+    }
+
+    /** The losses of scales 1..chains only, from a forward that touches only those chains (elastic inference). */
+    public static double[] evaluate(ColmModel model, TokenBatchSource val, int batches, int chains) {
+        int n = chains;
         int b = model.batch();
         int t = model.seqLen();
         int[] window = new int[b * (t + 1)];
