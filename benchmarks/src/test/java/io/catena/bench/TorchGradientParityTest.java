@@ -14,7 +14,6 @@ import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -22,7 +21,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -35,8 +33,6 @@ import org.nd4j.linalg.api.buffer.DataType;
  * TorchParityTest's. Needs Debian's python3-torch (installed by .ci/run).
  */
 class TorchGradientParityTest {
-    private static final String PYTHON = "/usr/bin/python3";
-
     static List<ColmConfig> configs() {
         return TorchParityTest.configs();
     }
@@ -44,15 +40,10 @@ class TorchGradientParityTest {
     @ParameterizedTest
     @MethodSource("configs")
     void shouldMatchPyTorchGradientsAndOneAdamWStep(ColmConfig cfg, @TempDir Path dir) throws Exception {
-        assertTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing; run .ci/run (it installs python3-torch)");
         int batch = 2, seq = Math.min(32, cfg.maxSeqLen());
         ParamLayout layout = new ParamLayout(cfg);
-        Params params = new Params(layout, DataType.FLOAT);
-        params.initialize(13, 0);
         SplittableRandom rnd = new SplittableRandom(9);
-        for (int i = 0; i < params.buf().length(); i++) {
-            params.buf().set(i, params.buf().get(i) + 0.05 * (rnd.nextDouble() - 0.5)); // gains, biases, zero head rows moved
-        }
+        Params params = TorchParityTest.perturbedParams(cfg, 13, rnd);
         String ckpt = new CheckpointStore().saveTo(dir.resolve("ckpt").toString(), new TrainingState(cfg, params, null, null, 0, 0, 0, 0, Map.of()));
         int[] windows = new int[batch * (seq + 1)];
         for (int i = 0; i < windows.length; i++) {
@@ -79,12 +70,8 @@ class TorchGradientParityTest {
         optim.put("decayed", decayed);
         Files.writeString(dir.resolve("optim.json"), new ObjectMapper().writeValueAsString(optim));
         Path out = dir.resolve("torch");
-        Process p = new ProcessBuilder(PYTHON, Path.of("python", "colm_grads.py").toAbsolutePath().toString(), "--ckpt",
-                ckpt.replaceFirst("^file:", ""), "--windows", dir.resolve("windows.npy").toString(), "--optim",
-                dir.resolve("optim.json").toString(), "--out", out.toString()).redirectErrorStream(true).start();
-        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, TimeUnit.SECONDS), "python did not finish in 300 s: " + log);
-        assertEquals(0, p.exitValue(), "colm_grads.py failed (is python3-torch installed? run .ci/run):\n" + log);
+        String log = TorchParityTest.python("colm_grads.py", "--ckpt", ckpt.replaceFirst("^file:", ""), "--windows",
+                dir.resolve("windows.npy").toString(), "--optim", dir.resolve("optim.json").toString(), "--out", out.toString());
         Map<?, ?> torch = new ObjectMapper().readValue(log.lines().filter(l -> l.startsWith("{")).reduce((a, b) -> b).orElseThrow(), Map.class);
 
         // Catena: the same batch, forward + explicit backward, then one AdamW step

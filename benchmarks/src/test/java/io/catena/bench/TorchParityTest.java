@@ -46,15 +46,10 @@ class TorchParityTest {
     @ParameterizedTest
     @MethodSource("configs")
     void shouldMatchPyTorchLogitsAtEveryScale(ColmConfig cfg, @TempDir Path dir) throws Exception {
-        assertTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing; run .ci/run (it installs python3-torch)");
         int batch = 2, seq = Math.min(64, cfg.maxSeqLen());
         ParamLayout layout = new ParamLayout(cfg);
-        Params params = new Params(layout, DataType.FLOAT);
-        params.initialize(11, 0);
         SplittableRandom rnd = new SplittableRandom(5);
-        for (int i = 0; i < params.buf().length(); i++) {
-            params.buf().set(i, params.buf().get(i) + 0.05 * (rnd.nextDouble() - 0.5)); // gains/biases off their init too
-        }
+        Params params = perturbedParams(cfg, 11, rnd);
         String ckpt = new CheckpointStore().saveTo(dir.resolve("ckpt").toString(),
                 new TrainingState(cfg, params, null, null, 0, 0, 0, 0, Map.of()));
         int[] tokens = new int[batch * seq];
@@ -64,12 +59,7 @@ class TorchParityTest {
         Path tokenFile = dir.resolve("tokens.npy");
         writeInt32(tokenFile, tokens, batch, seq);
         Path out = dir.resolve("torch");
-        Process p = new ProcessBuilder(PYTHON, Path.of("python", "colm_logits.py").toAbsolutePath().toString(),
-                "--ckpt", ckpt.replaceFirst("^file:", ""), "--tokens", tokenFile.toString(), "--out", out.toString())
-                .redirectErrorStream(true).start();
-        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, TimeUnit.SECONDS), "python did not finish in 300 s: " + log);
-        assertEquals(0, p.exitValue(), "colm_logits.py failed (is python3-torch installed? run .ci/run):\n" + log);
+        python("colm_logits.py", "--ckpt", ckpt.replaceFirst("^file:", ""), "--tokens", tokenFile.toString(), "--out", out.toString());
 
         ColmModel model = new ColmModel(cfg, params, new Params(layout, DataType.FLOAT), batch, seq);
         model.forward(tokens, 0, cfg.numChains());
@@ -90,6 +80,28 @@ class TorchParityTest {
             assertTrue(maxAbs > 0.05, "logits are nearly zero (max |logit| " + maxAbs + "): the comparison would prove nothing");
             assertTrue(maxDiff < 1e-4, "scale " + k + ": max |catena - torch| = " + maxDiff + " (max |logit| " + maxAbs + ")");
         }
+    }
+
+    /** Initialised parameters moved off their init by up to +-0.025 (gains, biases and zero head rows too). */
+    static Params perturbedParams(ColmConfig cfg, long initSeed, SplittableRandom rnd) {
+        Params params = new Params(new ParamLayout(cfg), DataType.FLOAT);
+        params.initialize(initSeed, 0);
+        for (int i = 0; i < params.buf().length(); i++) {
+            params.buf().set(i, params.buf().get(i) + 0.05 * (rnd.nextDouble() - 0.5));
+        }
+        return params;
+    }
+
+    /** Runs one of python/'s scripts with Debian's python3 (python3-torch); returns its output, failing on a non-zero exit. */
+    static String python(String script, String... args) throws IOException, InterruptedException {
+        assertTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing; run .ci/run (it installs python3-torch)");
+        List<String> cmd = new java.util.ArrayList<>(List.of(PYTHON, Path.of("python", script).toAbsolutePath().toString()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), script + " did not finish in 300 s: " + log);
+        assertEquals(0, p.exitValue(), script + " failed (is python3-torch installed? run .ci/run):\n" + log);
+        return log;
     }
 
     private static void writeInt32(Path file, int[] data, int rows, int cols) throws IOException {

@@ -93,9 +93,11 @@ public final class AdamW {
         Buf g = grads.buf();
         int lo = (int) Math.max(from, trainableFrom);
         int n = (int) Math.min(to, end) - lo;
-        if (n <= 0) {
-            return 0;
-        }
+        return n <= 0 ? 0 : sumSquares(g, lo, n);
+    }
+
+    /** Sum of squares of elements [lo, lo + n) of a buffer, split over the kernel threads in a fixed order. */
+    private static double sumSquares(Buf g, int lo, int n) {
         double[] partial = new double[Parallel.parts(n)];
         Parallel.forParts(n, (p, a, b) -> {
             if (g instanceof Buf.F32 f) {
@@ -143,22 +145,7 @@ public final class AdamW {
 
     /** L2 norm of every element of a buffer (parameters included, frozen or not), summed in a fixed order. */
     public static double norm(Params p) {
-        Buf b = p.buf();
-        int n = b.length();
-        double[] partial = new double[Parallel.parts(n)];
-        Parallel.forParts(n, (part, a, c) -> {
-            double s = 0;
-            for (int i = a; i < c; i++) {
-                double x = b.get(i);
-                s += x * x;
-            }
-            partial[part] = s;
-        });
-        double s = 0;
-        for (double x : partial) {
-            s += x;
-        }
-        return Math.sqrt(s);
+        return Math.sqrt(sumSquares(p.buf(), 0, p.buf().length()));
     }
 
     /**
