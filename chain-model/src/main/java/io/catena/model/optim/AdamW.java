@@ -93,14 +93,19 @@ public final class AdamW {
         Buf g = grads.buf();
         int lo = (int) Math.max(from, trainableFrom);
         int n = (int) Math.min(to, end) - lo;
-        return n <= 0 ? 0 : sumSquares(g, lo, n);
+        return n <= 0 ? 0 : sumSquares(g, lo, n, false);
     }
 
-    /** Sum of squares of elements [lo, lo + n) of a buffer, split over the kernel threads in a fixed order. */
-    private static double sumSquares(Buf g, int lo, int n) {
+    /**
+     * Sum of squares of elements [lo, lo + n) of a buffer, split over the kernel threads in a fixed order. The float32
+     * vector path (gradients) overflows to infinity for elements beyond ~1e19, which a gradient norm then reports as
+     * non-finite; {@code inDouble} sums every square in double (parameter norms, which must stay finite while the
+     * parameters are).
+     */
+    private static double sumSquares(Buf g, int lo, int n, boolean inDouble) {
         double[] partial = new double[Parallel.parts(n)];
         Parallel.forParts(n, (p, a, b) -> {
-            if (g instanceof Buf.F32 f) {
+            if (!inDouble && g instanceof Buf.F32 f) {
                 partial[p] = VectorKernels.sumSquares(f.bytes(), lo + a, lo + b);
                 return;
             }
@@ -145,7 +150,7 @@ public final class AdamW {
 
     /** L2 norm of every element of a buffer (parameters included, frozen or not), summed in a fixed order. */
     public static double norm(Params p) {
-        return Math.sqrt(sumSquares(p.buf(), 0, p.buf().length()));
+        return Math.sqrt(sumSquares(p.buf(), 0, p.buf().length(), true));
     }
 
     /**
