@@ -50,7 +50,6 @@ public final class NativeSetup {
 
     private static final HostCpu CPU = HostCpu.read();
     private static boolean prepared;
-    private static String variant = "";
     private static String variantSource = "";
     private static String wantedCore;
     private static String coreSource = "OpenBLAS's own detection";
@@ -75,12 +74,10 @@ public final class NativeSetup {
         prepared = true;
         String explicitVariant = System.getProperty(VARIANT_PROPERTY);
         if (explicitVariant != null) {
-            variant = explicitVariant;
             variantSource = "-D" + VARIANT_PROPERTY;
         } else if (!CPU.nd4jVariant().isEmpty()) {
-            variant = CPU.nd4jVariant();
             variantSource = "chosen for " + HostCpu.isaName(CPU.isaLevel());
-            System.setProperty(VARIANT_PROPERTY, variant);
+            System.setProperty(VARIANT_PROPERTY, CPU.nd4jVariant());
         }
         String forced = System.getProperty(CORETYPE_PROPERTY);
         String fromEnv = System.getenv(CORETYPE_ENV);
