@@ -344,15 +344,20 @@ public final class CheckpointStore {
         return c.getValue();
     }
 
-    /** Resolves a checkpoint root (via {@code latest}) or a step directory to the directory holding model.json. */
+    /**
+     * Resolves a checkpoint root (via {@code latest}) or a step directory to the directory holding model.json, for
+     * every command that takes {@code --ckpt}. A directory that has both (a model written by {@code expand --out X},
+     * then trained on with {@code train-local --resume --out X}) means its {@code latest}: the newest state, never the
+     * stale model at its root.
+     */
     public String resolve(String uri) {
         try {
             Path p = path(uri);
             FileSystem fs = fs(p);
-            if (fs.exists(new Path(p, MODEL_JSON))) {
+            Path latest = new Path(p, LATEST);
+            if (fs.exists(new Path(p, MODEL_JSON)) && !fs.exists(latest)) {
                 return p.toString();
             }
-            Path latest = new Path(p, LATEST);
             if (!fs.exists(latest)) {
                 latest = interruptedLatest(fs, p);
             }
