@@ -23,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 /** Full disks, crash leftovers and metrics after a resume: what a failed or killed run leaves must not trap the next one. */
 class CheckpointFaultsTest {
 
-    private static TrainingState state(long step) {
+    /** A tiny model's state at {@code step} (no optimizer moments). */
+    static TrainingState state(long step) {
         ColmConfig cfg = new ColmConfig(ByteTokenizer.VOCAB_SIZE, 8, List.of(1, 1), 1, 0, 2.0, ColmConfig.Activation.GELU,
                 ColmConfig.NormKind.LAYERNORM, 1e-5, 1e4, ColmConfig.Variant.COLM, 16, true, null);
         TrainingState fresh = LocalTrainer.freshState(cfg, 3);
