@@ -270,6 +270,13 @@ public final class RetrainJob {
             fromStep = ((Number) ((Map<?, ?>) doc.get("trainer")).get("step")).longValue();
         }
         int lastTrained = history.isEmpty() ? 0 : ((Number) history.get(history.size() - 1).get("manifest_version")).intValue();
+        if (m.version() <= lastTrained && !opts.addChains().isEmpty()) {
+            // a growth request is never dropped silently: without new data there is nothing to train the new chains on
+            throw new IllegalArgumentException("--add-chains " + opts.addChains() + " asks to grow " + opts.ckpt() + ", but there is "
+                    + "nothing new to train the new chains on: no new partitions under " + opts.lake() + " and dataset version "
+                    + m.version() + " was already trained on; nothing was changed. Add a partition, or grow now with `catena expand "
+                    + "--ckpt " + opts.ckpt() + " --add-chains ... --out <dir>` and train on with `catena train --resume`");
+        }
         if (m.version() <= lastTrained) {
             String msg = "retrain: nothing new: no new partitions under " + opts.lake() + " and dataset version " + m.version()
                     + " was already trained on (checkpoint " + opts.ckpt() + " at step " + fromStep + "); nothing changed";

@@ -118,6 +118,13 @@ class RetrainJobTest {
         assertTrue(again.message().contains("nothing new"), again.message());
         assertTrue(log.toString(StandardCharsets.UTF_8).contains("nothing changed"), log.toString(StandardCharsets.UTF_8));
         assertEquals(before, listing(dir), "a no-op retrain changes no file");
+        // a growth request with nothing new is refused, not dropped (it was a silent exit 0), and changes no file either
+        IllegalArgumentException grow = assertThrows(IllegalArgumentException.class, () -> retrain(new ByteArrayOutputStream(),
+                List.of("--lake", lake.toUri().toString(), "--ckpt", ckpt.toString(), "--recipe", recipe.toString(), "--dp", "2",
+                        "--tokenizer", "train:300", "--add-chains", "2")));
+        assertTrue(grow.getMessage().contains("nothing new to train the new chains on") && grow.getMessage().contains("catena expand"),
+                grow.getMessage());
+        assertEquals(before, listing(dir), "a refused growth changes no file");
     }
 
     @Test
