@@ -175,6 +175,7 @@ public final class LocalTrainer {
 
     private double lastGradNorm;
     private double[] lastLosses;
+    private long checkedStep = -1;
     private NumericalGuard guard = NumericalGuard.defaults();
     private boolean engineRecorded;
 
@@ -208,8 +209,9 @@ public final class LocalTrainer {
 
     /** The guard's divergence check on the current loss and parameter norm (each log step and before each checkpoint). */
     private void checkDivergence() {
-        if (lastLosses != null) {
+        if (lastLosses != null && checkedStep != step) { // a checkpoint at a log step is checked once
             guard.check(step, lastLosses[lastLosses.length - 1], AdamW.norm(params));
+            checkedStep = step;
         }
     }
 
