@@ -33,6 +33,26 @@ public record ColmConfig(
 
     public enum NormKind { LAYERNORM, RMSNORM }
 
+    // ---- defaults: what a recipe that leaves a key out gets (Recipe only parses; the values live here) ----
+
+    public static final List<Integer> DEFAULT_CHAINS = List.of(2, 2);
+    public static final int DEFAULT_HEAD_DIM = 64;
+    public static final int DEFAULT_LAYERS = 4;
+    public static final double DEFAULT_FFN_MULT = 4.0;
+    public static final Activation DEFAULT_ACTIVATION = Activation.GELU;
+    public static final NormKind DEFAULT_NORM = NormKind.LAYERNORM;
+    public static final double DEFAULT_NORM_EPS = 1e-5;
+    public static final double DEFAULT_ROPE_THETA = 10000.0;
+    public static final Variant DEFAULT_VARIANT = Variant.COLM;
+    public static final boolean DEFAULT_BIAS = true;
+    /** loss_weights when not given: every prefix of chains weighted equally (see {@link #parseLossWeights}). */
+    public static final String DEFAULT_LOSS_WEIGHTS = "mean";
+
+    /** kv_heads when not given: one shared K/V head for CoLM-Air; CoLM has no separate K/V heads (0). */
+    public static int defaultKvHeads(Variant variant) {
+        return variant == Variant.COLM_AIR ? 1 : 0;
+    }
+
     public ColmConfig {
         chains = List.copyOf(chains);
         if (lossWeights == null || lossWeights.isEmpty()) {

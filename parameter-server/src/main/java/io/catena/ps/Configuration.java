@@ -111,8 +111,14 @@ public final class Configuration {
     public static final String PIPELINE_SEQ_LEN_PROP = "catena.ps.pipeline.seq.len";
     public static final int PIPELINE_SEQ_LEN_DEFAULT = 0;
 
-    /** A chain-model recipe (.properties) for the initial model and the optimizer settings. */
+    /**
+     * The job's chain-model recipe (a .properties file or {@code builtin:NAME}): the initial model and the optimizer and LR
+     * schedule the server applies (the server keeps no optimizer defaults of its own, so it cannot drift from the trainer's).
+     */
     public static final String RECIPE_PROP = "catena.ps.recipe";
+
+    /** Overrides of the recipe, {@code key=value} pairs separated by {@code ;} (as {@code catena train --set}). */
+    public static final String RECIPE_SET_PROP = "catena.ps.recipe.set";
 
     /** vocab_size for a fresh model from a recipe that does not set it (the byte tokenizer's 257). */
     public static final String VOCAB_SIZE_PROP = "catena.ps.vocab.size";
@@ -121,9 +127,9 @@ public final class Configuration {
     /** Checkpoint (root or step directory, any Hadoop FS URI) to start from; {@code --restore} sets it. */
     public static final String RESTORE_PROP = "catena.ps.restore";
 
-    /** Init seed of a fresh model and of chains added by growth. */
+    /** Init seed of chains added by growth (a fresh model uses its recipe's seed); default the recipe default's. */
     public static final String SEED_PROP = "catena.ps.seed";
-    public static final long SEED_DEFAULT = 1234;
+    public static final long SEED_DEFAULT = io.catena.model.train.TrainSettings.DEFAULT_SEED;
 
     // ---- snapshots ----------------------------------------------------------------------------
 
@@ -164,39 +170,14 @@ public final class Configuration {
     public static final String MAX_CLIENTS_PROP = "catena.ps.max.clients";
     public static final int MAX_CLIENTS_DEFAULT = 256;
 
-    // ---- optimizer (used when no recipe is given) ---------------------------------------------
-
-    /** Peak learning rate of the warmup + cosine schedule. */
-    public static final String LR_PROP = "catena.ps.lr";
-    public static final double LR_DEFAULT = 1e-3;
-    /** Floor of the cosine decay; default: the peak (a constant rate after warmup). */
-    public static final String MIN_LR_PROP = "catena.ps.min.lr";
-    /** Linear warmup steps. */
-    public static final String WARMUP_STEPS_PROP = "catena.ps.warmup.steps";
-    public static final long WARMUP_STEPS_DEFAULT = 0;
-    /** Steps of the whole schedule (the cosine reaches min.lr there). */
-    public static final String TOTAL_STEPS_PROP = "catena.ps.total.steps";
-    public static final long TOTAL_STEPS_DEFAULT = 1_000_000;
-    /** AdamW first-moment decay; default chain-model's AdamW (0.9). */
-    public static final String BETA1_PROP = "catena.ps.beta1";
-    /** AdamW second-moment decay; default chain-model's AdamW (0.95). */
-    public static final String BETA2_PROP = "catena.ps.beta2";
-    /** AdamW epsilon; default chain-model's AdamW (1e-8). */
-    public static final String ADAM_EPS_PROP = "catena.ps.adam.eps";
-    /** Decoupled weight decay (never on norms or biases); default chain-model's AdamW (0.1). */
-    public static final String WEIGHT_DECAY_PROP = "catena.ps.weight.decay";
-    /** Global gradient-norm clip (0: off); default chain-model's AdamW (1.0). */
-    public static final String CLIP_NORM_PROP = "catena.ps.clip.norm";
-
     /** Every key above, for validating a --conf file (unknown keys are errors: a typo must not run the default). */
     public static final java.util.Set<String> KEYS = java.util.Set.of(JOB_NAME_PROP, SECRET_PROP, SECRET_FILE_PROP,
             AERON_DIR_PROP, EMBEDDED_DRIVER_PROP, TERM_LENGTH_PROP, CHANNEL_PROP, STREAM_ID_PROP, UDP_CHANNEL_PARAMS_PROP,
             CLIENT_RESPONSE_HOST_PROP, CLIENT_RESPONSE_STREAM_ID_PROP, CHUNK_BYTES_PROP, IDLE_STRATEGY_PROP, SHARDS_PROP,
             WORKERS_PROP, SYNC_PROP, PIPELINE_STAGES_PROP, PIPELINE_MICRO_BATCH_PROP, PIPELINE_MICRO_BATCHES_PROP,
-            PIPELINE_SCHEDULE_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
+            PIPELINE_SCHEDULE_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, RECIPE_SET_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
             SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, SEND_TIMEOUT_PROP,
-            GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP, LR_PROP, MIN_LR_PROP, WARMUP_STEPS_PROP,
-            TOTAL_STEPS_PROP, BETA1_PROP, BETA2_PROP, ADAM_EPS_PROP, WEIGHT_DECAY_PROP, CLIP_NORM_PROP);
+            GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP);
 
     private static String defaultAeronDir() {
         String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");

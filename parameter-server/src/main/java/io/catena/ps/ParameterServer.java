@@ -211,6 +211,7 @@ public final class ParameterServer implements AutoCloseable {
         TrainingState initialState;
         String restoreUri;
         String recipe;
+        List<String> recipeOverrides = List.of();
         int vocabSize;
         long seed;
         String snapshotUri;
@@ -260,6 +261,8 @@ public final class ParameterServer implements AutoCloseable {
             pipelineScheduleText = Configuration.get(p, Configuration.PIPELINE_SCHEDULE_PROP, Configuration.PIPELINE_SCHEDULE_DEFAULT);
             restoreUri = Configuration.get(p, Configuration.RESTORE_PROP, null);
             recipe = Configuration.get(p, Configuration.RECIPE_PROP, null);
+            recipeOverrides = java.util.Arrays.stream(Configuration.get(p, Configuration.RECIPE_SET_PROP, "").split(";"))
+                    .map(String::trim).filter(o -> !o.isEmpty()).toList();
             vocabSize = Configuration.getInt(p, Configuration.VOCAB_SIZE_PROP, Configuration.VOCAB_SIZE_DEFAULT);
             seed = Configuration.getLong(p, Configuration.SEED_PROP, Configuration.SEED_DEFAULT);
             snapshotUri = Configuration.get(p, Configuration.SNAPSHOT_URI_PROP, null);
@@ -318,6 +321,7 @@ public final class ParameterServer implements AutoCloseable {
         /** Start from this checkpoint instead (root or step directory; wins over initialState). */
         public Context restoreUri(String v) { restoreUri = v; return this; }
         public Context recipe(String v) { recipe = v; return this; }
+        public Context recipeOverrides(List<String> v) { recipeOverrides = List.copyOf(v); return this; }
         public Context seed(long v) { seed = v; return this; }
         public Context snapshotUri(String v) { snapshotUri = v; return this; }
         public Context snapshotInterval(long v) { snapshotInterval = v; return this; }
@@ -484,17 +488,22 @@ public final class ParameterServer implements AutoCloseable {
             Recipe r = null;
             if (recipe != null && !recipe.isBlank()) {
                 try {
-                    r = Recipe.load(Path.of(recipe));
+                    r = Recipe.resolve(recipe).with(recipeOverrides);
                     recipeSettings = r.trainSettings();
                 } catch (RuntimeException e) {
                     throw new ConfigurationException(Configuration.RECIPE_PROP, "a valid chain-model recipe", recipe, e.getMessage(), e);
                 }
             }
+            if ((adamW == null || schedule == null) && recipeSettings == null) {
+                throw new ConfigurationException(Configuration.RECIPE_PROP, "the job's recipe (the server applies its optimizer and "
+                        + "LR schedule)", null, "set " + Configuration.RECIPE_PROP + " to the recipe the trainer uses (a file or "
+                        + "builtin:NAME; overrides in " + Configuration.RECIPE_SET_PROP + "), also when restoring a checkpoint");
+            }
             if (adamW == null) {
-                adamW = recipeSettings != null ? recipeSettings.adamW() : optimizerFromProperties();
+                adamW = recipeSettings.adamW();
             }
             if (schedule == null) {
-                schedule = recipeSettings != null ? recipeSettings.schedule() : scheduleFromProperties();
+                schedule = recipeSettings.schedule();
             }
             if (restoreUri != null && !restoreUri.isBlank()) {
                 try {
@@ -519,34 +528,6 @@ public final class ParameterServer implements AutoCloseable {
             if (initialState.params().dataType() != DataType.FLOAT) {
                 throw new ConfigurationException("initialState", "float32 parameters", initialState.params().dataType(),
                         "convert the model to float32");
-            }
-        }
-
-        private AdamW.Settings optimizerFromProperties() {
-            AdamW.Settings d = AdamW.Settings.defaults();
-            try {
-                return new AdamW.Settings(Configuration.getDouble(props, Configuration.BETA1_PROP, d.beta1()),
-                        Configuration.getDouble(props, Configuration.BETA2_PROP, d.beta2()),
-                        Configuration.getDouble(props, Configuration.ADAM_EPS_PROP, d.eps()),
-                        Configuration.getDouble(props, Configuration.WEIGHT_DECAY_PROP, d.weightDecay()),
-                        Configuration.getDouble(props, Configuration.CLIP_NORM_PROP, d.clipNorm()));
-            } catch (IllegalArgumentException e) {
-                throw new ConfigurationException(Configuration.BETA1_PROP + "/" + Configuration.BETA2_PROP + "/"
-                        + Configuration.ADAM_EPS_PROP + "/" + Configuration.WEIGHT_DECAY_PROP + "/" + Configuration.CLIP_NORM_PROP,
-                        "valid AdamW settings", e.getMessage(), "fix the values", e);
-            }
-        }
-
-        private LrSchedule scheduleFromProperties() {
-            double lr = Configuration.getDouble(props, Configuration.LR_PROP, Configuration.LR_DEFAULT);
-            try {
-                return new LrSchedule(lr, Configuration.getDouble(props, Configuration.MIN_LR_PROP, lr),
-                        Configuration.getLong(props, Configuration.WARMUP_STEPS_PROP, Configuration.WARMUP_STEPS_DEFAULT),
-                        Configuration.getLong(props, Configuration.TOTAL_STEPS_PROP, Configuration.TOTAL_STEPS_DEFAULT));
-            } catch (IllegalArgumentException e) {
-                throw new ConfigurationException(Configuration.LR_PROP + "/" + Configuration.MIN_LR_PROP + "/"
-                        + Configuration.WARMUP_STEPS_PROP + "/" + Configuration.TOTAL_STEPS_PROP, "a valid LR schedule",
-                        e.getMessage(), "fix the values", e);
             }
         }
 

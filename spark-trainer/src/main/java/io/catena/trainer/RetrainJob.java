@@ -5,6 +5,7 @@ import io.catena.data.manifest.ManifestStore;
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
 import io.catena.model.ChainExpansion;
+import io.catena.model.cli.Args;
 import io.catena.model.cli.NumericOption;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
@@ -86,55 +87,28 @@ public final class RetrainJob {
          * (may be null). Unknown options go to {@code catena train}. Throws IllegalArgumentException naming the bad one.
          */
         public static Options parse(String[] argv, Function<String, String> conf) {
-            Map<String, String> v = new LinkedHashMap<>();
-            List<String> pass = new ArrayList<>();
-            for (int i = 0; i < argv.length; i++) {
-                String a = argv[i];
-                if (i == 0 && a.equals("retrain")) {
-                    continue;
-                }
-                if (!a.startsWith("--")) {
-                    throw new IllegalArgumentException("unexpected argument '" + a + "'\n" + USAGE);
-                }
-                String name = a.substring(2);
-                String inline = null;
-                int eq = name.indexOf('=');
-                if (eq > 0) {
-                    inline = name.substring(eq + 1);
-                    name = name.substring(0, eq);
-                }
-                if (name.equals("help")) {
-                    throw new TrainOptions.HelpRequested();
-                }
-                boolean own = OWN.contains(name);
-                if (!own && (NOT_PASSED.contains(name) || !(TrainOptions.VALUED.contains(name) || TrainOptions.FLAGS.contains(name)))) {
-                    throw new IllegalArgumentException("unknown option --" + name + " for retrain; valid: " + OWN + " and the train "
-                            + "options but " + NOT_PASSED + "\n" + USAGE);
-                }
-                boolean valued = own || TrainOptions.VALUED.contains(name);
-                String value = inline;
-                if (valued && value == null) {
-                    if (i + 1 >= argv.length) {
-                        throw new IllegalArgumentException("--" + name + " needs a value\n" + USAGE);
-                    }
-                    value = argv[++i];
-                }
-                if (own) {
-                    v.put(name, value);
-                } else {
-                    pass.add("--" + name);
-                    if (valued) {
-                        pass.add(value);
-                    }
-                }
+            Set<String> valued = new TreeSet<>(OWN);
+            TrainOptions.VALUED.stream().filter(n -> !NOT_PASSED.contains(n)).forEach(valued::add);
+            Set<String> flags = new TreeSet<>(TrainOptions.FLAGS);
+            flags.removeAll(NOT_PASSED);
+            Args args = new Args("retrain", argv, Args.firstOption(argv, "retrain"), valued, flags)
+                    .withFallback(n -> OWN.contains(n) && conf != null ? conf.apply(TrainOptions.PREFIX + "retrain." + n) : null);
+            if (args.helpRequested()) {
+                throw new TrainOptions.HelpRequested();
             }
-            Function<String, String> get = n -> {
-                String x = v.get(n);
-                if (x == null && conf != null) {
-                    x = conf.apply(TrainOptions.PREFIX + "retrain." + n);
+            // every train option retrain does not set itself goes to catena train as given
+            List<String> pass = new ArrayList<>();
+            args.given().forEach((name, values) -> {
+                if (!OWN.contains(name)) {
+                    for (String value : values) {
+                        pass.add("--" + name);
+                        if (!flags.contains(name)) {
+                            pass.add(value);
+                        }
+                    }
                 }
-                return x == null || x.isBlank() ? null : x.trim();
-            };
+            });
+            Function<String, String> get = n -> args.get(n, null);
             for (String req : List.of("lake", "ckpt", "recipe")) {
                 if (get.apply(req) == null) {
                     throw new IllegalArgumentException("missing --" + req + "\n" + USAGE);

@@ -1,5 +1,6 @@
 package io.catena.trainer;
 
+import io.catena.model.cli.Args;
 import io.catena.model.cli.NumericOption;
 import io.catena.ps.SyncPolicy;
 import java.io.Serializable;
@@ -141,65 +142,13 @@ public record TrainOptions(String data, String recipe, String out, String master
      * {@code conf} (may return null). Throws IllegalArgumentException naming the bad option.
      */
     public static TrainOptions parse(String[] argv, Function<String, String> conf) {
-        Map<String, List<String>> values = new LinkedHashMap<>();
-        Set<String> flags = new TreeSet<>();
-        for (int i = 0; i < argv.length; i++) {
-            String a = argv[i];
-            if (i == 0 && a.equals("train")) {
-                continue; // `catena train ...` passes the command name along
-            }
-            if (!a.startsWith("--")) {
-                throw new IllegalArgumentException("unexpected argument '" + a + "'\n" + USAGE);
-            }
-            String name = a.substring(2);
-            String inline = null;
-            int eq = name.indexOf('=');
-            if (eq > 0) {
-                inline = name.substring(eq + 1);
-                name = name.substring(0, eq);
-            }
-            if (FLAGS.contains(name)) {
-                flags.add(name);
-            } else if (VALUED.contains(name)) {
-                String v = inline;
-                if (v == null) {
-                    if (i + 1 >= argv.length) {
-                        throw new IllegalArgumentException("--" + name + " needs a value\n" + USAGE);
-                    }
-                    v = argv[++i];
-                }
-                values.computeIfAbsent(name, k -> new ArrayList<>()).add(v);
-            } else {
-                throw new IllegalArgumentException("unknown option --" + name + "; valid: " + VALUED + " " + FLAGS + "\n" + USAGE);
-            }
-        }
-        if (flags.contains("help")) {
+        Args args = new Args("train", argv, Args.firstOption(argv, "train"), VALUED, FLAGS)
+                .withFallback(name -> conf == null ? null : conf.apply(PREFIX + name));
+        if (args.helpRequested()) {
             throw new HelpRequested();
         }
-        Function<String, String> get = name -> {
-            List<String> l = values.get(name);
-            if (l != null) {
-                return l.get(l.size() - 1);
-            }
-            String v = conf == null ? null : conf.apply(PREFIX + name);
-            return v == null || v.isBlank() ? null : v.trim();
-        };
-        Function<String, List<String>> all = name -> {
-            List<String> l = values.get(name);
-            if (l != null) {
-                return l;
-            }
-            String v = conf == null ? null : conf.apply(PREFIX + name);
-            List<String> out = new ArrayList<>();
-            if (v != null) {
-                for (String s : v.split(";")) {
-                    if (!s.isBlank()) {
-                        out.add(s.trim());
-                    }
-                }
-            }
-            return out;
-        };
+        Function<String, String> get = name -> args.get(name, null);
+        Function<String, List<String>> all = args::all;
         String data = require(get, "data");
         String recipe = require(get, "recipe");
         String out = require(get, "out");
@@ -222,7 +171,7 @@ public record TrainOptions(String data, String recipe, String out, String master
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("--sync: " + e.getMessage());
         }
-        boolean resume = flags.contains("resume") || Boolean.parseBoolean(get.apply("resume") == null ? "false" : get.apply("resume"));
+        boolean resume = args.flag("resume");
         String fail = get.apply("fail-at");
         String host = get.apply("ps-host");
         int psPort = integer(get, "ps-port", 0, 0);
@@ -251,7 +200,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                 integer(get, "kernel-threads", 0, 1), integer(get, "max-attempts", 3, 1), longValue(get, "request-timeout-ms", 120_000, 1),
                 longValue(get, "slot-wait-ms", 30_000, 1), get.apply("ps-secret-file"), get.apply("ps-conf"),
                 longValue(get, "ps-connect-timeout-ms", 10_000, 1), integer(get, "pp", 1, 1), integer(get, "micro-batches", 0, 1),
-                schedule(get.apply("schedule")), flags.contains("recompute") || Boolean.parseBoolean(String.valueOf(get.apply("recompute"))),
+                schedule(get.apply("schedule")), args.flag("recompute"),
                 divergence);
     }
 

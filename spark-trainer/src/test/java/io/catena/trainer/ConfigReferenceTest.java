@@ -108,12 +108,54 @@ class ConfigReferenceTest {
         assertTrue(missing.isEmpty(), "recipe keys with no comment in any cluster-conf/recipes/*.properties: " + missing
                 + "; document each with a comment line above a (possibly commented-out) `key = value` line");
         b.append("## Recipes\n\nA recipe is a `.properties` file (`cluster-conf/recipes/`); unknown keys are errors and ")
-                .append("`--set key=value` overrides any key. Every key is optional.\n\n| key | example | meaning |\n|---|---|---|\n");
+                .append("`--set key=value` overrides any key. Every key is optional; the default is what a recipe without the key ")
+                .append("gets (the values live beside their fields: `ColmConfig`, `TrainSettings`, `AdamW.Settings.defaults()`).\n\n")
+                .append("| key | default | example | meaning |\n|---|---|---|---|\n");
+        Map<String, String> defaults = recipeDefaults();
         for (String k : Recipe.KEYS) {
             String[] d = doc.get(k);
-            b.append("| `").append(k).append("` | `").append(d[1]).append("` | ").append(cell(d[0])).append(" |\n");
+            b.append("| `").append(k).append("` | ").append(defaults.getOrDefault(k, "derived")).append(" | `").append(d[1])
+                    .append("` | ").append(cell(d[0])).append(" |\n");
         }
         b.append('\n');
+    }
+
+    /** The value every plain key gets from a recipe that sets nothing, read off the objects the code builds from it. */
+    private static Map<String, String> recipeDefaults() {
+        Recipe empty = Recipe.of(Map.of(), "defaults");
+        io.catena.model.ColmConfig c = empty.modelConfig(2);
+        io.catena.model.train.TrainSettings t = empty.trainSettings();
+        Map<String, Object> v = new LinkedHashMap<>();
+        v.put("chains", c.chains().toString().replaceAll("[\\[\\] ]", ""));
+        v.put("head_dim", c.headDim());
+        v.put("layers", c.layers());
+        v.put("ffn_mult", c.ffnMult());
+        v.put("activation", c.activation().name().toLowerCase(java.util.Locale.ROOT));
+        v.put("norm", c.norm().name().toLowerCase(java.util.Locale.ROOT));
+        v.put("norm_eps", c.normEps());
+        v.put("rope_theta", c.ropeTheta());
+        v.put("variant", c.variant().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'));
+        v.put("bias", c.bias());
+        v.put("loss_weights", io.catena.model.ColmConfig.DEFAULT_LOSS_WEIGHTS);
+        v.put("batch_size", t.batchSize());
+        v.put("seq_len", t.seqLen());
+        v.put("steps", t.steps());
+        v.put("lr", t.lr());
+        v.put("beta1", t.adamW().beta1());
+        v.put("beta2", t.adamW().beta2());
+        v.put("adam_eps", t.adamW().eps());
+        v.put("weight_decay", t.adamW().weightDecay());
+        v.put("clip_norm", t.adamW().clipNorm());
+        v.put("seed", t.seed());
+        v.put("eval_every", t.evalEvery());
+        v.put("eval_batches", t.evalBatches());
+        v.put("log_every", t.logEvery());
+        v.put("ckpt_every", t.ckptEvery());
+        v.put("val_fraction", t.valFraction());
+        v.put("frozen_chains", t.frozenChains());
+        Map<String, String> out = new LinkedHashMap<>();
+        v.forEach((k, x) -> out.put(k, "`" + x + "`"));
+        return out;
     }
 
     /** Every *_PROP constant with its javadoc and its *_DEFAULT (or "-" when there is none). */

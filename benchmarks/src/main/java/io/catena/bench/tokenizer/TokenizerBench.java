@@ -10,6 +10,7 @@ import io.catena.data.tokenizer.BpeTrainer;
 import io.catena.data.tokenizer.ByteLevelBpe;
 import io.catena.data.tokenizer.PreTokenizer;
 import io.catena.data.tokenizer.TokenizerJson;
+import io.catena.model.cli.Args;
 import org.apache.spark.sql.SparkSession;
 
 import java.io.BufferedWriter;
@@ -72,9 +73,9 @@ public final class TokenizerBench {
             System.exit(2);
         }
         Map<String, String> a = new HashMap<>();
-        for (int i = 1; i + 1 < argv.length; i += 2) {
-            a.put(argv[i].replaceFirst("^--", ""), argv[i + 1]);
-        }
+        new Args("bench tokenizer", argv, 1, java.util.Set.of("out", "master", "mb", "measure-mb", "rounds", "seq-len", "src-zip",
+                "tokenizer", "train-mb", "val-percent", "vocab", "warmup", "work"), java.util.Set.of())
+                .given().forEach((k, v) -> a.put(k, v.get(v.size() - 1)));
         Path zip = Path.of(a.getOrDefault("src-zip", "/usr/lib/jvm/openjdk-17/lib/src.zip"));
         Path work = Path.of(a.getOrDefault("work", "target/tokenizer-bench"));
         Files.createDirectories(work);

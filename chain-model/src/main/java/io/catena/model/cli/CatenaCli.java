@@ -205,7 +205,7 @@ public final class CatenaCli {
         String data = a.require("data");
         int seq = Math.min(a.integer("seq-len", Math.min(128, cfg.maxSeqLen()), 1), cfg.maxSeqLen());
         int batch = a.integer("batch-size", 8, 1);
-        TokenBatchSource val = DataSources.open(data, "val", seq, a.dbl("val-fraction", 0.05), 0, 0, 1);
+        TokenBatchSource val = DataSources.open(data, "val", seq, a.dbl("val-fraction", io.catena.model.train.TrainSettings.DEFAULT_VAL_FRACTION), 0, 0, 1);
         List<Integer> scales = new ArrayList<>();
         String ch = a.get("chains", "all");
         if (ch.equals("all")) {

@@ -30,6 +30,7 @@ public final class AdamW {
             }
         }
 
+        /** What a recipe that sets none of beta1, beta2, adam_eps, weight_decay, clip_norm gets. */
         public static Settings defaults() {
             return new Settings(0.9, 0.95, 1e-8, 0.1, 1.0);
         }

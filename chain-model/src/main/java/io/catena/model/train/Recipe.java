@@ -133,25 +133,28 @@ public final class Recipe {
         }
     }
 
-    private List<Integer> intList(String key, String dflt) {
+    private List<Integer> intList(String key, List<Integer> dflt) {
+        if (!values.containsKey(key)) {
+            return dflt;
+        }
         List<Integer> out = new ArrayList<>();
-        for (String s : str(key, dflt).split("[,\\s]+")) {
+        for (String s : values.get(key).split("[,\\s]+")) {
             if (!s.isEmpty()) {
                 try {
                     out.add(Integer.parseInt(s));
                 } catch (NumberFormatException e) {
                     throw new IllegalArgumentException("recipe " + source + ": " + key + " must be a comma-separated list of integers, got '"
-                            + str(key, dflt) + "'");
+                            + values.get(key) + "'");
                 }
             }
         }
         return out;
     }
 
-    /** The model config; vocabSize is used when the recipe does not set vocab_size. */
+    /** The model config; dataVocabSize is used when the recipe does not set vocab_size. Defaults: {@link ColmConfig}. */
     public ColmConfig modelConfig(int dataVocabSize) {
-        List<Integer> chains = intList("chains", "2,2");
-        int headDim = integer("head_dim", 64);
+        List<Integer> chains = intList("chains", ColmConfig.DEFAULT_CHAINS);
+        int headDim = integer("head_dim", ColmConfig.DEFAULT_HEAD_DIM);
         int heads = chains.stream().mapToInt(Integer::intValue).sum();
         if (values.containsKey("heads") && integer("heads", heads) != heads) {
             throw new IllegalArgumentException("recipe " + source + ": heads=" + integer("heads", 0) + " but chains " + chains
@@ -166,25 +169,56 @@ public final class Recipe {
             throw new IllegalArgumentException("recipe " + source + ": vocab_size=" + vocab + " is smaller than the data's "
                     + dataVocabSize + " token ids");
         }
-        ColmConfig.Variant variant = ColmConfig.parseVariant(str("variant", "colm"));
-        int seqLen = integer("seq_len", 128);
-        List<Double> weights = ColmConfig.parseLossWeights(str("loss_weights", "mean"), chains.size(), "recipe setting loss_weights");
-        return new ColmConfig(vocab, headDim, chains, integer("layers", 4),
-                integer("kv_heads", variant == ColmConfig.Variant.COLM_AIR ? 1 : 0), dbl("ffn_mult", 4.0),
-                ColmConfig.Activation.valueOf(str("activation", "gelu").toUpperCase()),
-                ColmConfig.NormKind.valueOf(str("norm", "layernorm").toUpperCase()),
-                dbl("norm_eps", 1e-5), dbl("rope_theta", 10000.0), variant, integer("max_seq_len", seqLen),
-                Boolean.parseBoolean(str("bias", "true")), weights);
+        ColmConfig.Variant variant = values.containsKey("variant") ? ColmConfig.parseVariant(values.get("variant"))
+                : ColmConfig.DEFAULT_VARIANT;
+        List<Double> weights = ColmConfig.parseLossWeights(str("loss_weights", ColmConfig.DEFAULT_LOSS_WEIGHTS), chains.size(),
+                "recipe setting loss_weights");
+        return new ColmConfig(vocab, headDim, chains, integer("layers", ColmConfig.DEFAULT_LAYERS),
+                integer("kv_heads", ColmConfig.defaultKvHeads(variant)), dbl("ffn_mult", ColmConfig.DEFAULT_FFN_MULT),
+                enumValue("activation", ColmConfig.Activation.class, ColmConfig.DEFAULT_ACTIVATION),
+                enumValue("norm", ColmConfig.NormKind.class, ColmConfig.DEFAULT_NORM),
+                dbl("norm_eps", ColmConfig.DEFAULT_NORM_EPS), dbl("rope_theta", ColmConfig.DEFAULT_ROPE_THETA), variant,
+                integer("max_seq_len", integer("seq_len", TrainSettings.DEFAULT_SEQ_LEN)),
+                bool("bias", ColmConfig.DEFAULT_BIAS), weights);
     }
 
+    /** The training knobs. Defaults: {@link TrainSettings} and {@link AdamW.Settings#defaults()}. */
     public TrainSettings trainSettings() {
-        long steps = integer("steps", 200);
-        AdamW.Settings adam = new AdamW.Settings(dbl("beta1", 0.9), dbl("beta2", 0.95), dbl("adam_eps", 1e-8),
-                dbl("weight_decay", 0.1), dbl("clip_norm", 1.0));
-        double lr = dbl("lr", 1e-3);
-        return new TrainSettings(integer("batch_size", 16), integer("seq_len", 128), steps, lr, dbl("min_lr", lr / 10),
-                integer("warmup_steps", (int) Math.min(100, steps / 10)), adam, integer("seed", 1234),
-                integer("eval_every", 100), integer("eval_batches", 4), integer("log_every", 10), integer("ckpt_every", 0),
-                dbl("val_fraction", 0.05), integer("frozen_chains", 0));
+        long steps = integer("steps", (int) TrainSettings.DEFAULT_STEPS);
+        AdamW.Settings d = AdamW.Settings.defaults();
+        AdamW.Settings adam = new AdamW.Settings(dbl("beta1", d.beta1()), dbl("beta2", d.beta2()), dbl("adam_eps", d.eps()),
+                dbl("weight_decay", d.weightDecay()), dbl("clip_norm", d.clipNorm()));
+        double lr = dbl("lr", TrainSettings.DEFAULT_LR);
+        return new TrainSettings(integer("batch_size", TrainSettings.DEFAULT_BATCH_SIZE),
+                integer("seq_len", TrainSettings.DEFAULT_SEQ_LEN), steps, lr, dbl("min_lr", TrainSettings.defaultMinLr(lr)),
+                integer("warmup_steps", (int) TrainSettings.defaultWarmupSteps(steps)), adam,
+                integer("seed", (int) TrainSettings.DEFAULT_SEED), integer("eval_every", TrainSettings.DEFAULT_EVAL_EVERY),
+                integer("eval_batches", TrainSettings.DEFAULT_EVAL_BATCHES), integer("log_every", TrainSettings.DEFAULT_LOG_EVERY),
+                integer("ckpt_every", TrainSettings.DEFAULT_CKPT_EVERY), dbl("val_fraction", TrainSettings.DEFAULT_VAL_FRACTION),
+                integer("frozen_chains", TrainSettings.DEFAULT_FROZEN_CHAINS));
+    }
+
+    private <E extends Enum<E>> E enumValue(String key, Class<E> type, E dflt) {
+        String v = values.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Enum.valueOf(type, v.toUpperCase(java.util.Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("recipe " + source + ": " + key + " must be one of "
+                    + Arrays.toString(type.getEnumConstants()).toLowerCase(java.util.Locale.ROOT) + ", got '" + v + "'");
+        }
+    }
+
+    private boolean bool(String key, boolean dflt) {
+        String v = values.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        if (!v.equalsIgnoreCase("true") && !v.equalsIgnoreCase("false")) {
+            throw new IllegalArgumentException("recipe " + source + ": " + key + " must be true or false, got '" + v + "'");
+        }
+        return Boolean.parseBoolean(v);
     }
 }

@@ -7,6 +7,33 @@ import io.catena.model.optim.LrSchedule;
 public record TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps,
                             AdamW.Settings adamW, long seed, int evalEvery, int evalBatches, int logEvery,
                             int ckptEvery, double valFraction, int frozenChains) {
+
+    // ---- defaults: what a recipe that leaves a key out gets (Recipe only parses; the values live here) ----
+
+    public static final int DEFAULT_BATCH_SIZE = 16;
+    public static final int DEFAULT_SEQ_LEN = 128;
+    public static final long DEFAULT_STEPS = 200;
+    public static final double DEFAULT_LR = 1e-3;
+    public static final long DEFAULT_SEED = 1234;
+    public static final int DEFAULT_EVAL_EVERY = 100;
+    public static final int DEFAULT_EVAL_BATCHES = 4;
+    public static final int DEFAULT_LOG_EVERY = 10;
+    /** 0: a checkpoint only at the end. */
+    public static final int DEFAULT_CKPT_EVERY = 0;
+    /** Share of the windows (or documents, for prepared data) held out for validation. */
+    public static final double DEFAULT_VAL_FRACTION = 0.05;
+    public static final int DEFAULT_FROZEN_CHAINS = 0;
+
+    /** min_lr when not given: a tenth of the peak. */
+    public static double defaultMinLr(double lr) {
+        return lr / 10;
+    }
+
+    /** warmup_steps when not given: a tenth of the run, at most 100 steps. */
+    public static long defaultWarmupSteps(long steps) {
+        return Math.min(100, steps / 10);
+    }
+
     public TrainSettings {
         if (batchSize < 1 || seqLen < 1 || steps < 1) {
             throw new IllegalArgumentException("batch_size, seq_len and steps must be >= 1, got " + batchSize + ", " + seqLen + ", " + steps);

@@ -1,10 +1,12 @@
 package io.catena.data.prepare;
 
+import io.catena.model.cli.Args;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 
 /**
  * Settings of one {@code catena prepare} run. Built from command-line flags by {@link #parse(String...)}
@@ -132,68 +134,39 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
 
     /** Parses flags; returns null for --help. */
     public static PrepareOptions parse(String... args) {
-        List<String> inputs = new ArrayList<>();
-        String format = null;
-        String out = null;
-        PrepareOptions o = of(List.of("x"), "text", "x");
-        String textField = o.textField;
-        String textDoc = o.textDocument;
-        String tokenizer = null;
-        int seqLen = o.seqLen;
-        double val = o.valFraction;
-        long seed = o.splitSeed;
-        boolean inc = false;
-        String master = null;
-        double maxBad = o.maxBadFraction;
-        String norm = o.normalization;
-        long shardTokens = o.shardTokens;
-        long minPair = o.minPairCount;
-        long timeout = o.timeoutSeconds;
-        long maxText = o.maxTextChars;
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            String flag = a;
-            String inline = null;
-            if (a.startsWith("--") && a.contains("=")) {
-                flag = a.substring(0, a.indexOf('='));
-                inline = a.substring(a.indexOf('=') + 1);
-            }
-            if (flag.equals("--help") || flag.equals("-h")) {
-                return null;
-            }
-            if (flag.equals("--incremental")) {
-                inc = true;
-                continue;
-            }
-            String v;
-            if (inline != null) {
-                v = inline;
-            } else {
-                if (i + 1 >= args.length) {
-                    throw new UsageException(flag + " needs a value; see --help");
-                }
-                v = args[++i];
-            }
-            switch (flag) {
-                case "--input" -> Arrays.stream(v.split(",")).map(String::trim).filter(s -> !s.isEmpty()).forEach(inputs::add);
-                case "--format" -> format = v.toLowerCase(Locale.ROOT);
-                case "--text-field" -> textField = v;
-                case "--text-doc" -> textDoc = v.toLowerCase(Locale.ROOT);
-                case "--out" -> out = v;
-                case "--tokenizer" -> tokenizer = v;
-                case "--seq-len" -> seqLen = (int) num(flag, v);
-                case "--val-fraction" -> val = dbl(flag, v);
-                case "--split-seed" -> seed = num(flag, v);
-                case "--master" -> master = v;
-                case "--max-bad-fraction" -> maxBad = dbl(flag, v);
-                case "--normalize" -> norm = v.toUpperCase(Locale.ROOT);
-                case "--shard-tokens" -> shardTokens = num(flag, v);
-                case "--bpe-min-pair-count" -> minPair = num(flag, v);
-                case "--timeout" -> timeout = num(flag, v);
-                case "--max-text-chars" -> maxText = num(flag, v);
-                default -> throw new UsageException("unknown option " + a + "; see --help");
-            }
+        if (Arrays.asList(args).contains("-h")) {
+            return null;
         }
+        Args a;
+        try {
+            a = new Args("prepare", args, 0, VALUED, Set.of("incremental"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        if (a.helpRequested()) {
+            return null;
+        }
+        PrepareOptions o = of(List.of("x"), "text", "x");
+        List<String> inputs = new ArrayList<>();
+        for (String v : a.all("input")) {
+            Arrays.stream(v.split(",")).map(String::trim).filter(s -> !s.isEmpty()).forEach(inputs::add);
+        }
+        String format = lower(a.get("format", null));
+        String textField = a.get("text-field", o.textField);
+        String textDoc = lower(a.get("text-doc", o.textDocument));
+        String out = a.get("out", null);
+        String tokenizer = a.get("tokenizer", null);
+        int seqLen = (int) num(a, "seq-len", o.seqLen);
+        double val = dbl(a, "val-fraction", o.valFraction);
+        long seed = num(a, "split-seed", o.splitSeed);
+        boolean inc = a.flag("incremental");
+        String master = a.get("master", null);
+        double maxBad = dbl(a, "max-bad-fraction", o.maxBadFraction);
+        String norm = a.get("normalize", o.normalization).toUpperCase(Locale.ROOT);
+        long shardTokens = num(a, "shard-tokens", o.shardTokens);
+        long minPair = num(a, "bpe-min-pair-count", o.minPairCount);
+        long timeout = num(a, "timeout", o.timeoutSeconds);
+        long maxText = num(a, "max-text-chars", o.maxTextChars);
         if (inputs.isEmpty()) {
             throw new UsageException("--input is required: one or more comma-separated URIs; see --help");
         }
@@ -251,19 +224,37 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
         return this;
     }
 
+    /** Every option that takes a value (--incremental is the one flag). */
+    private static final Set<String> VALUED = Set.of("input", "format", "text-field", "text-doc", "out", "tokenizer", "seq-len",
+            "val-fraction", "split-seed", "master", "max-bad-fraction", "normalize", "shard-tokens", "bpe-min-pair-count", "timeout",
+            "max-text-chars");
+
+    private static String lower(String v) {
+        return v == null ? null : v.toLowerCase(Locale.ROOT);
+    }
+
+    private static long num(Args a, String option, long dflt) {
+        String v = a.get(option, null);
+        return v == null ? dflt : num("--" + option, v);
+    }
+
+    private static double dbl(Args a, String option, double dflt) {
+        String v = a.get(option, null);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--" + option + " is '" + v + "', expected a number");
+        }
+    }
+
     private static long num(String flag, String v) {
         try {
             return Long.parseLong(v.trim().replace("_", ""));
         } catch (NumberFormatException e) {
             throw new UsageException(flag + " is '" + v + "', expected an integer");
-        }
-    }
-
-    private static double dbl(String flag, String v) {
-        try {
-            return Double.parseDouble(v.trim());
-        } catch (NumberFormatException e) {
-            throw new UsageException(flag + " is '" + v + "', expected a number");
         }
     }
 }

@@ -3,6 +3,7 @@ package io.catena.trainer.demo;
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
 import io.catena.model.ParamLayout;
+import io.catena.model.cli.Args;
 import io.catena.model.cli.NumericOption;
 import io.catena.model.data.DataSources;
 import io.catena.model.data.TextCodec;
@@ -56,28 +57,13 @@ public final class Demo {
                 """;
 
         public static Settings parse(String[] argv) {
-            Map<String, String> v = new LinkedHashMap<>();
-            boolean freeze = true;
-            for (int i = 0; i < argv.length; i++) {
-                String a = argv[i];
-                switch (a) {
-                    case "--no-freeze" -> freeze = false;
-                    case "--out", "--steps", "--grow-at", "--dp", "--vocab", "--gen-tokens" -> {
-                        if (i + 1 >= argv.length) {
-                            throw new IllegalArgumentException(a + " needs a value\n" + USAGE);
-                        }
-                        v.put(a.substring(2), argv[++i]);
-                    }
-                    default -> throw new IllegalArgumentException("unknown option '" + a + "'\n" + USAGE);
-                }
-            }
             try {
-                long steps = NumericOption.atLeast("steps", v.getOrDefault("steps", "600"), 2);
-                return new Settings(Path.of(v.getOrDefault("out", "demo-out")).toAbsolutePath(), steps,
-                        NumericOption.parse("grow-at", v.getOrDefault("grow-at", String.valueOf(steps * 2 / 3)), 1, steps - 1), freeze,
-                        NumericOption.intAtLeast("dp", v.getOrDefault("dp", "2"), 1),
-                        NumericOption.intAtLeast("vocab", v.getOrDefault("vocab", "512"), 258),
-                        NumericOption.intAtLeast("gen-tokens", v.getOrDefault("gen-tokens", "60"), 0));
+                Args a = new Args("demo", argv, 0, java.util.Set.of("out", "steps", "grow-at", "dp", "vocab", "gen-tokens"),
+                        java.util.Set.of("no-freeze"));
+                long steps = a.longValue("steps", 600, 2);
+                return new Settings(Path.of(a.get("out", "demo-out")).toAbsolutePath(), steps,
+                        NumericOption.parse("grow-at", a.get("grow-at", String.valueOf(steps * 2 / 3)), 1, steps - 1),
+                        !a.flag("no-freeze"), a.integer("dp", 2, 1), a.integer("vocab", 512, 258), a.integer("gen-tokens", 60, 0));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(e.getMessage() + "\n" + USAGE);
             }
