@@ -108,7 +108,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the PyTorch oracle lives with the engine's golden tests
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "chain-model", "src", "test", "python"))
 import torch_colm as tc  # noqa: E402
 
 

@@ -507,7 +507,7 @@ public final class ParameterServer implements AutoCloseable {
             }
             if (restoreUri != null && !restoreUri.isBlank()) {
                 try {
-                    initialState = new CheckpointStore(hadoopConf != null ? hadoopConf : new org.apache.hadoop.conf.Configuration())
+                    initialState = new CheckpointStore(io.catena.model.io.storage.HadoopStorage.resolver(hadoopConf != null ? hadoopConf : new org.apache.hadoop.conf.Configuration()))
                             .load(restoreUri, true);
                 } catch (RuntimeException e) {
                     throw new ConfigurationException(Configuration.RESTORE_PROP, "a checkpoint with optimizer state", restoreUri,

@@ -178,7 +178,7 @@ final class ServerConductor implements Agent {
         this.stages = ctx.pipelineStages;
         this.replicas = workerCount / stages;
         this.metrics = new ServerMetrics(stages);
-        this.store = new CheckpointStore(ctx.hadoopConf != null ? ctx.hadoopConf : new org.apache.hadoop.conf.Configuration());
+        this.store = new CheckpointStore(io.catena.model.io.storage.HadoopStorage.resolver(ctx.hadoopConf != null ? ctx.hadoopConf : new org.apache.hadoop.conf.Configuration()));
         this.workers = new WorkerState[workerCount];
         this.workerSessions = new Session[workerCount];
         for (int w = 0; w < workerCount; w++) {

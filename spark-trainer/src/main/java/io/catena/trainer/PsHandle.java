@@ -4,6 +4,7 @@ import io.catena.model.ColmConfig;
 import io.catena.model.Params;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.io.storage.HadoopStorage;
 import io.catena.ps.Configuration;
 import io.catena.ps.ConfigurationException;
 import io.catena.ps.ParameterServer;
@@ -325,7 +326,7 @@ interface PsHandle extends AutoCloseable {
             Map<String, Object> reply = client.snapshot(info.apply(v), timeoutMs);
             String dir = String.valueOf(reply.get("snapshot"));
             try {
-                TrainingState st = new CheckpointStore(hconf).load(dir, true);
+                TrainingState st = new CheckpointStore(HadoopStorage.resolver(hconf)).load(dir, true);
                 if (st.step() == v) {
                     return new Final(st, dir);
                 }

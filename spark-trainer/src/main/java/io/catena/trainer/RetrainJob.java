@@ -9,6 +9,7 @@ import io.catena.model.cli.Args;
 import io.catena.model.cli.NumericOption;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.io.storage.HadoopStorage;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import java.io.IOException;
@@ -216,25 +217,12 @@ public final class RetrainJob {
         org.apache.hadoop.conf.Configuration hconf = jsc.hadoopConfiguration();
 
         // 1. the lake's new files -> the next manifest version
-        String vocab = recipe.values().get("vocab_size");
-        PrepareOptions po = PrepareOptions.of(List.of(opts.lake()), opts.format(), opts.dataset()).withIncremental(true)
-                .withSeqLen(s.seqLen()).withValFraction(s.valFraction())
-                .withTokenizer(opts.tokenizer() != null ? opts.tokenizer() : vocab != null ? "train:" + vocab.trim()
-                        : PrepareOptions.DEFAULT_TOKENIZER);
-        if (opts.textField() != null) {
-            po = po.withTextField(opts.textField());
-        }
-        PrepareJob.Result prep;
-        try {
-            prep = PrepareJob.run(spark, po);
-        } catch (IOException e) {
-            throw new UncheckedIOException("prepare of " + opts.lake() + " into " + opts.dataset() + " failed: " + e.getMessage(), e);
-        }
+        PrepareJob.Result prep = prepareNewPartitions(recipe, s);
         Manifest m = prep.manifest();
         out.println("retrain: prepare " + opts.lake() + " -> " + opts.dataset() + ": " + prep.message());
 
         // 2. where training stands: the latest checkpoint and the manifest versions it was trained on
-        CheckpointStore store = new CheckpointStore(hconf);
+        CheckpointStore store = new CheckpointStore(HadoopStorage.resolver(hconf));
         boolean haveCkpt = hasCheckpoint(hconf);
         List<Map<String, Object>> history = new ArrayList<>();
         long fromStep = 0;
@@ -264,18 +252,45 @@ public final class RetrainJob {
 
         // 3. optionally grow the loaded checkpoint
         if (!opts.addChains().isEmpty()) {
-            if (!haveCkpt) {
-                throw new IllegalArgumentException("--add-chains appends chains to a trained checkpoint, but " + opts.ckpt()
-                        + " holds none yet; run retrain without it first (the first run trains the recipe's chains)");
-            }
-            TrainingState st = store.load(opts.ckpt(), true);
-            TrainingState grown = ChainExpansion.expand(st, opts.addChains(), opts.freeze(), null, s.seed() + st.step());
-            String dir = store.save(opts.ckpt(), grown);
-            out.println("retrain: appended chains " + opts.addChains() + (opts.freeze() ? " (old chains frozen)" : "") + " at step "
-                    + st.step() + ": chains " + st.config().chains() + " -> " + grown.config().chains() + " (" + dir + ")");
+            growCheckpoint(store, haveCkpt, s);
         }
 
         // 4. train on the pinned new version for --steps more steps
+        return train(jsc, m, history, lastTrained, fromStep, haveCkpt, s);
+    }
+
+    private PrepareJob.Result prepareNewPartitions(Recipe recipe, TrainSettings s) {
+        String vocab = recipe.values().get("vocab_size");
+        PrepareOptions po = PrepareOptions.of(List.of(opts.lake()), opts.format(), opts.dataset()).withIncremental(true)
+                .withSeqLen(s.seqLen()).withValFraction(s.valFraction())
+                .withTokenizer(opts.tokenizer() != null ? opts.tokenizer() : vocab != null ? "train:" + vocab.trim()
+                        : PrepareOptions.DEFAULT_TOKENIZER);
+        if (opts.textField() != null) {
+            po = po.withTextField(opts.textField());
+        }
+        PrepareJob.Result prep;
+        try {
+            prep = PrepareJob.run(spark, po);
+        } catch (IOException e) {
+            throw new UncheckedIOException("prepare of " + opts.lake() + " into " + opts.dataset() + " failed: " + e.getMessage(), e);
+        }
+        return prep;
+    }
+
+    private void growCheckpoint(CheckpointStore store, boolean haveCkpt, TrainSettings s) {
+        if (!haveCkpt) {
+            throw new IllegalArgumentException("--add-chains appends chains to a trained checkpoint, but " + opts.ckpt()
+                    + " holds none yet; run retrain without it first (the first run trains the recipe's chains)");
+        }
+        TrainingState st = store.load(opts.ckpt(), true);
+        TrainingState grown = ChainExpansion.expand(st, opts.addChains(), opts.freeze(), null, s.seed() + st.step());
+        String dir = store.save(opts.ckpt(), grown);
+        out.println("retrain: appended chains " + opts.addChains() + (opts.freeze() ? " (old chains frozen)" : "") + " at step "
+                + st.step() + ": chains " + st.config().chains() + " -> " + grown.config().chains() + " (" + dir + ")");
+    }
+
+    private Result train(JavaSparkContext jsc, Manifest m, List<Map<String, Object>> history, int lastTrained, long fromStep,
+                         boolean haveCkpt, TrainSettings s) {
         long more = opts.steps() > 0 ? opts.steps() : s.steps();
         long toStep = fromStep + more;
         String data = ManifestStore.versionFile(new Path(opts.dataset()), m.version()).toString();

@@ -118,53 +118,9 @@ final class WorkerTask implements Serializable {
                 pipe = new PipelineWorker(spec.pipeline(), spec.pipeline().stageOf(rank), aeronDir, host, spec.udpParams(), token,
                         spec.requestTimeoutMs(), this::checkKilled);
             }
-            Map<String, Object> me = new LinkedHashMap<>();
-            me.put("rank", rank);
-            me.put("host", host);
-            me.put("pid", ProcessHandle.current().pid());
-            me.put("aeron_dir", aeronDir);
-            me.put("ps_version", c.serverLayout().version());
-            me.put("ps_epoch", c.epoch());
-            me.put("gpu", gpu);
-            if (pipe != null) {
-                me.put("stage", pipe.stageIndex());
-                me.put("replica", replica);
-                pipe.describeEndpoints(me);
-            }
-            // the only Spark barrier call: endpoints once; every later message goes over Aeron
-            String[] all = tc.allGather(JSON.writeValueAsString(me));
-            if (all.length != spec.tasks()) {
-                throw new IllegalStateException("allGather returned " + all.length + " endpoints, expected dp x pp = " + spec.tasks());
-            }
-            if (pipe != null) {
-                int s = pipe.stageIndex();
-                pipe.connect(s > 0 ? parse(all[rank - 1]) : null, s < spec.pipeline().stages() - 1 ? parse(all[rank + 1]) : null);
-            }
-            Map<String, Object> engine = report("engine"); // this executor's native path and measured GEMM speed
-            engine.put("host", host);
-            engine.putAll(io.catena.model.kernel.NativeSetup.report().toMap());
-            tel.send(engine);
-            if (rank == 0) {
-                Map<String, Object> m = report("stage");
-                m.put("endpoints", List.of(all));
-                tel.send(m);
-            }
+            announce(c, tel, host, aeronDir, gpu);
             long steps = train(tel);
-            Map<String, Object> summary = new LinkedHashMap<>();
-            summary.put("rank", rank);
-            summary.put("steps", steps);
-            summary.put("attempt", spec.attempt());
-            summary.put("seconds", (System.nanoTime() - t0) / 1e9);
-            long peakRss = peakRssBytes();
-            if (peakRss > 0) {
-                summary.put("peak_rss_mb", peakRss / (1024.0 * 1024.0)); // this executor JVM's; on a cluster, one stage's
-            }
-            if (pipe != null) {
-                summary.put("stage", pipe.stageIndex());
-                summary.put("stage_compute_s", pipeComputeNanos / 1e9);
-                summary.put("stage_wait_s", pipeWaitNanos / 1e9);
-            }
-            return List.of(JSON.writeValueAsString(summary));
+            return List.of(JSON.writeValueAsString(summary(steps, t0)));
         } finally {
             CloseHelper.quietClose(pipe);
             pipe = null;
@@ -172,6 +128,63 @@ final class WorkerTask implements Serializable {
             model = null;
             evalModel = null;
         }
+    }
+
+    /**
+     * The stage's one Spark barrier call: every task's endpoints (Aeron, pipeline links) once; every later message goes over
+     * Aeron. Connects the pipeline neighbours and reports this executor's native path (and, rank 0, the endpoints).
+     */
+    private void announce(ParameterServerClient c, Telemetry.Sender tel, String host, String aeronDir, int gpu) throws Exception {
+        Map<String, Object> me = new LinkedHashMap<>();
+        me.put("rank", rank);
+        me.put("host", host);
+        me.put("pid", ProcessHandle.current().pid());
+        me.put("aeron_dir", aeronDir);
+        me.put("ps_version", c.serverLayout().version());
+        me.put("ps_epoch", c.epoch());
+        me.put("gpu", gpu);
+        if (pipe != null) {
+            me.put("stage", pipe.stageIndex());
+            me.put("replica", replica);
+            pipe.describeEndpoints(me);
+        }
+        // the only Spark barrier call: endpoints once; every later message goes over Aeron
+        String[] all = tc.allGather(JSON.writeValueAsString(me));
+        if (all.length != spec.tasks()) {
+            throw new IllegalStateException("allGather returned " + all.length + " endpoints, expected dp x pp = " + spec.tasks());
+        }
+        if (pipe != null) {
+            int s = pipe.stageIndex();
+            pipe.connect(s > 0 ? parse(all[rank - 1]) : null, s < spec.pipeline().stages() - 1 ? parse(all[rank + 1]) : null);
+        }
+        Map<String, Object> engine = report("engine"); // this executor's native path and measured GEMM speed
+        engine.put("host", host);
+        engine.putAll(io.catena.model.kernel.NativeSetup.report().toMap());
+        tel.send(engine);
+        if (rank == 0) {
+            Map<String, Object> m = report("stage");
+            m.put("endpoints", List.of(all));
+            tel.send(m);
+        }
+    }
+
+    /** The task's summary line (the driver logs it and, with --pp, sums the stages' compute and waiting times). */
+    private Map<String, Object> summary(long steps, long startNanos) {
+        Map<String, Object> summary = new LinkedHashMap<>();
+        summary.put("rank", rank);
+        summary.put("steps", steps);
+        summary.put("attempt", spec.attempt());
+        summary.put("seconds", (System.nanoTime() - startNanos) / 1e9);
+        long peakRss = peakRssBytes();
+        if (peakRss > 0) {
+            summary.put("peak_rss_mb", peakRss / (1024.0 * 1024.0)); // this executor JVM's; on a cluster, one stage's
+        }
+        if (pipe != null) {
+            summary.put("stage", pipe.stageIndex());
+            summary.put("stage_compute_s", pipeComputeNanos / 1e9);
+            summary.put("stage_wait_s", pipeWaitNanos / 1e9);
+        }
+        return summary;
     }
 
     /** The JVM's peak resident set (VmHWM of /proc/self/status), or -1 where there is no procfs. */
@@ -299,27 +312,11 @@ final class WorkerTask implements Serializable {
         while (step < until) {
             checkKilled();
             growthGate(step, tel);
-            if (spec.failAt() != null && spec.attempt() == 0 && spec.failAt().rank() == rank && spec.failAt().step() == step + 1) {
-                if (spec.failAt().exit() && !sameJvm) {
-                    LOG.error("injected fault (--fail-at {}:{}:exit): halting executor JVM {}", rank, step + 1,
-                            ProcessHandle.current().pid());
-                    Runtime.getRuntime().halt(137);
-                }
-                throw new InjectedFault("injected fault (--fail-at " + rank + ":" + (step + 1) + "): task " + rank
-                        + " exits before computing step " + (step + 1));
-            }
+            failIfInjected(step + 1);
             long a = System.nanoTime();
             train.nextBatch(window, bw);
             LocalTrainer.splitWindows(window, bw, t, in, tg);
-            double[] losses;
-            if (pipe != null) {
-                PipelineRunner.StepResult res = pipe.step(step + 1, in, tg, frozen);
-                losses = res.losses(); // the last stage's; null on the others
-                pipeComputeNanos += res.timing().computeNanos();
-                pipeWaitNanos += res.timing().waitNanos() + res.timing().sendNanos();
-            } else {
-                losses = model.forwardBackward(in, tg, 0, frozen, false, 1.0);
-            }
+            double[] losses = forwardBackward(step + 1, in, tg);
             long b = System.nanoTime();
             try {
                 ParameterServerClient.PushResult pr = client.push(step + 1, r.version(), grads, spec.requestTimeoutMs());
@@ -343,25 +340,7 @@ final class WorkerTask implements Serializable {
             step++;
             computed++;
             r = pull(asp ? 0 : sync.minVersionFor(step + 1));
-            long c = System.nanoTime();
-            if (losses != null) { // one loss report per replica: the driver averages dp of them
-                Map<String, Object> m = report("train");
-                m.put("rank", replica);
-                m.put("step", step);
-                m.put("epoch", client.epoch());
-                m.put("chains", client.config().numChains());
-                m.put("loss", losses);
-                m.put("compute_s", (b - a) / 1e9);
-                m.put("sync_s", (c - b) / 1e9);
-                tel.send(m);
-                tokensAcc.add((long) bw * t);
-            }
-            if (rank == 0) {
-                stepsAcc.add(1);
-            }
-            if (losses != null) {
-                lastLoss = losses[losses.length - 1];
-            }
+            reportStep(tel, step, losses, b - a, System.nanoTime() - b);
             if (step % settings.logEvery() == 0 || (rank == 0 && spec.ckptEvery() > 0 && step % spec.ckptEvery() == 0)) {
                 // on the parameters just pulled (version step): the check a local run makes at log steps and checkpoints
                 guard.check(step, lastLoss, AdamW.norm(params));
@@ -371,6 +350,50 @@ final class WorkerTask implements Serializable {
             }
         }
         return computed;
+    }
+
+    /** --fail-at RANK:STEP[:exit]: the first stage run's task RANK fails (or halts its JVM) before computing STEP. */
+    private void failIfInjected(long nextStep) {
+        if (spec.failAt() != null && spec.attempt() == 0 && spec.failAt().rank() == rank && spec.failAt().step() == nextStep) {
+            if (spec.failAt().exit() && !sameJvm) {
+                LOG.error("injected fault (--fail-at {}:{}:exit): halting executor JVM {}", rank, nextStep,
+                        ProcessHandle.current().pid());
+                Runtime.getRuntime().halt(137);
+            }
+            throw new InjectedFault("injected fault (--fail-at " + rank + ":" + nextStep + "): task " + rank
+                    + " exits before computing step " + nextStep);
+        }
+    }
+
+    /** This task's share of the step's gradient in {@code grads}; the per-scale losses, or null on a pipeline stage but the last. */
+    private double[] forwardBackward(long nextStep, int[] in, int[] tg) {
+        if (pipe == null) {
+            return model.forwardBackward(in, tg, 0, frozen, false, 1.0);
+        }
+        PipelineRunner.StepResult res = pipe.step(nextStep, in, tg, frozen);
+        pipeComputeNanos += res.timing().computeNanos();
+        pipeWaitNanos += res.timing().waitNanos() + res.timing().sendNanos();
+        return res.losses();
+    }
+
+    /** One loss report per replica (the driver averages dp of them) and the Spark UI's accumulators. */
+    private void reportStep(Telemetry.Sender tel, long step, double[] losses, long computeNanos, long syncNanos) {
+        if (losses != null) {
+            Map<String, Object> m = report("train");
+            m.put("rank", replica);
+            m.put("step", step);
+            m.put("epoch", client.epoch());
+            m.put("chains", client.config().numChains());
+            m.put("loss", losses);
+            m.put("compute_s", computeNanos / 1e9);
+            m.put("sync_s", syncNanos / 1e9);
+            tel.send(m);
+            tokensAcc.add((long) bw * settings.seqLen());
+            lastLoss = losses[losses.length - 1];
+        }
+        if (rank == 0) {
+            stepsAcc.add(1);
+        }
     }
 
     /** Eval and checkpoint: rank 0, on the parameters of version == step under BSP (it has not pushed step + 1). */

@@ -41,7 +41,7 @@ class RetrainJobTest {
         Path ckpt = dir.resolve("ckpt");
         Path recipe = TrainerTestSupport.recipe(dir, 10); // 10 steps per retrain unless --steps
         List<String> verses = verses();
-        CheckpointStore store = new CheckpointStore(TrainerTestSupport.spark().hadoopConfiguration());
+        CheckpointStore store = new CheckpointStore(io.catena.model.io.storage.HadoopStorage.resolver(TrainerTestSupport.spark().hadoopConfiguration()));
         long[] expectSteps = {10, 20, 26};
 
         for (int d = 0; d < DAYS.length; d++) {

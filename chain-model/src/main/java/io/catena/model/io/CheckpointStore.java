@@ -11,23 +11,18 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.zip.CRC32C;
-import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileStatus;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
+import io.catena.model.io.storage.Storage;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * Checkpoints on any Hadoop FileSystem (file://, hdfs://, s3a://): {@code model.json} plus one .npy
+ * Checkpoints on any {@link Storage} (local paths and file://; hdfs://, s3a:// through Hadoop): {@code model.json} plus one .npy
  * per tensor for parameters and AdamW moments (see MODEL.md). A step directory is written under a
  * temporary name and renamed when complete, then the root's {@code latest} file is replaced the
  * same way, so a crash mid-write never leaves a checkpoint that looks complete but is not.
@@ -39,23 +34,24 @@ public final class CheckpointStore {
     public static final String MODEL_JSON = "model.json";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-    private final Configuration hadoopConf;
+    private final Storage.Resolver storage;
     /** Fault injection for tests (like the trainer's --fail-at): fail after writing this many tensor files; -1 never. */
     private int failAfterTensors = -1;
     private int tensorsWritten;
     private boolean failAsError;
 
     public CheckpointStore() {
-        this(new Configuration());
+        this(Storage.DEFAULT);
     }
 
-    public CheckpointStore(Configuration hadoopConf) {
-        this.hadoopConf = hadoopConf;
+    /** A store on the given storage (e.g. {@code HadoopStorage.resolver(sparkHadoopConf)} for Spark's credentials). */
+    public CheckpointStore(Storage.Resolver storage) {
+        this.storage = storage;
     }
 
     /** A store whose writes fail after {@code n} tensor files, as a full disk or a lost connection would (tests only). */
     public CheckpointStore failingAfterTensors(int n) {
-        CheckpointStore s = new CheckpointStore(hadoopConf);
+        CheckpointStore s = new CheckpointStore(storage);
         s.failAfterTensors = n;
         return s;
     }
@@ -67,16 +63,8 @@ public final class CheckpointStore {
         return s;
     }
 
-    private FileSystem fs(Path p) throws IOException {
-        FileSystem fs = p.getFileSystem(hadoopConf);
-        fs.setWriteChecksum(false); // each tensor carries its own CRC32C in model.json
-        fs.setVerifyChecksum(false);
-        return fs;
-    }
-
-    private static Path path(String uri) {
-        URI u = URI.create(uri.replace(" ", "%20"));
-        return u.getScheme() == null ? new Path(new java.io.File(uri).getAbsoluteFile().toURI()) : new Path(u);
+    private Storage fs(String location) {
+        return storage.forLocation(location);
     }
 
     /**
@@ -86,25 +74,25 @@ public final class CheckpointStore {
      * checkpoint and {@code latest} stay as they were.
      */
     public String save(String root, TrainingState state) {
-        Path rootPath = path(root);
+        String rootPath = fs(root).normalize(root);
         String name = String.format("step-%08d", state.step());
-        FileSystem fs = null;
+        Storage fs = null;
         try {
             fs = fs(rootPath);
             fs.mkdirs(rootPath);
-            Path tmp = new Path(rootPath, "_tmp-" + name + "-" + WRITER + "-" + UUID.randomUUID());
-            Path dest = new Path(rootPath, name);
+            String tmp = fs.child(rootPath, "_tmp-" + name + "-" + WRITER + "-" + UUID.randomUUID());
+            String dest = fs.child(rootPath, name);
             writeStepDirOrClean(fs, tmp, state);
             if (fs.exists(dest)) {
-                Path old = new Path(rootPath, "_old-" + name + "-" + UUID.randomUUID());
+                String old = fs.child(rootPath, "_old-" + name + "-" + UUID.randomUUID());
                 rename(fs, dest, old);
                 rename(fs, tmp, dest);
                 fs.delete(old, true);
             } else {
                 rename(fs, tmp, dest);
             }
-            writeAtomically(fs, new Path(rootPath, LATEST), (name + "\n").getBytes(StandardCharsets.UTF_8));
-            return dest.toString();
+            writeAtomically(fs, rootPath, LATEST, (name + "\n").getBytes(StandardCharsets.UTF_8));
+            return dest;
         } catch (IOException | RuntimeException | Error e) {
             if (e instanceof VirtualMachineError vm && !(e instanceof OutOfMemoryError)) {
                 throw vm;
@@ -142,23 +130,23 @@ public final class CheckpointStore {
     public List<String> sweepLeftovers(String root) {
         List<String> removed = new ArrayList<>();
         try {
-            Path rootPath = path(root);
-            FileSystem fs = fs(rootPath);
+            Storage fs = fs(root);
+            String rootPath = fs.normalize(root);
             if (!fs.exists(rootPath)) {
                 return removed;
             }
-            Path latest = new Path(rootPath, LATEST);
+            String latest = fs.child(rootPath, LATEST);
             long newest = -1;
             long latestTime = -1;
             if (fs.exists(latest)) {
-                latestTime = fs.getFileStatus(latest).getModificationTime();
+                latestTime = fs.modifiedMillis(latest);
                 String dir = resolve(root);
                 java.util.regex.Matcher m = java.util.regex.Pattern.compile("step-(\\d+)$").matcher(dir);
                 newest = m.find() ? Long.parseLong(m.group(1)) : -1;
             }
             long now = System.currentTimeMillis();
-            for (FileStatus st : fs.listStatus(rootPath)) {
-                String n = st.getPath().getName();
+            for (Storage.Entry st : fs.list(rootPath)) {
+                String n = st.name();
                 java.util.regex.Matcher m = LEFTOVER.matcher(n);
                 boolean remove = false;
                 if (m.matches() && m.group(1).equals("tmp")) {
@@ -166,13 +154,13 @@ public final class CheckpointStore {
                     boolean thisHost = m.group(4) != null && m.group(4).equals(hostId());
                     boolean writerDead = thisHost && ProcessHandle.of(Long.parseLong(m.group(3))).map(p -> !p.isAlive()).orElse(true);
                     boolean writerLive = thisHost && !writerDead;
-                    remove = writerDead || (!writerLive && step <= newest && now - st.getModificationTime() > FOREIGN_LEFTOVER_AGE_MS);
+                    remove = writerDead || (!writerLive && step <= newest && now - st.modifiedMillis() > FOREIGN_LEFTOVER_AGE_MS);
                 } else if (m.matches()) {
-                    remove = fs.exists(new Path(new Path(rootPath, String.format("step-%08d", Long.parseLong(m.group(2)))), MODEL_JSON));
+                    remove = fs.exists(fs.child(fs.child(rootPath, String.format("step-%08d", Long.parseLong(m.group(2)))), MODEL_JSON));
                 } else if (n.startsWith("_tmp-" + LATEST + "-")) {
-                    remove = latestTime >= 0 && st.getModificationTime() < latestTime;
+                    remove = latestTime >= 0 && st.modifiedMillis() < latestTime;
                 }
-                if (remove && fs.delete(st.getPath(), true)) {
+                if (remove && fs.delete(st.location(), true)) {
                     removed.add(n);
                 }
             }
@@ -183,7 +171,7 @@ public final class CheckpointStore {
     }
 
     /** The one-line error of a failed write: path, cause, free space against the checkpoint's size, what is intact. */
-    private CheckpointWriteException writeFailed(FileSystem fs, Path root, String name, TrainingState st, Throwable e) {
+    private CheckpointWriteException writeFailed(Storage fs, String root, String name, TrainingState st, Throwable e) {
         String cause = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
         for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
             if (c.getMessage() != null && !cause.contains(c.getMessage())) {
@@ -193,8 +181,8 @@ public final class CheckpointStore {
         String space = "";
         try {
             if (fs != null) {
-                long free = fs.getStatus(root).getRemaining();
-                space = String.format(java.util.Locale.ROOT, " (%,d MB free there; this checkpoint needs about %,d MB)",
+                long free = fs.remainingBytes(root);
+                space = free < 0 ? "" : String.format(java.util.Locale.ROOT, " (%,d MB free there; this checkpoint needs about %,d MB)",
                         free >> 20, Math.max(1, bytesNeeded(st) >> 20));
             }
         } catch (IOException | RuntimeException ignored) {
@@ -202,7 +190,7 @@ public final class CheckpointStore {
         }
         String intact;
         try {
-            intact = fs != null && fs.exists(new Path(root, LATEST)) ? "the previous checkpoint (" + resolve(root.toString())
+            intact = fs != null && fs.exists(fs.child(root, LATEST)) ? "the previous checkpoint (" + resolve(root)
                     + ") is intact" : "no earlier checkpoint exists there";
         } catch (RuntimeException | IOException ignored) {
             intact = "the previous checkpoint was not touched";
@@ -221,17 +209,18 @@ public final class CheckpointStore {
     /** Writes one self-contained checkpoint directory at exactly {@code dir} (temp + rename). */
     public String saveTo(String dir, TrainingState state) {
         try {
-            Path dest = path(dir);
-            FileSystem fs = fs(dest);
+            Storage fs = fs(dir);
+            String dest = fs.normalize(dir.replaceAll("(?<=.)/+$", ""));
             if (fs.exists(dest)) {
                 throw new IllegalArgumentException("output " + dir + " already exists; choose a new directory (nothing was written)");
             }
-            Path parent = dest.getParent();
+            int slash = dest.lastIndexOf('/');
+            String parent = slash > 0 ? dest.substring(0, slash) : ".";
             fs.mkdirs(parent);
-            Path tmp = new Path(parent, "_tmp-" + dest.getName() + "-" + UUID.randomUUID());
+            String tmp = fs.child(parent, "_tmp-" + dest.substring(slash + 1) + "-" + UUID.randomUUID());
             writeStepDirOrClean(fs, tmp, state);
             rename(fs, tmp, dest);
-            return dest.toString();
+            return dest;
         } catch (IOException | Error e) {
             if (e instanceof VirtualMachineError vm && !(e instanceof OutOfMemoryError)) {
                 throw vm;
@@ -241,15 +230,16 @@ public final class CheckpointStore {
         }
     }
 
-    private static void rename(FileSystem fs, Path from, Path to) throws IOException {
+    private static void rename(Storage fs, String from, String to) throws IOException {
         if (!fs.rename(from, to)) {
             throw new IOException("rename " + from + " -> " + to + " failed");
         }
     }
 
-    private static void writeAtomically(FileSystem fs, Path target, byte[] content) throws IOException {
-        Path tmp = new Path(target.getParent(), "_tmp-" + target.getName() + "-" + UUID.randomUUID());
-        try (OutputStream out = fs.create(tmp, false)) {
+    private static void writeAtomically(Storage fs, String dir, String name, byte[] content) throws IOException {
+        String target = fs.child(dir, name);
+        String tmp = fs.child(dir, "_tmp-" + name + "-" + UUID.randomUUID());
+        try (OutputStream out = fs.create(tmp)) {
             out.write(content);
         } catch (IOException | RuntimeException | Error e) {
             try {
@@ -266,7 +256,7 @@ public final class CheckpointStore {
     }
 
     /** Writes the step directory under its temporary name; on failure removes what was written and rethrows. */
-    private void writeStepDirOrClean(FileSystem fs, Path tmp, TrainingState st) throws IOException {
+    private void writeStepDirOrClean(Storage fs, String tmp, TrainingState st) throws IOException {
         try {
             writeStepDir(fs, tmp, st);
         } catch (IOException | RuntimeException | Error e) { // Error: Hadoop reports a full local disk as FSError
@@ -279,7 +269,7 @@ public final class CheckpointStore {
         }
     }
 
-    private void writeStepDir(FileSystem fs, Path dir, TrainingState st) throws IOException {
+    private void writeStepDir(Storage fs, String dir, TrainingState st) throws IOException {
         fs.mkdirs(dir);
         List<Map<String, Object>> tensors = new ArrayList<>();
         ParamLayout layout = st.params().layout();
@@ -289,10 +279,10 @@ public final class CheckpointStore {
             t.put("shape", e.shape());
             t.put("chain", e.chain());
             t.put("offset", e.offset());
-            t.put("crc32c", writeTensor(fs, new Path(dir, "params/" + e.name() + ".npy"), st.params(), e));
+            t.put("crc32c", writeTensor(fs, fs.child(dir, "params/" + e.name() + ".npy"), st.params(), e));
             if (st.hasOptimizerState()) {
-                t.put("crc32c_m", writeTensor(fs, new Path(dir, "optim/m/" + e.name() + ".npy"), st.adamM(), e));
-                t.put("crc32c_v", writeTensor(fs, new Path(dir, "optim/v/" + e.name() + ".npy"), st.adamV(), e));
+                t.put("crc32c_m", writeTensor(fs, fs.child(dir, "optim/m/" + e.name() + ".npy"), st.adamM(), e));
+                t.put("crc32c_v", writeTensor(fs, fs.child(dir, "optim/v/" + e.name() + ".npy"), st.adamV(), e));
             }
             tensors.add(t);
         }
@@ -311,12 +301,12 @@ public final class CheckpointStore {
         doc.put("info", st.info());
         doc.put("tensors", tensors);
         // model.json last: a directory without it is never mistaken for a checkpoint
-        try (OutputStream out = fs.create(new Path(dir, MODEL_JSON), false)) {
+        try (OutputStream out = fs.create(fs.child(dir, MODEL_JSON))) {
             out.write(JSON.writeValueAsBytes(doc));
         }
     }
 
-    private long writeTensor(FileSystem fs, Path file, Params p, ParamLayout.Entry e) throws IOException {
+    private long writeTensor(Storage fs, String file, Params p, ParamLayout.Entry e) throws IOException {
         if (failAfterTensors >= 0 && tensorsWritten++ >= failAfterTensors) {
             if (failAsError) {
                 throw new java.io.IOError(new IOException("No space left on device (injected after " + failAfterTensors
@@ -330,7 +320,7 @@ public final class CheckpointStore {
         for (int i = 0; i < data.length; i++) {
             data[i] = (float) b.get(off + i);
         }
-        try (OutputStream out = fs.create(file, false)) {
+        try (OutputStream out = fs.create(file)) {
             Npy.writeFloat32(out, e.shape(), data);
         }
         return crc(data);
@@ -352,11 +342,11 @@ public final class CheckpointStore {
      */
     public String resolve(String uri) {
         try {
-            Path p = path(uri);
-            FileSystem fs = fs(p);
-            Path latest = new Path(p, LATEST);
-            if (fs.exists(new Path(p, MODEL_JSON)) && !fs.exists(latest)) {
-                return p.toString();
+            Storage fs = fs(uri);
+            String p = fs.normalize(uri.replaceAll("(?<=.)/+$", ""));
+            String latest = fs.child(p, LATEST);
+            if (fs.exists(fs.child(p, MODEL_JSON)) && !fs.exists(latest)) {
+                return p;
             }
             if (!fs.exists(latest)) {
                 latest = interruptedLatest(fs, p);
@@ -366,19 +356,18 @@ public final class CheckpointStore {
                 try (InputStream in = fs.open(latest)) {
                     name = new String(in.readAllBytes(), StandardCharsets.UTF_8).trim();
                 }
-                Path step = new Path(p, name);
-                if (!fs.exists(new Path(step, MODEL_JSON))) {
+                String step = fs.child(p, name);
+                if (!fs.exists(fs.child(step, MODEL_JSON))) {
                     throw new IllegalArgumentException("checkpoint root " + uri + ": 'latest' names " + name
                             + " but " + step + "/" + MODEL_JSON + " does not exist; point --ckpt at an existing step directory");
                 }
-                return step.toString();
+                return step;
             }
             if (!fs.exists(p)) {
                 throw new IllegalArgumentException("no checkpoint at " + uri + ": the path does not exist");
             }
-            FileStatus[] list = fs.listStatus(p);
             throw new IllegalArgumentException("no checkpoint at " + uri + ": expected " + MODEL_JSON + " or a '" + LATEST
-                    + "' file, found " + Arrays.stream(list).map(s -> s.getPath().getName()).toList());
+                    + "' file, found " + fs.list(p).stream().map(Storage.Entry::name).toList());
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read checkpoint " + uri + ": " + e.getMessage(), e);
         }
@@ -389,25 +378,25 @@ public final class CheckpointStore {
      * (HDFS's rename does not overwrite); a crash between the last two leaves only the temporary file,
      * which already names the newest step. Returns the newest such file, or null.
      */
-    private static Path interruptedLatest(FileSystem fs, Path root) throws IOException {
+    private static String interruptedLatest(Storage fs, String root) throws IOException {
         if (!fs.exists(root)) {
             return null;
         }
-        FileStatus newest = null;
-        for (FileStatus s : fs.listStatus(root)) {
-            if (s.isFile() && s.getPath().getName().startsWith("_tmp-" + LATEST + "-")
-                    && (newest == null || s.getModificationTime() > newest.getModificationTime())) {
+        Storage.Entry newest = null;
+        for (Storage.Entry s : fs.list(root)) {
+            if (s.isFile() && s.name().startsWith("_tmp-" + LATEST + "-")
+                    && (newest == null || s.modifiedMillis() > newest.modifiedMillis())) {
                 newest = s;
             }
         }
-        return newest == null ? null : newest.getPath();
+        return newest == null ? null : newest.location();
     }
 
     /** Reads only model.json (config and trainer facts) of a checkpoint. */
     @SuppressWarnings("unchecked")
     public Map<String, Object> readManifest(String uri) {
         String dir = resolve(uri);
-        Path file = new Path(path(dir), MODEL_JSON);
+        String file = fs(dir).child(dir, MODEL_JSON);
         try (InputStream in = fs(file).open(file)) {
             Map<String, Object> doc = JSON.readValue(in, Map.class);
             if (!FORMAT.equals(doc.get("format"))) {
@@ -474,10 +463,10 @@ public final class CheckpointStore {
     }
 
     private void readTensor(String dir, String sub, ParamLayout.Entry e, Params into, Number expectedCrc) throws IOException {
-        Path file = new Path(path(dir), sub + e.name() + ".npy");
+        String file = fs(dir).child(dir, sub + e.name() + ".npy");
         float[] data;
         try (InputStream in = fs(file).open(file)) {
-            data = Npy.readFloat32(in, e.shape(), file.toString());
+            data = Npy.readFloat32(in, e.shape(), file);
         } catch (FileNotFoundException ex) {
             throw new IOException("missing tensor file " + file + " (tensor " + e.name() + ", shape " + e.shapeString()
                     + "); the checkpoint is incomplete — use an earlier step", ex);

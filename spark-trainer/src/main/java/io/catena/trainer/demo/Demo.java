@@ -128,18 +128,7 @@ public final class Demo {
         out.println("\n== 1/4 prepare: train a " + s.vocab() + "-token byte-level BPE on Genesis (KJV) with Spark, pack windows of "
                 + (ts.seqLen() + 1) + " tokens into shards");
         long t = System.nanoTime();
-        Path corpus = outDir.resolve("corpus/genesis.txt");
-        Files.createDirectories(corpus.getParent());
-        try (InputStream in = Demo.class.getResourceAsStream(CORPUS_RESOURCE)) {
-            if (in == null) {
-                throw new IllegalStateException("the bundled corpus " + CORPUS_RESOURCE + " is missing from chain-model's jar; rebuild");
-            }
-            Files.copy(in, corpus);
-        }
-        String dataset = outDir.resolve("dataset").toString();
-        PrepareOptions po = PrepareOptions.parse("--input", corpus.toString(), "--format", "text", "--out", dataset,
-                "--tokenizer", "train:" + s.vocab(), "--seq-len", String.valueOf(ts.seqLen()), "--val-fraction", "0.1");
-        out.println(PrepareJob.run(spark, po).message());
+        String dataset = prepare(spark, outDir, ts);
         phases.put("prepare", secondsSince(t));
 
         long evalEvery = Math.max(1, s.growAt() / 4);
@@ -163,22 +152,7 @@ public final class Demo {
 
         out.println("\n== 3/4 generate at every k (same prompt, seed and temperature)");
         t = System.nanoTime();
-        TextCodec codec = TextCodec.forData(dataset);
-        List<ScaleRow> rows = new ArrayList<>();
-        ParamLayout layout = new ParamLayout(fin.config());
-        Generator g = new Generator(fin.config(), fin.params());
-        int[] prompt = codec.encode(PROMPT);
-        for (int k = 1; k <= fin.config().numChains(); k++) { // JIT warm-up of every path, so the timed runs compare k, not tiers
-            g.generate(prompt, options(k));
-        }
-        for (int k = 1; k <= fin.config().numChains(); k++) {
-            long g0 = System.nanoTime();
-            Generator.Result r = g.generate(prompt, options(k));
-            double tps = r.tokens().length / Math.max(1e-9, (System.nanoTime() - g0) / 1e9);
-            String text = PROMPT + codec.decode(r.tokens(), 0, r.tokens().length);
-            rows.add(new ScaleRow(k, layout.prefixSize(k), finalLoss[k - 1], Math.exp(finalLoss[k - 1]), text, tps));
-            out.println("k=" + k + ": " + text.replace('\n', ' '));
-        }
+        List<ScaleRow> rows = generateAtEveryK(fin, dataset, finalLoss);
         phases.put("generate", secondsSince(t));
 
         out.println("\n== 4/4 report: charts and report.html");
@@ -203,6 +177,44 @@ public final class Demo {
         out.println("\n" + summary);
         out.println("report: " + report + "   (open it in a browser; charts, metrics.jsonl, dataset/ and ckpt/ beside it)");
         return new Outcome(report, charts, tr, beforeGrowth, rows, phases, summary);
+    }
+
+    /** The bundled text copied under --out and prepared (BPE trained by Spark, packed shards); returns the dataset. */
+    private String prepare(SparkSession spark, Path outDir, TrainSettings ts) throws IOException {
+        Path corpus = outDir.resolve("corpus/genesis.txt");
+        Files.createDirectories(corpus.getParent());
+        try (InputStream in = Demo.class.getResourceAsStream(CORPUS_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException("the bundled corpus " + CORPUS_RESOURCE + " is missing from chain-model's jar; rebuild");
+            }
+            Files.copy(in, corpus);
+        }
+        String dataset = outDir.resolve("dataset").toString();
+        PrepareOptions po = PrepareOptions.parse("--input", corpus.toString(), "--format", "text", "--out", dataset,
+                "--tokenizer", "train:" + s.vocab(), "--seq-len", String.valueOf(ts.seqLen()), "--val-fraction", "0.1");
+        out.println(PrepareJob.run(spark, po).message());
+        return dataset;
+    }
+
+    /** Each scale k of the final model: its parameters, validation loss, a sample from the prompt and its decode speed. */
+    private List<ScaleRow> generateAtEveryK(TrainingState fin, String dataset, double[] finalLoss) {
+        TextCodec codec = TextCodec.forData(dataset);
+        List<ScaleRow> rows = new ArrayList<>();
+        ParamLayout layout = new ParamLayout(fin.config());
+        Generator g = new Generator(fin.config(), fin.params());
+        int[] prompt = codec.encode(PROMPT);
+        for (int k = 1; k <= fin.config().numChains(); k++) { // JIT warm-up of every path, so the timed runs compare k, not tiers
+            g.generate(prompt, options(k));
+        }
+        for (int k = 1; k <= fin.config().numChains(); k++) {
+            long g0 = System.nanoTime();
+            Generator.Result r = g.generate(prompt, options(k));
+            double tps = r.tokens().length / Math.max(1e-9, (System.nanoTime() - g0) / 1e9);
+            String text = PROMPT + codec.decode(r.tokens(), 0, r.tokens().length);
+            rows.add(new ScaleRow(k, layout.prefixSize(k), finalLoss[k - 1], Math.exp(finalLoss[k - 1]), text, tps));
+            out.println("k=" + k + ": " + text.replace('\n', ' '));
+        }
+        return rows;
     }
 
     /** The same sampling settings at every k (EOS does not stop it, so every k decodes the same number of tokens). */

@@ -1,4 +1,4 @@
-package io.catena.bench;
+package io.catena.model.golden;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,4 +1,4 @@
-package io.catena.bench;
+package io.catena.model.golden;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,7 +27,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * The independent PyTorch implementation (benchmarks/python/torch_colm.py) loads a Catena checkpoint
+ * The independent PyTorch implementation (chain-model/src/test/python/torch_colm.py) loads a Catena checkpoint
  * and must produce the same logits at every scale (max abs diff < 1e-4, float32). Needs Debian's
  * python3-torch (installed by .ci/run).
  */
@@ -95,7 +95,7 @@ class TorchParityTest {
     /** Runs one of python/'s scripts with Debian's python3 (python3-torch); returns its output, failing on a non-zero exit. */
     static String python(String script, String... args) throws IOException, InterruptedException {
         assertTrue(Files.isExecutable(Path.of(PYTHON)), PYTHON + " is missing; run .ci/run (it installs python3-torch)");
-        List<String> cmd = new java.util.ArrayList<>(List.of(PYTHON, Path.of("python", script).toAbsolutePath().toString()));
+        List<String> cmd = new java.util.ArrayList<>(List.of(PYTHON, Path.of("src/test/python", script).toAbsolutePath().toString()));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
