@@ -577,7 +577,7 @@ public final class ParameterServerClient implements AutoCloseable {
         if (p.dataType() != org.nd4j.linalg.api.buffer.DataType.FLOAT) {
             throw new IllegalArgumentException(what + " must be float32 Params, got " + p.dataType());
         }
-        return ServerConductor.view(p);
+        return ServerModel.view(p);
     }
 
     @Override
