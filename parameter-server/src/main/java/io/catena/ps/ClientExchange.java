@@ -12,7 +12,6 @@ import io.catena.ps.protocol.MessageAuthenticator;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
@@ -63,14 +62,7 @@ final class ClientExchange implements AutoCloseable {
     private int pullReceived;
 
     private final MessageHeader rx = new MessageHeader();
-    private final MessageHeader tx = new MessageHeader();
-    private final UnsafeBuffer txHeader = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.LENGTH));
-    private final UnsafeBuffer txMac = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.MAC_LENGTH));
-    private final DirectBufferVector vHeader = new DirectBufferVector(txHeader, 0, MessageHeader.LENGTH);
-    private final DirectBufferVector vPayload = new DirectBufferVector();
-    private final DirectBufferVector vMac = new DirectBufferVector(txMac, 0, MessageHeader.MAC_LENGTH);
-    private final DirectBufferVector[] vectors3 = {vHeader, vPayload, vMac};
-    private final DirectBufferVector[] vectors2 = {vHeader, vMac};
+    private final OutgoingFrame tx = new OutgoingFrame();
 
     /** Opens the request publication and the response subscription (a concluded context). */
     ClientExchange(ParameterServerClient.Context ctx) {
@@ -240,19 +232,14 @@ final class ClientExchange implements AutoCloseable {
     /** Signs and sends one request frame whose payload is a region of {@code payload} (null: none), until the deadline. */
     boolean send(MessageType type, int flags, long step, long version, long corr, int chunkIndex, int chunkCount,
                  DirectBuffer payload, int payloadOffset, int payloadLength, long deadlineNs) {
-        tx.wrap(txHeader, 0).reset(type).flags(flags).jobId(jobId).epoch(epoch)
+        tx.header(type).flags(flags).jobId(jobId).epoch(epoch)
                 .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
                 .chunkCount(chunkCount).payloadLength(payloadLength);
         auth.begin();
-        DirectBufferVector[] v = vectors2;
         if (payloadLength > 0) {
             auth.update(payload, payloadOffset, payloadLength); // payload first, then header (protocol package doc)
-            vPayload.reset(payload, payloadOffset, payloadLength);
-            v = vectors3;
         }
-        auth.update(txHeader, 0, MessageHeader.LENGTH);
-        auth.finish(txMac, 0);
-        return Transport.offer(publication, v, deadlineNs, idle);
+        return Transport.offer(publication, tx.sign(auth, payload, payloadOffset, payloadLength), deadlineNs, idle);
     }
 
     /** An admin request (GROW, SNAPSHOT, METRICS) with a JSON body (null: none); returns the JSON reply. */

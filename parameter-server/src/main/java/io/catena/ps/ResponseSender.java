@@ -6,7 +6,6 @@ import io.catena.ps.protocol.MessageAuthenticator;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.Queue;
@@ -34,15 +33,7 @@ final class ResponseSender {
     private final IdleStrategy sendIdle;
     private final long sendTimeoutNs;
 
-    // transmit scratch
-    private final MessageHeader tx = new MessageHeader();
-    private final UnsafeBuffer txHeader = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.LENGTH));
-    private final UnsafeBuffer txMac = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.MAC_LENGTH));
-    private final DirectBufferVector vHeader = new DirectBufferVector(txHeader, 0, MessageHeader.LENGTH);
-    private final DirectBufferVector vPayload = new DirectBufferVector();
-    private final DirectBufferVector vMac = new DirectBufferVector(txMac, 0, MessageHeader.MAC_LENGTH);
-    private final DirectBufferVector[] vectors3 = {vHeader, vPayload, vMac};
-    private final DirectBufferVector[] vectors2 = {vHeader, vMac};
+    private final OutgoingFrame tx = new OutgoingFrame();
 
     /** {@code completions}: the conductor's queue of work handed back to its thread. */
     ResponseSender(ParameterServer.Context ctx, MessageAuthenticator auth, ServerMetrics metrics, ServerModel model,
@@ -112,18 +103,14 @@ final class ResponseSender {
         if (s.pub.isClosed()) {
             return false;
         }
-        tx.wrap(txHeader, 0).reset(type).flags(flags).jobId(ctx.jobId).epoch(model.epoch()).workerId(s.workerId).step(step)
+        tx.header(type).flags(flags).jobId(ctx.jobId).epoch(model.epoch()).workerId(s.workerId).step(step)
                 .version(ver).correlationId(corr).chunkIndex(chunkIndex).chunkCount(chunkCount).payloadLength(payloadLength);
-        DirectBufferVector[] vectors = vectors2;
         if (payloadLength > 0) {
             signPayload(payload, payloadOffset, payloadLength, paramsChunk ? chunkIndex : -1);
-            vPayload.reset(payload, payloadOffset, payloadLength);
-            vectors = vectors3;
         } else {
             auth.begin();
         }
-        auth.update(txHeader, 0, MessageHeader.LENGTH);
-        auth.finish(txMac, 0);
+        DirectBufferVector[] vectors = tx.sign(auth, payload, payloadOffset, payloadLength);
         boolean ok;
         try {
             ok = Transport.offer(s.pub, vectors, System.nanoTime() + sendTimeoutNs, sendIdle);
