@@ -1,21 +1,12 @@
 package io.catena.ps;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.aeron.Aeron;
-import io.aeron.DirectBufferVector;
-import io.aeron.ExclusivePublication;
-import io.aeron.FragmentAssembler;
-import io.aeron.Subscription;
-import io.aeron.logbuffer.Header;
 import io.catena.model.ColmConfig;
 import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.ps.protocol.ChunkPlan;
-import io.catena.ps.protocol.MessageAuthenticator;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
-import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -23,12 +14,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
-import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -54,7 +42,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ParameterServerClient implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ParameterServerClient.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Answer of a pull: the version and epoch now in the caller's buffer, or a layout change (buffer untouched). */
     public record PullResult(long version, int epoch, boolean layoutChanged) {
@@ -65,98 +52,15 @@ public final class ParameterServerClient implements AutoCloseable {
     }
 
     private final Context ctx;
-    private final SharedDriver driver;
-    private final Aeron aeron;
-    private final Subscription subscription;
-    private final ExclusivePublication publication;
-    private final String responseChannel;
-    private final FragmentAssembler assembler;
-    private final MessageAuthenticator auth;
-    private final IdleStrategy idle;
-    private final long jobId;
+    private final ClientExchange exchange;
 
     private ServerLayout layout;
     private ChunkPlan plan;
     private ParamLayout paramLayout;
-    private long nextCorrelation = ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE / 2);
-    private long badMessages;
-
-    // reply state of the request in flight
-    private long awaited = Long.MIN_VALUE;
-    private MessageType replyType;
-    private int replyFlags;
-    private long replyVersion;
-    private int replyEpoch;
-    private byte[] replyPayload;
-    private boolean done;
-    private UnsafeBuffer pullTarget;
-    private boolean[] pullSeen;
-    /** Stage whose chunks the pull in flight wants; -1: every chunk. */
-    private int pullStage = -1;
-    private int pullExpected = -1;
-    private int pullReceived;
-
-    private final MessageHeader rx = new MessageHeader();
-    private final MessageHeader tx = new MessageHeader();
-    private final UnsafeBuffer txHeader = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.LENGTH));
-    private final UnsafeBuffer txMac = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.MAC_LENGTH));
-    private final DirectBufferVector vHeader = new DirectBufferVector(txHeader, 0, MessageHeader.LENGTH);
-    private final DirectBufferVector vPayload = new DirectBufferVector();
-    private final DirectBufferVector vMac = new DirectBufferVector(txMac, 0, MessageHeader.MAC_LENGTH);
-    private final DirectBufferVector[] vectors3 = {vHeader, vPayload, vMac};
-    private final DirectBufferVector[] vectors2 = {vHeader, vMac};
 
     private ParameterServerClient(Context ctx) {
         this.ctx = ctx;
-        this.auth = new MessageAuthenticator(ctx.secret);
-        this.idle = Transport.idleStrategy(ctx.idleStrategy, Configuration.IDLE_STRATEGY_PROP);
-        this.jobId = MessageAuthenticator.jobId(ctx.jobName);
-        SharedDriver d = null;
-        Aeron a = null;
-        Subscription sub = null;
-        ExclusivePublication pub = null;
-        try {
-            d = ctx.embeddedDriver ? SharedDriver.acquire(ctx.aeronDirectoryName, ctx.termLength, ctx.idleStrategy) : null;
-            a = Aeron.connect(new Aeron.Context().aeronDirectoryName(ctx.aeronDirectoryName).driverTimeoutMs(10_000));
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs);
-            String resp;
-            if (ctx.serverChannel.startsWith("aeron:ipc")) {
-                resp = "aeron:ipc?session-id=" + ThreadLocalRandom.current().nextInt(1, Integer.MAX_VALUE);
-                sub = a.addSubscription(resp, ctx.responseStreamId);
-            } else {
-                String ch = Transport.udpParams("aeron:udp?endpoint=" + ctx.responseHost + ":0", ctx.udpChannelParams);
-                sub = a.addSubscription(ch, ctx.responseStreamId);
-                String resolved;
-                while ((resolved = sub.tryResolveChannelEndpointPort()) == null) {
-                    if (System.nanoTime() - deadline > 0) {
-                        throw new ParameterServerTimeoutException("the response subscription on " + ch + " did not bind a port within "
-                                + ctx.connectTimeoutMs + " ms; check " + Configuration.CLIENT_RESPONSE_HOST_PROP);
-                    }
-                    idle.idle();
-                }
-                resp = resolved;
-            }
-            pub = a.addExclusivePublication(Transport.udpParams(ctx.serverChannel, ctx.udpChannelParams), ctx.serverStreamId);
-        } catch (RuntimeException e) {
-            CloseHelper.quietCloseAll(pub, sub, a, d);
-            if (e instanceof ParameterServerException) {
-                throw e;
-            }
-            throw new ParameterServerException("client cannot open Aeron channels (Aeron dir " + ctx.aeronDirectoryName + ", server "
-                    + ctx.serverChannel + "): " + e.getMessage() + "; check " + Configuration.AERON_DIR_PROP + " and "
-                    + Configuration.CHANNEL_PROP, e);
-        }
-        this.driver = d;
-        this.aeron = a;
-        this.subscription = sub;
-        this.publication = pub;
-        this.responseChannel = subscription.channel().startsWith("aeron:ipc") ? subscription.channel() : subscriptionChannel(sub);
-        this.assembler = new FragmentAssembler(this::onMessage);
-    }
-
-    private static String subscriptionChannel(Subscription sub) {
-        String r = sub.tryResolveChannelEndpointPort();
-        return r != null ? r : sub.channel();
+        this.exchange = new ClientExchange(ctx);
     }
 
     /** Validates the context, opens the channels and waits (connect timeout) for the server's WELCOME. */
@@ -167,9 +71,9 @@ public final class ParameterServerClient implements AutoCloseable {
             if (!c.hello(ctx.connectTimeoutMs)) {
                 throw new ParameterServerTimeoutException(c.noServerMessage(ctx.connectTimeoutMs));
             }
-            if (c.publication.maxMessageLength() < MessageHeader.OVERHEAD + c.plan.chunkFloats() * 4) {
+            if (c.exchange.maxMessageLength() < MessageHeader.OVERHEAD + c.plan.chunkFloats() * 4) {
                 throw new ConfigurationException(Configuration.TERM_LENGTH_PROP, "a term length whose max message ("
-                        + c.publication.maxMessageLength() + " bytes here) holds the server's chunks of " + c.plan.chunkFloats() * 4
+                        + c.exchange.maxMessageLength() + " bytes here) holds the server's chunks of " + c.plan.chunkFloats() * 4
                         + " bytes", ctx.termLength, "use the same term length on the server and the workers");
             }
             return c;
@@ -182,10 +86,10 @@ public final class ParameterServerClient implements AutoCloseable {
     private String noServerMessage(long ms) {
         return "no parameter server answered on " + ctx.serverChannel + " stream " + ctx.serverStreamId + " within " + ms
                 + " ms (expected a WELCOME for job '" + ctx.jobName + "'; the request channel was "
-                + (publication.isConnected() ? "connected" : "never connected: nothing is listening there")
+                + (exchange.requestChannelConnected() ? "connected" : "never connected: nothing is listening there")
                 + "). Check that the server is running and listening on that channel (" + Configuration.CHANNEL_PROP
                 + "), that job name and secret match (the server drops messages whose HMAC does not verify and counts them as "
-                + "rejections.bad_mac), and that the server can reach this client's response channel " + responseChannel
+                + "rejections.bad_mac), and that the server can reach this client's response channel " + exchange.responseChannel()
                 + " (" + Configuration.CLIENT_RESPONSE_HOST_PROP + ")";
     }
 
@@ -228,7 +132,7 @@ public final class ParameterServerClient implements AutoCloseable {
 
     /** Messages from the server that failed validation or authentication (and were ignored). */
     public long badMessages() {
-        return badMessages;
+        return exchange.badMessages();
     }
 
     private void install(ServerLayout l) {
@@ -243,25 +147,26 @@ public final class ParameterServerClient implements AutoCloseable {
             plan = l.plan();
         }
         layout = l;
+        exchange.epoch(l.epoch());
     }
 
     // ---- requests -----------------------------------------------------------------------------
 
     private boolean hello(long timeoutMs) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-        byte[] ch = responseChannel.getBytes(StandardCharsets.UTF_8);
+        byte[] ch = exchange.responseChannel().getBytes(StandardCharsets.UTF_8);
         UnsafeBuffer p = new UnsafeBuffer(new byte[8 + ch.length]);
         p.putInt(0, ctx.responseStreamId, ByteOrder.LITTLE_ENDIAN);
         p.putInt(4, ch.length, ByteOrder.LITTLE_ENDIAN);
         p.putBytes(8, ch);
-        long corr = begin();
-        if (!send(MessageType.HELLO, 0, 0, 0, corr, 0, 0, p, 0, p.capacity(), deadline) || !await(deadline)) {
+        long corr = exchange.begin();
+        if (!exchange.send(MessageType.HELLO, 0, 0, 0, corr, 0, 0, p, 0, p.capacity(), deadline) || !exchange.await(deadline)) {
             return false;
         }
-        if (replyType == MessageType.REJECT) {
-            throw rejected();
+        if (exchange.replyType() == MessageType.REJECT) {
+            throw exchange.rejected();
         }
-        install(ServerLayout.fromJson(replyPayload));
+        install(ServerLayout.fromJson(exchange.replyPayload()));
         return true;
     }
 
@@ -316,24 +221,23 @@ public final class ParameterServerClient implements AutoCloseable {
                         + layout.epoch() + " model has " + plan.totalFloats() + "; allocate new Params(client.layout(), FLOAT)");
             }
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-            long corr = begin();
-            pullTarget = into instanceof UnsafeBuffer u ? u : new UnsafeBuffer(into);
-            pullSeen = new boolean[plan.chunks()];
-            pullStage = all || plan.stages() == 1 ? -1 : stage();
+            long corr = exchange.begin();
+            exchange.expectPull(into instanceof UnsafeBuffer u ? u : new UnsafeBuffer(into), plan,
+                    all || plan.stages() == 1 ? -1 : stage());
             UnsafeBuffer p = new UnsafeBuffer(new byte[8]);
             p.putLong(0, timeoutMs, ByteOrder.LITTLE_ENDIAN);
-            boolean ok = send(MessageType.PULL, all ? MessageType.PULL_ALL : 0, 0, minVersion, corr, 0, 0, p, 0, 8, deadline)
-                    && await(deadline);
-            pullTarget = null;
+            boolean ok = exchange.send(MessageType.PULL, all ? MessageType.PULL_ALL : 0, 0, minVersion, corr, 0, 0, p, 0, 8, deadline)
+                    && exchange.await(deadline);
+            exchange.endPull();
             if (ok) {
-                if (replyType == MessageType.REJECT) {
-                    throw rejected();
+                if (exchange.replyType() == MessageType.REJECT) {
+                    throw exchange.rejected();
                 }
-                if ((replyFlags & 1) != 0) {
-                    install(ServerLayout.fromJson(replyPayload));
+                if ((exchange.replyFlags() & 1) != 0) {
+                    install(ServerLayout.fromJson(exchange.replyPayload()));
                     return new PullResult(layout.version(), layout.epoch(), true);
                 }
-                return new PullResult(replyVersion, replyEpoch, false);
+                return new PullResult(exchange.replyVersion(), exchange.replyEpoch(), false);
             }
             if (attempt == 0 && hello(ctx.connectTimeoutMs)) {
                 continue;
@@ -372,26 +276,26 @@ public final class ParameterServerClient implements AutoCloseable {
         }
         for (int attempt = 0; ; attempt++) {
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-            long corr = begin();
+            long corr = exchange.begin();
             boolean sent = true;
             int stage = stage(); // 0 without a pipeline: every chunk
             int n = plan.stageChunkCount(stage);
             for (int k = 0; k < n && sent; k++) {
                 int i = plan.stageChunk(stage, k);
-                sent = send(MessageType.PUSH, 0, step, baseVersion, corr, i, n, gradients, (int) (plan.chunkOffset(i) * 4),
+                sent = exchange.send(MessageType.PUSH, 0, step, baseVersion, corr, i, n, gradients, (int) (plan.chunkOffset(i) * 4),
                         plan.chunkLength(i) * 4, deadline);
                 if (k % 8 == 7) {
-                    subscription.poll(assembler, 4);
-                    if (done) {
+                    exchange.poll(4);
+                    if (exchange.done()) {
                         break; // rejected early
                     }
                 }
             }
-            if (sent && await(deadline)) {
-                if (replyType == MessageType.REJECT) {
-                    throw rejected();
+            if (sent && exchange.await(deadline)) {
+                if (exchange.replyType() == MessageType.REJECT) {
+                    throw exchange.rejected();
                 }
-                return new PushResult(replyFlags == 1, replyVersion);
+                return new PushResult(exchange.replyFlags() == 1, exchange.replyVersion());
             }
             if (attempt == 0 && hello(ctx.connectTimeoutMs)) {
                 continue;
@@ -410,179 +314,52 @@ public final class ParameterServerClient implements AutoCloseable {
         if (lossWeights != null) {
             req.put("loss_weights", lossWeights);
         }
-        return admin(MessageType.GROW, req, timeoutMs);
+        return exchange.admin(MessageType.GROW, req, timeoutMs);
     }
 
     /** Admin: snapshot now ({@code info} may carry tokens_seen, data_position); returns {snapshot, version, epoch}. */
     public Map<String, Object> snapshot(Map<String, Object> info, long timeoutMs) {
-        return admin(MessageType.SNAPSHOT, info == null ? Map.of() : info, timeoutMs);
+        return exchange.admin(MessageType.SNAPSHOT, info == null ? Map.of() : info, timeoutMs);
     }
 
     /** Admin: the server's metrics. */
     public Map<String, Object> metrics(long timeoutMs) {
-        return admin(MessageType.METRICS, null, timeoutMs);
-    }
-
-    @SuppressWarnings("unchecked")
-    private Map<String, Object> admin(MessageType type, Map<String, Object> body, long timeoutMs) {
-        byte[] b;
-        try {
-            b = body == null ? new byte[0] : JSON.writeValueAsBytes(body);
-        } catch (Exception e) {
-            throw new IllegalArgumentException("cannot encode " + body, e);
-        }
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-        long corr = begin();
-        if (!send(type, 0, 0, 0, corr, 0, 0, new UnsafeBuffer(b), 0, b.length, deadline) || !await(deadline)) {
-            throw new ParameterServerTimeoutException(type + " got no answer within " + timeoutMs + " ms; "
-                    + (type == MessageType.GROW ? "growth waits for the in-flight step: are all workers pushing?" : "is the server running?"));
-        }
-        if (replyType == MessageType.REJECT) {
-            throw rejected();
-        }
-        try {
-            return JSON.readValue(replyPayload, Map.class);
-        } catch (Exception e) {
-            throw new ParameterServerException("server's " + type + " reply is not JSON: " + e.getMessage(), e);
-        }
+        return exchange.admin(MessageType.METRICS, null, timeoutMs);
     }
 
     /** Sends raw, already-framed bytes (tests of the server's input checks); the MAC is whatever the frame holds. */
     boolean sendRawFrame(DirectBuffer frame, int offset, int length, long timeoutMs) {
-        return Transport.offer(publication, new DirectBufferVector[] {new DirectBufferVector(frame, offset, length)},
-                System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs), idle);
+        return exchange.sendRawFrame(frame, offset, length, timeoutMs);
     }
 
     /** Waits for any reply to correlation {@code corr} (tests). */
     MessageType awaitReply(long corr, long timeoutMs) {
-        awaited = corr;
-        done = false;
-        return await(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs)) ? replyType : null;
+        return exchange.awaitReply(corr, timeoutMs);
     }
 
     int lastReplyFlags() {
-        return replyFlags;
+        return exchange.replyFlags();
     }
 
     /** The last reply's payload as text, e.g. a REJECT's detail (tests). */
     String lastReplyText() {
-        return replyPayload == null ? "" : new String(replyPayload, StandardCharsets.UTF_8);
+        return exchange.replyText();
     }
 
     long jobIdForTests() {
-        return jobId;
-    }
-
-    private long begin() {
-        awaited = nextCorrelation++;
-        done = false;
-        replyType = null;
-        replyPayload = null;
-        pullExpected = -1;
-        pullReceived = 0;
-        return awaited;
-    }
-
-    private boolean await(long deadlineNs) {
-        idle.reset();
-        while (!done) {
-            int n = subscription.poll(assembler, 16);
-            if (n == 0) {
-                if (System.nanoTime() - deadlineNs > 0) {
-                    return false;
-                }
-                idle.idle();
-            }
-        }
-        return true;
-    }
-
-    private RequestRejectedException rejected() {
-        return new RequestRejectedException(RejectReason.of(replyFlags),
-                replyPayload == null ? "" : new String(replyPayload, StandardCharsets.UTF_8));
-    }
-
-    private boolean send(MessageType type, int flags, long step, long version, long corr, int chunkIndex, int chunkCount,
-                         DirectBuffer payload, int payloadOffset, int payloadLength, long deadlineNs) {
-        tx.wrap(txHeader, 0).reset(type).flags(flags).jobId(jobId).epoch(layout == null ? 0 : layout.epoch())
-                .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
-                .chunkCount(chunkCount).payloadLength(payloadLength);
-        auth.begin();
-        DirectBufferVector[] v = vectors2;
-        if (payloadLength > 0) {
-            auth.update(payload, payloadOffset, payloadLength); // payload first, then header (protocol package doc)
-            vPayload.reset(payload, payloadOffset, payloadLength);
-            v = vectors3;
-        }
-        auth.update(txHeader, 0, MessageHeader.LENGTH);
-        auth.finish(txMac, 0);
-        return Transport.offer(publication, v, deadlineNs, idle);
-    }
-
-    private void onMessage(DirectBuffer buffer, int offset, int length, Header header) {
-        rx.wrap(buffer, offset);
-        // a REJECT authenticated with the secret may carry the server's own job id (it tells us we asked for another job)
-        if (rx.validate(length) != null || !auth.verify(buffer, offset, length)
-                || (rx.jobId() != jobId && rx.type() != MessageType.REJECT)) {
-            badMessages++;
-            return;
-        }
-        if (rx.correlationId() != awaited || done) {
-            return; // a late answer to an earlier request
-        }
-        MessageType t = rx.type();
-        switch (t) {
-            case PULL_BEGIN -> {
-                if ((rx.flags() & 1) != 0 || rx.chunkCount() == 0) {
-                    finish(buffer, t);
-                } else if (pullTarget == null
-                        || rx.chunkCount() != (pullStage < 0 ? plan.chunks() : plan.stageChunkCount(pullStage))) {
-                    badMessages++;
-                } else {
-                    pullExpected = rx.chunkCount();
-                    replyVersion = rx.version();
-                    replyEpoch = rx.epoch();
-                }
-            }
-            case PARAMS -> {
-                int i = rx.chunkIndex();
-                if (pullExpected < 0 || rx.version() != replyVersion || i < 0 || i >= plan.chunks() || pullSeen[i]
-                        || (pullStage >= 0 && plan.chunkStage(i) != pullStage) || rx.payloadLength() != plan.chunkLength(i) * 4) {
-                    badMessages++;
-                    return;
-                }
-                pullTarget.putBytes((int) (plan.chunkOffset(i) * 4), buffer, rx.payloadOffset(), rx.payloadLength());
-                pullSeen[i] = true;
-                if (++pullReceived == pullExpected) {
-                    replyType = MessageType.PARAMS;
-                    replyFlags = 0;
-                    done = true;
-                }
-            }
-            default -> finish(buffer, t);
-        }
-    }
-
-    private void finish(DirectBuffer buffer, MessageType t) {
-        replyType = t;
-        replyFlags = rx.flags();
-        replyVersion = rx.version();
-        replyEpoch = rx.epoch();
-        replyPayload = new byte[rx.payloadLength()];
-        buffer.getBytes(rx.payloadOffset(), replyPayload);
-        done = true;
+        return exchange.jobId();
     }
 
     private static UnsafeBuffer viewOf(Params p, String what) {
         if (p.dataType() != org.nd4j.linalg.api.buffer.DataType.FLOAT) {
             throw new IllegalArgumentException(what + " must be float32 Params, got " + p.dataType());
         }
-        return ServerConductor.view(p);
+        return ServerModel.view(p);
     }
 
     @Override
     public void close() {
-        CloseHelper.quietCloseAll(publication, subscription, aeron, driver);
+        exchange.close();
     }
 
     /** Client settings; defaults from {@link Configuration} (system properties or a properties object). */

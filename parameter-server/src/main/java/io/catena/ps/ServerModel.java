@@ -1,0 +1,189 @@
+package io.catena.ps;
+
+import io.catena.model.ChainExpansion;
+import io.catena.model.ParamLayout;
+import io.catena.model.Params;
+import io.catena.model.io.TrainingState;
+import io.catena.model.optim.AdamW;
+import io.catena.model.pipeline.StagePlan;
+import io.catena.ps.protocol.ChunkPlan;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+import javax.crypto.Mac;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The model the server trains: parameters, AdamW moments and optimizer, the chunk plan, version and epoch.
+ * Conductor thread only; version, epoch, layout and plan are also read by other threads.
+ */
+final class ServerModel {
+    // the conductor's log name: cluster-conf/log4j2.properties sets the server's level by it
+    private static final Logger LOG = LoggerFactory.getLogger(ServerConductor.class);
+
+    private final ParameterServer.Context ctx;
+    private final long instanceId = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
+    private final int stages;
+    private volatile ParamLayout layout;
+    private volatile long version;
+    private volatile int epoch;
+    private volatile ChunkPlan plan;
+    /** chain-model's stage plan of the current model; null with one stage. */
+    private StagePlan stagePlan;
+    private Params params;
+    private Params adamM;
+    private Params adamV;
+    private AdamW adamW;
+    private int frozenChains;
+    private UnsafeBuffer paramsView;
+    private final Map<String, Object> baseInfo;
+    /**
+     * HMAC state after each parameter chunk's payload, for the current parameters: W workers pulling one
+     * version cost one pass of HMAC over the vector, not W (payload-first MAC, protocol package doc).
+     * Null entries: not hashed yet; cleared whenever the parameters change.
+     */
+    private Mac[] chunkMacs = new Mac[0];
+
+    ServerModel(ParameterServer.Context ctx) {
+        this.ctx = ctx;
+        this.stages = ctx.pipelineStages;
+        TrainingState st = ctx.initialState;
+        Object e = st.info().get("ps_epoch");
+        this.epoch = e instanceof Number n ? n.intValue() : 0;
+        this.baseInfo = new LinkedHashMap<>(st.info());
+        install(st.params(), st.hasOptimizerState() ? st.adamM() : null, st.hasOptimizerState() ? st.adamV() : null,
+                st.frozenChains());
+        this.version = st.step();
+    }
+
+    /** Installs a model: parameters, moments (null: zeros), optimizer, plan and the chunks' HMAC cache. */
+    private void install(Params p, Params m, Params v, int frozen) {
+        ParamLayout l = p.layout();
+        this.params = p;
+        this.adamM = m != null ? m : new Params(l, DataType.FLOAT);
+        this.adamV = v != null ? v : new Params(l, DataType.FLOAT);
+        this.frozenChains = frozen;
+        this.adamW = new AdamW(l, ctx.adamW, frozen);
+        if (stages > 1) {
+            // growth widens blocks and head unevenly, so the split is recomputed for the new config
+            stagePlan = stagePlan == null ? StagePlan.plan(l.config(), stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen,
+                    ctx.pipelineSchedule, ctx.pipelineMicros)
+                    : stagePlan.replan(l.config());
+            LOG.info("{}", stagePlan.describe().stripTrailing());
+        }
+        this.plan = ChunkPlan.of(l, ctx.shards, ctx.chunkFloats, stagePlan);
+        this.paramsView = view(p);
+        this.chunkMacs = new Mac[plan.chunks()];
+        this.layout = l;
+    }
+
+    /** Appends chains (chain-model's ChainExpansion) and moves to the next epoch; the version stays. */
+    void grow(List<Integer> added, boolean freezeOld, List<Double> weights, long seed) {
+        TrainingState cur = new TrainingState(layout.config(), params, adamM, adamV, version, 0, 0, frozenChains, Map.of());
+        TrainingState grown = ChainExpansion.expand(cur, added, freezeOld, weights, seed);
+        install(grown.params(), grown.adamM(), grown.adamV(), grown.frozenChains());
+        epoch++;
+    }
+
+    static UnsafeBuffer view(Params p) {
+        ByteBuffer bb = p.flat().data().asNio();
+        return new UnsafeBuffer(bb, 0, (int) (p.layout().size() * 4));
+    }
+
+    ParamLayout layout() {
+        return layout;
+    }
+
+    ChunkPlan plan() {
+        return plan;
+    }
+
+    long version() {
+        return version;
+    }
+
+    int epoch() {
+        return epoch;
+    }
+
+    int frozenChains() {
+        return frozenChains;
+    }
+
+    /** The current parameters as one buffer of floats. */
+    UnsafeBuffer paramsView() {
+        return paramsView;
+    }
+
+    /** The cached HMAC states of the current parameters' chunks (see the field). */
+    Mac[] chunkMacs() {
+        return chunkMacs;
+    }
+
+    /**
+     * One AdamW step on the mean of {@code count} summed gradients, shard by shard (chain-model's code), clipped
+     * by the norm of the whole vector: with pipeline stages the same as AdamW over the stages' ranges with the
+     * summed clip norm (chain-model's PipelineEquivalenceTest). Then the next version is the current one.
+     */
+    void applyStep(Params gradSum, int count) {
+        Arrays.fill(chunkMacs, null); // the parameters change
+        double ss = 0;
+        for (int s = 0; s < plan.shards(); s++) {
+            ss += adamW.sumOfSquares(gradSum, plan.shardFrom(s), plan.shardTo(s));
+        }
+        double norm = Math.sqrt(ss) / count;
+        double scale = adamW.clipScale(norm) / count;
+        long step = version + 1;
+        double lr = ctx.schedule.at(step);
+        for (int s = 0; s < plan.shards(); s++) {
+            adamW.update(params, gradSum, adamM, adamV, step, lr, scale, plan.shardFrom(s), plan.shardTo(s));
+        }
+        version = step;
+    }
+
+    /** A copy of the whole training state, {@code trainerInfo} added to its info, for a snapshot. */
+    TrainingState copyState(Map<String, Object> trainerInfo) {
+        Params p = new Params(layout, DataType.FLOAT);
+        Params m = new Params(layout, DataType.FLOAT);
+        Params v = new Params(layout, DataType.FLOAT);
+        p.copyFrom(params);
+        m.copyFrom(adamM);
+        v.copyFrom(adamV);
+        Map<String, Object> info = new LinkedHashMap<>(baseInfo);
+        info.putAll(trainerInfo);
+        info.put("ps_job", ctx.jobName);
+        info.put("ps_epoch", epoch);
+        info.put("ps_version", version);
+        info.put("ps_sync", ctx.sync.toString());
+        long tokens = trainerInfo.get("tokens_seen") instanceof Number n ? n.longValue() : 0;
+        long position = trainerInfo.get("data_position") instanceof Number n ? n.longValue() : 0;
+        return new TrainingState(layout.config(), p, m, v, version, tokens, position, frozenChains, info);
+    }
+
+    ServerLayout currentLayout() {
+        return new ServerLayout(ctx.jobName, instanceId, epoch, version, layout.config(), frozenChains, plan.shardBounds(),
+                plan.chunkFloats(), ctx.sync, ctx.workers, stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen,
+                ctx.pipelineSchedule.label(), ctx.pipelineMicros, plan.shardStages());
+    }
+
+    /** Pipeline stage of a worker (0 without a pipeline), -1 for an admin. */
+    int stageOf(int worker) {
+        return ServerLayout.stageOf(worker, stages);
+    }
+
+    /** Name and index of the tensor that holds element {@code index} of the flat vector. */
+    String tensorAt(long index) {
+        for (ParamLayout.Entry e : layout.entries()) {
+            if (index >= e.offset() && index < e.offset() + e.size()) {
+                return e.name() + "[" + (index - e.offset()) + "]";
+            }
+        }
+        return "?";
+    }
+}
