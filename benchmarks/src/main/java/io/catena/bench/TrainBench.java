@@ -41,10 +41,8 @@ public final class TrainBench {
 
     public static void main(String[] args) throws Exception {
         io.catena.model.kernel.NativeSetup.report(); // the host's GEMM path, chosen before ND4J loads, in the log
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            a.put(args[i].replaceFirst("^--", ""), args[i + 1]);
-        }
+        Map<String, String> a = io.catena.model.cli.Args.values("bench train", args, 0, java.util.Set.of("steps", "warmup", "mode", "ab",
+                "out"));
         int steps = Integer.parseInt(a.getOrDefault("steps", "30"));
         int warmup = Integer.parseInt(a.getOrDefault("warmup", "5"));
         String mode = a.getOrDefault("mode", "all");

@@ -94,10 +94,8 @@ public final class PsBench {
     }
 
     public static void main(String[] args) throws Exception {
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            a.put(args[i].replaceFirst("^--", ""), args[i + 1]);
-        }
+        Map<String, String> a = io.catena.model.cli.Args.values("bench ps", args, 0, java.util.Set.of("out", "blocks", "budget-s",
+                "chunk", "dir", "idle", "mb", "per-block", "shards", "term", "transports", "warmup", "workers"));
         Map<String, Object> out = new PsBench(a).run();
         String json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(out);
         String file = a.get("out");

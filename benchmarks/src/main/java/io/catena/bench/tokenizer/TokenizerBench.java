@@ -72,10 +72,8 @@ public final class TokenizerBench {
             System.err.println("usage: TokenizerBench encode|prepare --src-zip <src.zip> --work <dir> [options] (see javadoc)");
             System.exit(2);
         }
-        Map<String, String> a = new HashMap<>();
-        new Args("bench tokenizer", argv, 1, java.util.Set.of("out", "master", "mb", "measure-mb", "rounds", "seq-len", "src-zip",
-                "tokenizer", "train-mb", "val-percent", "vocab", "warmup", "work"), java.util.Set.of())
-                .given().forEach((k, v) -> a.put(k, v.get(v.size() - 1)));
+        Map<String, String> a = Args.values("bench tokenizer", argv, 1, java.util.Set.of("out", "master", "mb", "measure-mb", "rounds",
+                "seq-len", "src-zip", "tokenizer", "train-mb", "val-percent", "vocab", "warmup", "work"));
         Path zip = Path.of(a.getOrDefault("src-zip", "/usr/lib/jvm/openjdk-17/lib/src.zip"));
         Path work = Path.of(a.getOrDefault("work", "target/tokenizer-bench"));
         Files.createDirectories(work);

@@ -57,6 +57,13 @@ public final class Args {
         }
     }
 
+    /** The last value of each option given: for tools whose options are all {@code --key value} (the benchmark mains). */
+    public static Map<String, String> values(String command, String[] argv, int from, Set<String> valued) {
+        Map<String, String> out = new LinkedHashMap<>();
+        new Args(command, argv, from, valued, Set.of()).options.forEach((k, v) -> out.put(k, v.get(v.size() - 1)));
+        return out;
+    }
+
     /** {@code argv} with its first element skipped when it is the command's own name ({@code catena train ...}). */
     public static int firstOption(String[] argv, String command) {
         return argv.length > 0 && argv[0].equals(command) ? 1 : 0;
