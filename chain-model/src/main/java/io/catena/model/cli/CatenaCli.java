@@ -64,21 +64,25 @@ public final class CatenaCli {
     public static final int EXIT_WRITE_FAILED = 3, EXIT_STOPPED = 4;
 
     public static void main(String[] argv) {
-        int code;
-        try {
-            code = new CatenaCli(System.out).run(argv);
-        } catch (io.catena.model.io.CheckpointWriteException e) {
-            System.err.println("catena: " + e.getMessage());
-            code = EXIT_WRITE_FAILED;
-        } catch (io.catena.model.NotRetryableException e) {
-            System.err.println("catena: " + e.getMessage());
-            code = EXIT_STOPPED;
-        } catch (IllegalArgumentException | IllegalStateException | java.io.UncheckedIOException e) {
-            System.err.println("catena: " + e.getMessage());
-            code = 2;
-        }
+        int code = execute(argv, System.out, System.err);
         System.out.flush();
         System.exit(code);
+    }
+
+    /** Runs a command as {@code main} does and returns its exit code; an error is printed to err as "catena: message". */
+    static int execute(String[] argv, PrintStream out, PrintStream err) {
+        try {
+            return new CatenaCli(out).run(argv);
+        } catch (io.catena.model.io.CheckpointWriteException e) {
+            err.println("catena: " + e.getMessage());
+            return EXIT_WRITE_FAILED;
+        } catch (io.catena.model.NotRetryableException e) {
+            err.println("catena: " + e.getMessage());
+            return EXIT_STOPPED;
+        } catch (IllegalArgumentException | IllegalStateException | java.io.UncheckedIOException e) {
+            err.println("catena: " + e.getMessage());
+            return 2;
+        }
     }
 
     public int run(String[] argv) {
