@@ -407,7 +407,14 @@ public final class CatenaCli {
             throw new IllegalArgumentException("export: " + e.getMessage() + " (this checkpoint has " + n + " chains "
                     + st.config().chains() + "; allowed: 1.." + n + " or all)");
         }
-        TextCodec codec = a.has("no-tokenizer") ? null : codecOf(st, a.get("data", null));
+        TextCodec codec = null;
+        if (!a.has("no-tokenizer")) {
+            try {
+                codec = codecOf(st, a.get("data", null));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("export: " + e.getMessage() + ", or export the model alone with --no-tokenizer", e);
+            }
+        }
         var r = ModelExporter.export(st, k, codec, Path.of(io.catena.model.data.DataSources.localPath(outDir)), a.has("force"), dir);
         out.println(String.format(Locale.ROOT, "exported chains %s of %s (%,d parameters, %,d bytes%s) from %s: %s", r.chains(),
                 st.config().chains(), r.parameters(), r.bytes(), r.withTokenizer() ? ", with tokenizer.json" : ", no tokenizer",
