@@ -6,6 +6,7 @@ optional "__metadata__" of strings, then the raw little-endian data.
 """
 
 import json
+import os
 import struct
 
 import numpy as np
@@ -15,18 +16,20 @@ _DTYPES = {"F32": np.dtype("<f4")}
 
 def read(path):
     """Returns (tensors: dict name -> read-only float32 ndarray, metadata: dict)."""
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path}: {len(raw)} bytes, too short for a safetensors file (expected an 8-byte header length)")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > len(raw) - 8 or n > 100 << 20:
-        raise ValueError(f"{path}: header length {n} does not fit the file's {len(raw)} bytes; the file is truncated or not safetensors")
-    try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: the header is not JSON ({e}); the file is not safetensors") from None
-    data = memoryview(raw)[8 + n:]
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path}: {size} bytes, too short for a safetensors file (expected an 8-byte header length)")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8 or n > 100 << 20:
+            raise ValueError(f"{path}: header length {n} does not fit the file's {size} bytes; the file is truncated or not safetensors")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: the header is not JSON ({e}); the file is not safetensors") from None
+    # memory-mapped, read-only: a large model is paged in as the forward touches it, not copied first
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if size > 8 + n else np.zeros(0, dtype=np.uint8)
     metadata = header.pop("__metadata__", None) or {}
     tensors = {}
     spans = []
