@@ -8,6 +8,7 @@ import io.catena.model.Params;
 import io.catena.model.data.DataSources;
 import io.catena.model.data.TextCodec;
 import io.catena.model.data.TokenBatchSource;
+import io.catena.model.export.ModelExporter;
 import io.catena.model.infer.Generator;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
@@ -29,7 +30,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import org.nd4j.linalg.api.buffer.DataType;
 
-/** The {@code catena} command (chain-model's part: local training, eval, generate, expand, inspect, demo). */
+/** The {@code catena} command (chain-model's part: local training, eval, generate, expand, inspect, export, demo). */
 public final class CatenaCli {
     static final String USAGE = """
             catena — train Chain-of-Model language models (CoLM, CoLM-Air)
@@ -49,6 +50,8 @@ public final class CatenaCli {
               generate      sample text at k chains with a KV cache: --ckpt <dir> --prompt "..."
               expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] [--loss-weights mean] --out <dir>
               inspect       print a checkpoint's config, chains, parameter counts and training state
+              export        a checkpoint (or its first k chains) as model.safetensors + config.json + tokenizer.json
+                            for PyTorch / numpy: --ckpt <dir> --out <dir> [--chains k] (docs/EXPORT.md)
             """;
 
     private final PrintStream out;
@@ -61,21 +64,25 @@ public final class CatenaCli {
     public static final int EXIT_WRITE_FAILED = 3, EXIT_STOPPED = 4;
 
     public static void main(String[] argv) {
-        int code;
-        try {
-            code = new CatenaCli(System.out).run(argv);
-        } catch (io.catena.model.io.CheckpointWriteException e) {
-            System.err.println("catena: " + e.getMessage());
-            code = EXIT_WRITE_FAILED;
-        } catch (io.catena.model.NotRetryableException e) {
-            System.err.println("catena: " + e.getMessage());
-            code = EXIT_STOPPED;
-        } catch (IllegalArgumentException | IllegalStateException | java.io.UncheckedIOException e) {
-            System.err.println("catena: " + e.getMessage());
-            code = 2;
-        }
+        int code = execute(argv, System.out, System.err);
         System.out.flush();
         System.exit(code);
+    }
+
+    /** Runs a command as {@code main} does and returns its exit code; an error is printed to err as "catena: message". */
+    static int execute(String[] argv, PrintStream out, PrintStream err) {
+        try {
+            return new CatenaCli(out).run(argv);
+        } catch (io.catena.model.io.CheckpointWriteException e) {
+            err.println("catena: " + e.getMessage());
+            return EXIT_WRITE_FAILED;
+        } catch (io.catena.model.NotRetryableException e) {
+            err.println("catena: " + e.getMessage());
+            return EXIT_STOPPED;
+        } catch (IllegalArgumentException | IllegalStateException | java.io.UncheckedIOException e) {
+            err.println("catena: " + e.getMessage());
+            return 2;
+        }
     }
 
     public int run(String[] argv) {
@@ -90,6 +97,7 @@ public final class CatenaCli {
             case "generate" -> generate(argv);
             case "expand" -> expand(argv);
             case "inspect" -> inspect(argv);
+            case "export" -> export(argv);
             case "demo-local" -> new Demo(out).run(new Args("demo-local", argv, 1, Set.of("out", "steps", "grow-steps"), Set.of()));
             default -> throw new IllegalArgumentException("unknown command '" + cmd + "'\n" + USAGE);
         }
@@ -366,6 +374,51 @@ public final class CatenaCli {
         out.println("trainer     " + m.get("trainer"));
         out.println("info        " + m.get("info"));
         out.println("this host   " + io.catena.model.kernel.NativeSetup.report().line());
+    }
+
+    private void export(String[] argv) {
+        Args a = new Args("export", argv, 1, Set.of("ckpt", "out", "chains", "format", "data"), Set.of("force", "no-tokenizer"));
+        if (help(a, """
+                catena export --ckpt <dir> --out <dir> [--chains k] [--format safetensors] [--force] [--data <dataset dir>]
+                              [--no-tokenizer]
+                  Writes the checkpoint's first k chains (default all; any prefix of chains is a model) as
+                  model.safetensors (float32), config.json and tokenizer.json (HuggingFace byte-level BPE) into --out,
+                  which must not exist or be empty (--force replaces it). Load it with the Python package in
+                  chain-model/python: python3 -m catena_colm <dir> --prompt "...". Format: docs/EXPORT.md.
+                  The tokenizer is the one generate uses (--data names the dataset if it moved); --no-tokenizer
+                  exports the model alone.
+                """)) {
+            return;
+        }
+        String format = a.get("format", "safetensors");
+        if (!format.equals("safetensors")) {
+            throw new IllegalArgumentException("export: --format " + format + " is not supported; the one format is safetensors");
+        }
+        String outDir = a.require("out");
+        String ckpt = a.require("ckpt");
+        String dir = new CheckpointStore().resolve(ckpt);
+        TrainingState st = new CheckpointStore().load(dir, false);
+        int n = st.config().numChains();
+        String chains = a.get("chains", "all");
+        int k;
+        try {
+            k = chains.equals("all") ? n : NumericOption.parseInt("chains", chains, 1, n);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("export: " + e.getMessage() + " (this checkpoint has " + n + " chains "
+                    + st.config().chains() + "; allowed: 1.." + n + " or all)");
+        }
+        TextCodec codec = null;
+        if (!a.has("no-tokenizer")) {
+            try {
+                codec = codecOf(st, a.get("data", null));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("export: " + e.getMessage() + ", or export the model alone with --no-tokenizer", e);
+            }
+        }
+        var r = ModelExporter.export(st, k, codec, Path.of(io.catena.model.data.DataSources.localPath(outDir)), a.has("force"), dir);
+        out.println(String.format(Locale.ROOT, "exported chains %s of %s (%,d parameters, %,d bytes%s) from %s: %s", r.chains(),
+                st.config().chains(), r.parameters(), r.bytes(), r.withTokenizer() ? ", with tokenizer.json" : ", no tokenizer",
+                dir, r.dir()));
     }
 
     static void writeString(Path p, String s) {

@@ -22,6 +22,14 @@ public interface TextCodec {
     /** e.g. "bytes (257 ids)" or "BPE tokenizer.json sha256 ab12... (4096 ids)". */
     String describe();
 
+    /**
+     * This tokenizer as a HuggingFace byte-level BPE {@code tokenizer.json} (what {@code catena export} writes beside
+     * the weights), or null when it has no such form.
+     */
+    default String huggingFaceJson() {
+        return null;
+    }
+
     /** The built-in byte tokenizer: 256 bytes + EOS. */
     static TextCodec bytes() {
         return new TextCodec() {
@@ -48,6 +56,11 @@ public interface TextCodec {
             @Override
             public String describe() {
                 return "bytes (" + ByteTokenizer.VOCAB_SIZE + " ids)";
+            }
+
+            @Override
+            public String huggingFaceJson() {
+                return ByteTokenizer.huggingFaceJson();
             }
         };
     }

@@ -1,6 +1,7 @@
 package io.catena.data.reader;
 
 import io.catena.data.tokenizer.ByteLevelBpe;
+import io.catena.data.tokenizer.TokenizerJson;
 import io.catena.model.data.TextCodec;
 import java.nio.charset.StandardCharsets;
 
@@ -35,5 +36,11 @@ final class BpeTextCodec implements TextCodec {
     @Override
     public String describe() {
         return "byte-level BPE sha256 " + bpe.sha256().substring(0, 12) + " (" + bpe.vocabSize() + " ids)";
+    }
+
+    /** The dataset's tokenizer.json in its canonical form (the bytes whose SHA-256 {@link #describe} shows). */
+    @Override
+    public String huggingFaceJson() {
+        return TokenizerJson.toJson(bpe);
     }
 }
