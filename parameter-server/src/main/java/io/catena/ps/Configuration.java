@@ -245,7 +245,7 @@ public final class Configuration {
     }
 
     /** Parses 123, 64k, 16m, 1g (binary multiples). */
-    static long parseSize(String v) {
+    public static long parseSize(String v) {
         String s = v.trim().toLowerCase();
         long mult = 1;
         if (s.endsWith("k")) {

@@ -74,16 +74,7 @@ final class BenchSupport {
     }
 
     static long size(String v) {
-        String s = v.trim().toLowerCase();
-        long mult = 1;
-        if (s.endsWith("k")) {
-            mult = 1024;
-        } else if (s.endsWith("m")) {
-            mult = 1024 * 1024;
-        } else if (s.endsWith("g")) {
-            mult = 1024L * 1024 * 1024;
-        }
-        return Long.parseLong(mult == 1 ? s : s.substring(0, s.length() - 1)) * mult;
+        return io.catena.ps.Configuration.parseSize(v);
     }
 
     static void deleteRecursively(Path p) throws IOException {

@@ -1,9 +1,5 @@
 package io.catena.model.data;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayOutputStream;
 
 /**
@@ -69,53 +65,19 @@ public final class ByteTokenizer {
      * content, {@link #decode} as a newline. Same layout as data-pipeline's {@code TokenizerJson}.
      */
     public static String huggingFaceJson() {
-        ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-        ObjectNode root = mapper.createObjectNode();
-        root.put("version", "1.0");
-        root.putNull("truncation");
-        root.putNull("padding");
-        ObjectNode eos = root.putArray("added_tokens").addObject();
-        eos.put("id", EOS);
-        eos.put("content", EOS_CONTENT);
-        eos.put("single_word", false);
-        eos.put("lstrip", false);
-        eos.put("rstrip", false);
-        eos.put("normalized", false);
-        eos.put("special", true);
-        root.putNull("normalizer");
-        for (String part : new String[] {"pre_tokenizer", "post_processor", "decoder"}) {
-            ObjectNode n = root.putObject(part);
-            n.put("type", "ByteLevel");
-            n.put("add_prefix_space", !part.equals("pre_tokenizer"));
-            n.put("trim_offsets", !part.equals("post_processor"));
-            n.put("use_regex", true);
-        }
-        ObjectNode model = root.putObject("model");
-        model.put("type", "BPE");
-        model.putNull("dropout");
-        model.putNull("unk_token");
-        model.put("continuing_subword_prefix", "");
-        model.put("end_of_word_suffix", "");
-        model.put("fuse_unk", false);
-        model.put("byte_fallback", false);
-        model.put("ignore_merges", false);
-        ObjectNode vocab = model.putObject("vocab");
+        java.util.Map<String, Integer> vocab = new java.util.LinkedHashMap<>();
         for (int b = 0; b < 256; b++) {
             vocab.put(String.valueOf(byteLevelChar(b)), b);
         }
-        model.putArray("merges");
-        try {
-            return mapper.writeValueAsString(root) + "\n";
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
+        return HuggingFaceTokenizerJson.write(java.util.List.of(new HuggingFaceTokenizerJson.Special(EOS, EOS_CONTENT)), vocab,
+                java.util.List.of());
     }
 
     /**
      * GPT-2's {@code bytes_to_unicode}: printable Latin-1 bytes stand for themselves, the other 68 bytes for U+0100
-     * upwards in byte order (data-pipeline's ByteLevel holds the same table; chain-model cannot depend on it).
+     * upwards in byte order. The one definition: data-pipeline's ByteLevel builds its lookup tables from it.
      */
-    static char byteLevelChar(int b) {
+    public static char byteLevelChar(int b) {
         int shifted = 0;
         for (int x = 0; x < 256; x++) {
             boolean printable = (x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF);

@@ -12,10 +12,8 @@ public final class ByteLevel {
 
     static {
         java.util.Arrays.fill(CHAR_TO_BYTE, -1);
-        int n = 0;
         for (int b = 0; b < 256; b++) {
-            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            char c = printable ? (char) b : (char) (256 + n++);
+            char c = io.catena.model.data.ByteTokenizer.byteLevelChar(b); // the one table, in chain-model
             BYTE_TO_CHAR[b] = c;
             CHAR_TO_BYTE[c] = b;
         }

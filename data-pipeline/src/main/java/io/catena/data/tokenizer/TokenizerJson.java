@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.catena.model.data.HuggingFaceTokenizerJson;
 
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -26,61 +27,21 @@ public final class TokenizerJson {
 
     /** Canonical tokenizer.json text (same tokenizer -> same bytes). */
     public static String toJson(ByteLevelBpe t) {
-        ObjectNode root = MAPPER.createObjectNode();
-        root.put("version", "1.0");
-        root.putNull("truncation");
-        root.putNull("padding");
-        ArrayNode added = root.putArray("added_tokens");
+        List<HuggingFaceTokenizerJson.Special> specials = new ArrayList<>();
         for (int id : t.specialIds()) {
-            ObjectNode a = added.addObject();
-            a.put("id", id);
-            a.put("content", t.token(id));
-            a.put("single_word", false);
-            a.put("lstrip", false);
-            a.put("rstrip", false);
-            a.put("normalized", false);
-            a.put("special", true);
+            specials.add(new HuggingFaceTokenizerJson.Special(id, t.token(id)));
         }
-        root.putNull("normalizer");
-        ObjectNode pre = root.putObject("pre_tokenizer");
-        pre.put("type", "ByteLevel");
-        pre.put("add_prefix_space", false);
-        pre.put("trim_offsets", true);
-        pre.put("use_regex", true);
-        ObjectNode post = root.putObject("post_processor");
-        post.put("type", "ByteLevel");
-        post.put("add_prefix_space", true);
-        post.put("trim_offsets", false);
-        post.put("use_regex", true);
-        ObjectNode dec = root.putObject("decoder");
-        dec.put("type", "ByteLevel");
-        dec.put("add_prefix_space", true);
-        dec.put("trim_offsets", true);
-        dec.put("use_regex", true);
-        ObjectNode model = root.putObject("model");
-        model.put("type", "BPE");
-        model.putNull("dropout");
-        model.putNull("unk_token");
-        model.put("continuing_subword_prefix", "");
-        model.put("end_of_word_suffix", "");
-        model.put("fuse_unk", false);
-        model.put("byte_fallback", false);
-        model.put("ignore_merges", false);
-        ObjectNode vocab = model.putObject("vocab");
+        Map<String, Integer> vocab = new java.util.LinkedHashMap<>();
         for (int id = 0; id < t.vocabSize(); id++) {
             if (!t.isSpecial(id)) {
                 vocab.put(t.token(id), id);
             }
         }
-        ArrayNode merges = model.putArray("merges");
+        List<String> merges = new ArrayList<>();
         for (int r = 0; r < t.mergeCount(); r++) {
             merges.add(t.token(t.mergeLeft(r)) + " " + t.token(t.mergeRight(r)));
         }
-        try {
-            return MAPPER.writeValueAsString(root) + "\n";
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
+        return HuggingFaceTokenizerJson.write(specials, vocab, merges);
     }
 
     /**
