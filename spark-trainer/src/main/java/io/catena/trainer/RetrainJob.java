@@ -43,7 +43,10 @@ import org.slf4j.LoggerFactory;
  * on it, the next run trains on that version.
  */
 public final class RetrainJob {
-    private static final Logger LOG = LoggerFactory.getLogger(RetrainJob.class);
+    /** Looked up when first used, not at class load: `--help` then prints without initialising logging (~1 s). */
+    private static Logger log() {
+        return LoggerFactory.getLogger(RetrainJob.class);
+    }
     /** Key of the run history in a checkpoint's info. */
     public static final String HISTORY = "history";
 
@@ -167,6 +170,10 @@ public final class RetrainJob {
 
     /** spark-submit / {@code catena retrain} entry point. Exit codes: 0 done or nothing new, 2 bad input, 1 failure. */
     public static void main(String[] argv) {
+        if (java.util.Arrays.asList(argv).contains("--help")) { // before any Spark class loads: help prints at once
+            System.out.print(USAGE);
+            return;
+        }
         SparkConf conf = new SparkConf();
         Options o;
         try {
@@ -200,7 +207,7 @@ public final class RetrainJob {
             code = 2;
         } catch (RuntimeException e) {
             System.err.println("catena retrain failed: " + e.getMessage());
-            LOG.error("retrain failed", e);
+            log().error("retrain failed", e);
             code = 1;
         } finally {
             spark.stop();

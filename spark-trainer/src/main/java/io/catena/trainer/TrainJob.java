@@ -52,7 +52,10 @@ import scala.runtime.AbstractFunction1;
  * </pre>
  */
 public final class TrainJob {
-    private static final Logger LOG = LoggerFactory.getLogger(TrainJob.class);
+    /** Looked up when first used, not at class load: `--help` then prints without initialising logging (~1 s). */
+    private static Logger log() {
+        return LoggerFactory.getLogger(TrainJob.class);
+    }
     private static final long ADMIN_TIMEOUT_MS = 120_000;
 
     private final JavaSparkContext jsc;
@@ -82,6 +85,10 @@ public final class TrainJob {
      * written (disk full, ...), 1 any other failure.
      */
     public static void main(String[] argv) {
+        if (java.util.Arrays.asList(argv).contains("--help")) { // before any Spark class loads: help prints at once
+            System.out.print(TrainOptions.USAGE);
+            return;
+        }
         SparkConf conf = new SparkConf();
         TrainOptions opts;
         try {
@@ -116,7 +123,7 @@ public final class TrainJob {
             code = 2;
         } catch (RuntimeException e) {
             System.err.println("catena train failed: " + e.getMessage());
-            LOG.error("training failed", e);
+            log().error("training failed", e);
             code = String.valueOf(e.getMessage()).contains(CHECKPOINT_WRITE_FAILED) ? 3 : 1;
         }
         System.out.flush();
@@ -215,7 +222,7 @@ public final class TrainJob {
             try {
                 List<String> summaries = stage(spec);
                 for (String line : summaries) {
-                    LOG.info("worker summary: {}", line);
+                    log().info("worker summary: {}", line);
                 }
                 if (plan.pipeline().enabled()) {
                     printStageTimes(summaries);
@@ -267,7 +274,7 @@ public final class TrainJob {
                 compute[st] += ((Number) m.get("stage_compute_s")).doubleValue();
                 waiting[st] += ((Number) m.get("stage_wait_s")).doubleValue();
             } catch (IOException | RuntimeException e) {
-                LOG.warn("unreadable worker summary {}: {}", line, e.toString());
+                log().warn("unreadable worker summary {}: {}", line, e.toString());
             }
         }
         double theory = PipelineSchedule.theoreticalBubble(pipeline.stages(), pipeline.microBatches());
@@ -370,7 +377,7 @@ public final class TrainJob {
                 Thread.currentThread().interrupt();
             } catch (Throwable t) {
                 error.set(t);
-                LOG.error("driver monitor failed", t);
+                log().error("driver monitor failed", t);
                 jsc.cancelAllJobs();
             }
         }
@@ -424,7 +431,7 @@ public final class TrainJob {
             }
             Telemetry.sleep(100);
         }
-        LOG.warn("tasks of the failed stage run are still running after 120 s; starting the next run anyway");
+        log().warn("tasks of the failed stage run are still running after 120 s; starting the next run anyway");
     }
 
     private void waitForVersion(PsHandle ps, long version) {
