@@ -34,14 +34,15 @@ public final class LocalStorage implements Storage {
         return Path.of(location).toAbsolutePath();
     }
 
+    /** Locations come back as {@code file:/absolute/path}, the form Hadoop's local file system gives, so either reads them. */
     @Override
     public String normalize(String location) {
-        return path(location).toString();
+        return "file:" + path(location);
     }
 
     @Override
     public String child(String dir, String name) {
-        return path(dir).resolve(name).toString();
+        return "file:" + path(dir).resolve(name);
     }
 
     @Override
@@ -108,7 +109,7 @@ public final class LocalStorage implements Storage {
         List<Entry> out = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(path(dir))) {
             for (Path p : ds) {
-                out.add(new Entry(p.toString(), p.getFileName().toString(), Files.isRegularFile(p),
+                out.add(new Entry("file:" + p, p.getFileName().toString(), Files.isRegularFile(p),
                         Files.getLastModifiedTime(p).toMillis()));
             }
         }
