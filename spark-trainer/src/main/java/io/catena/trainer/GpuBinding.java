@@ -9,8 +9,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Binds ND4J to the GPU Spark assigned this task ({@code spark.task.resource.gpu.amount=1} and a discovery
- * script, see cluster-conf/). On the CPU backend, or when the task got no GPU, it does nothing: the CPU
- * and GPU paths run the same training code.
+ * script, see cluster-conf/). On the CPU backend, or when the task got no GPU, it does nothing. Binding does not move
+ * training to the GPU: the engine's GEMMs (OpenBLAS / oneDNN) and kernels (Java) run on the CPU and host memory either
+ * way, so this only pins ND4J's CUDA context to the task's device.
  */
 public final class GpuBinding {
     private static final Logger LOG = LoggerFactory.getLogger(GpuBinding.class);
