@@ -274,6 +274,7 @@ final class RunSetup {
         String master = jsc.master();
         Matcher m = LOCAL.matcher(master);
         int slots;
+        long waitedMs = 0;
         if (m.matches()) {
             String n = m.group(1);
             slots = n == null ? 1 : n.equals("*") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(n);
@@ -283,8 +284,9 @@ final class RunSetup {
             if (coresPerExecutor <= 0) {
                 return; // unknown: Spark's own barrier check (spark.scheduler.barrier.maxConcurrentTasksCheck.*) decides
             }
-            int perExecutor = coresPerExecutor / Math.max(1, jsc.getConf().getInt("spark.task.cpus", 1));
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(opts.slotWaitMs());
+            int perExecutor = Math.max(1, coresPerExecutor / Math.max(1, jsc.getConf().getInt("spark.task.cpus", 1)));
+            waitedMs = opts.slotWaitMs() > 0 ? opts.slotWaitMs() : defaultSlotWaitMs(tasks, perExecutor);
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitedMs);
             while (true) {
                 // getExecutorInfos lists the driver too
                 int executors = Math.max(0, jsc.sc().statusTracker().getExecutorInfos().length - 1);
@@ -298,8 +300,16 @@ final class RunSetup {
         if (slots < tasks) {
             throw new IllegalArgumentException("--dp " + dp + (pipeline.enabled() ? " x --pp " + pipeline.stages() : "") + " needs " + tasks
                     + " task slots at once (one barrier stage), but " + master
-                    + " offers " + slots + "; lower --dp/--pp or add executors/cores (spark.executor.instances, spark.executor.cores, "
-                    + "spark.task.cpus)");
+                    + " offers " + slots + (waitedMs > 0 ? " after waiting " + waitedMs + " ms for executors to register" : "")
+                    + "; lower --dp/--pp or add executors/cores (spark.executor.instances, spark.executor.cores, spark.task.cpus)"
+                    + (waitedMs > 0 ? ", or, if the cluster is still starting, wait longer with --slot-wait-ms (spark.catena.slot-wait-ms)"
+                    : ""));
         }
+    }
+
+    /** The default slot wait: 60 s, plus 15 s for each executor the stage needs (start-up grows with the cluster). */
+    static long defaultSlotWaitMs(int tasks, int slotsPerExecutor) {
+        int executors = (tasks + slotsPerExecutor - 1) / slotsPerExecutor;
+        return 60_000L + 15_000L * executors;
     }
 }

@@ -42,7 +42,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                          [--grow-at STEP:+HEADS[,HEADS...][:freeze]]... [--eval-every N] [--ckpt-every N] [--resume]
                          [--steps N] [--until-step N] [--set key=value]... [--metrics <file.jsonl>] [--fail-at RANK:STEP[:exit]]
                          [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS]]
-                         [--term-length BYTES] [--kernel-threads N] [--max-attempts N]
+                         [--term-length BYTES] [--kernel-threads N] [--max-attempts N] [--request-timeout-ms MS] [--slot-wait-ms MS]
                          [--pp P [--micro-batches M] [--schedule 1f1b|gpipe] [--recompute]] [--divergence-factor F]
               Trains CoLM with dp data-parallel Spark tasks (one barrier stage) through an embedded Aeron parameter
               server on the driver, or, with --ps-host/--ps-port (or --ps-conf), through an external one started with
@@ -66,6 +66,9 @@ public record TrainOptions(String data, String recipe, String out, String master
               the parameter norm grows more than F times between two checks (a diverged run's checkpoint would poison
               a resume); a non-finite gradient stops it too. Both fail the job once: rerunning the stage would only
               repeat the same numbers. (Skipping bad steps, --skip-nonfinite, is train-local's.)
+              On a cluster the driver waits for executors to register until dp x pp task slots exist at once:
+              --slot-wait-ms (default: 60 s plus 15 s per executor the stage needs, so it grows with the cluster
+              start-up) bounds that wait; it ends as soon as the slots are there.
               Numeric options outside their range are errors, never replaced by a default (--dp 0, --steps -1).
               Every option is also a Spark conf key spark.catena.<option> (e.g. spark.catena.dp=4).
             """;
@@ -198,7 +201,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                 longValue(get, "steps", 0, 1), longValue(get, "until-step", 0, 1), all.apply("set"), get.apply("metrics"),
                 get.apply("job-name"), host, psPort, integer(get, "term-length", 0, 1),
                 integer(get, "kernel-threads", 0, 1), integer(get, "max-attempts", 3, 1), longValue(get, "request-timeout-ms", 120_000, 1),
-                longValue(get, "slot-wait-ms", 30_000, 1), get.apply("ps-secret-file"), get.apply("ps-conf"),
+                longValue(get, "slot-wait-ms", 0, 1), get.apply("ps-secret-file"), get.apply("ps-conf"),
                 longValue(get, "ps-connect-timeout-ms", 10_000, 1), integer(get, "pp", 1, 1), integer(get, "micro-batches", 0, 1),
                 schedule(get.apply("schedule")), args.flag("recompute"),
                 divergence);
