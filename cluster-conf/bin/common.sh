@@ -100,6 +100,10 @@ catena_submit() {
     spark://127.0.0.1:*|spark://localhost:*|local|local\[*) export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" ;;
   esac
   catena_ensure_built
+  # a local event-log directory named in the properties must exist before the driver starts (Spark refuses otherwise)
+  local evdir
+  evdir="$(sed -n 's|^spark\.eventLog\.dir[[:space:]]*file://\(/[^[:space:]]*\).*|\1|p' "$props" | tail -1)"
+  [[ -z "$evdir" ]] || mkdir -p "$evdir"
   # the driver's console logging: Catena's progress at INFO, Spark/Hadoop/Aeron at WARN (the launcher passes
   # SPARK_SUBMIT_OPTS to the driver JVM, as spark-submit does)
   export SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:+$SPARK_SUBMIT_OPTS }-Dlog4j2.configurationFile=$CATENA_ROOT/cluster-conf/log4j2.properties"

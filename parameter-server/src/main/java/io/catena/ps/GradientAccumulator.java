@@ -272,7 +272,7 @@ final class GradientAccumulator {
     private void applyAsp(int w, WorkerState ws, long now) {
         ws.lastAspStep = ws.step;
         metrics.staleness(w, Math.max(0, model.version() - ws.base));
-        model.applyStep(ws.staging, 1);
+        metrics.recordUpdate(model.applyStep(ws.staging, 1));
         metrics.latency(System.nanoTime() - now);
         metrics.published(System.nanoTime());
         afterPublish.run();
@@ -334,7 +334,7 @@ final class GradientAccumulator {
             if (slotStep[sl] != step || slotCount[sl] < workerCount) {
                 break; // every worker (all replicas of all stages) must have pushed the step
             }
-            model.applyStep(slots[sl], replicas); // each element got one contribution per replica
+            metrics.recordUpdate(model.applyStep(slots[sl], replicas)); // each element got one contribution per replica
             long now = System.nanoTime();
             for (int w = 0; w < workerCount; w++) {
                 metrics.staleness(w, Math.max(0, step - 1 - slotBase[sl][w]));

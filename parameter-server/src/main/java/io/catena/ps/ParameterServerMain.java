@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
@@ -61,7 +62,9 @@ public final class ParameterServerMain {
             Thread reporter = new Thread(() -> {
                 try {
                     while (interval > 0 && !stop.await(interval, TimeUnit.MILLISECONDS)) {
-                        System.out.println("catena ps metrics: " + ps.metrics().toMap());
+                        Map<String, Object> m = new java.util.LinkedHashMap<>(ps.metrics().toMap());
+                        m.remove("updates"); // the per-step lr / grad-norm ring is for the driver, not the log
+                        System.out.println("catena ps metrics: " + m);
                     }
                 } catch (InterruptedException ignored) {
                     Thread.currentThread().interrupt();

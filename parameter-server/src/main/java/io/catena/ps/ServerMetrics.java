@@ -1,9 +1,11 @@
 package io.catena.ps;
 
 import io.catena.ps.protocol.RejectReason;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -155,6 +157,30 @@ public final class ServerMetrics {
         return worker < stalenessMax.length ? stalenessMax[worker] : 0;
     }
 
+    /** The learning rate and gradient norm of the last {@value #UPDATES} applied steps: where the update happens. */
+    private static final int UPDATES = 256;
+    private final long[] updateSteps = new long[UPDATES];
+    private final double[] updateLr = new double[UPDATES];
+    private final double[] updateNorm = new double[UPDATES];
+    private long updateCount;
+
+    synchronized void recordUpdate(ServerModel.Update u) {
+        int i = (int) (updateCount++ % UPDATES);
+        updateSteps[i] = u.step();
+        updateLr[i] = u.lr();
+        updateNorm[i] = u.gradNorm();
+    }
+
+    /** The recent applied steps as {@code [step, lr, grad_norm]}, oldest first. */
+    private List<double[]> recentUpdates() {
+        List<double[]> out = new ArrayList<>();
+        for (long k = Math.max(0, updateCount - UPDATES); k < updateCount; k++) {
+            int i = (int) (k % UPDATES);
+            out.add(new double[] {updateSteps[i], updateLr[i], updateNorm[i]});
+        }
+        return out;
+    }
+
     /** Everything as a JSON-friendly map. */
     public synchronized Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -192,6 +218,7 @@ public final class ServerMetrics {
         m.put("snapshot_failures", snapshotFailures.get());
         m.put("last_snapshot", lastSnapshot.get());
         m.put("pushes_discarded_on_growth", discardedOnGrowth.get());
+        m.put("updates", recentUpdates());
         return m;
     }
 }

@@ -131,7 +131,11 @@ final class ServerModel {
      * by the norm of the whole vector: with pipeline stages the same as AdamW over the stages' ranges with the
      * summed clip norm (chain-model's PipelineEquivalenceTest). Then the next version is the current one.
      */
-    void applyStep(Params gradSum, int count) {
+    /** The step applied last, its learning rate and the global gradient norm AdamW clipped (what the driver reports). */
+    record Update(long step, double lr, double gradNorm) {
+    }
+
+    Update applyStep(Params gradSum, int count) {
         Arrays.fill(chunkMacs, null); // the parameters change
         double ss = 0;
         for (int s = 0; s < plan.shards(); s++) {
@@ -145,6 +149,7 @@ final class ServerModel {
             adamW.update(params, gradSum, adamM, adamV, step, lr, scale, plan.shardFrom(s), plan.shardTo(s));
         }
         version = step;
+        return new Update(step, lr, norm);
     }
 
     /** A copy of the whole training state, {@code trainerInfo} added to its info, for a snapshot. */

@@ -17,6 +17,7 @@ import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,10 +51,25 @@ final class DriverProgress {
     private long runStartNanos;
     private long windowStartNanos;
     private long windowSteps;
+    /** The parameter server's metrics (its recent updates' lr and gradient norm, bytes moved); empty when it cannot tell. */
+    private final Supplier<Map<String, Object>> serverMetrics;
+    private double peakRssMb = -1;
+    private long psBytesBefore = -1;
+    private long psBytesAtNanos;
+    /** The last logged values, for the Spark metrics source (a {@link CatenaMetricsSource} reads them). */
+    private volatile Latest latest = Latest.NONE;
+
+    /** What the driver logged last: step, throughput, per-scale losses, lr, gradient norm, sync share, PS traffic, memory. */
+    record Latest(long step, double tokensPerSecond, double[] loss, double[] valLoss, double lr, double gradNorm,
+                  double syncFraction, double psBytesPerSecond, double peakRssMb, int chains) {
+        static final Latest NONE = new Latest(0, 0, new double[0], new double[0], Double.NaN, Double.NaN, Double.NaN, Double.NaN,
+                -1, 0);
+    }
 
     DriverProgress(PrintStream out, Path metricsFile, TrainSettings settings, int dp, PipelineOptions pipeline, long startStep,
-                   long until) {
+                   long until, Supplier<Map<String, Object>> serverMetrics) {
         this.out = out;
+        this.serverMetrics = serverMetrics;
         this.metricsFile = metricsFile;
         this.settings = settings;
         this.schedule = settings.schedule();
@@ -75,6 +91,10 @@ final class DriverProgress {
 
     synchronized void chains(List<Integer> chains) {
         chainsNow = chains;
+    }
+
+    Latest latest() {
+        return latest;
     }
 
     synchronized int gateCount(long step) {
@@ -185,6 +205,9 @@ final class DriverProgress {
         double[] sync = pendingSync.computeIfAbsent(step, k -> new double[2]);
         sync[0] += ((Number) m.get("compute_s")).doubleValue();
         sync[1] += ((Number) m.get("sync_s")).doubleValue();
+        if (m.get("rss_mb") instanceof Number rss) {
+            peakRssMb = Math.max(peakRssMb, rss.doubleValue());
+        }
         for (double[] x : per) {
             if (x == null) {
                 return;
@@ -213,19 +236,34 @@ final class DriverProgress {
         double tps = windowSteps * (double) settings.batchSize() * settings.seqLen() / Math.max(secs, 1e-9);
         double elapsed = (System.nanoTime() - runStartNanos) / 1e9;
         double eta = (until - step) * elapsed / Math.max(1, step - startStep);
-        out.println(Progress.line(step, until, tps, mean, schedule.at(step),
+        Map<String, Object> server = serverFacts();
+        double[] update = updateOf(server, step); // {lr, grad_norm} as the server applied step, or null
+        double lr = update != null ? update[0] : schedule.at(step);
+        double psBytesPerSecond = psBytesPerSecond(server);
+        out.println(Progress.line(step, until, tps, mean, lr,
                 String.format(Locale.ROOT, "sync %.0f%% | dp %d%s", 100 * syncFraction, dp,
                         pipeline.enabled() ? " x pp " + pipeline.stages() : ""), eta));
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("kind", "train");
         r.put("step", step);
         r.put("loss", mean);
-        r.put("lr", schedule.at(step));
+        r.put("lr", lr);
+        if (update != null) {
+            r.put("grad_norm", update[1]);
+        }
         r.put("tok_per_s", tps);
-        r.put("sync_fraction", syncFraction);
         r.put("elapsed_s", elapsed);
+        if (peakRssMb > 0) {
+            r.put("peak_rss_mb", peakRssMb);
+        }
+        r.put("sync_fraction", syncFraction);
         r.put("epoch", epoch);
+        if (!Double.isNaN(psBytesPerSecond)) {
+            r.put("ps_bytes_per_s", psBytesPerSecond);
+        }
         metric(r);
+        latest = new Latest(step, tps, mean, latest.valLoss(), lr, update != null ? update[1] : Double.NaN, syncFraction,
+                psBytesPerSecond, peakRssMb, chainsNow.size());
         windowSteps = 0;
         windowStartNanos = System.nanoTime();
     }
@@ -233,6 +271,9 @@ final class DriverProgress {
     /** An evaluation at {@code step}: recorded, printed and logged. */
     synchronized void eval(long step, double[] ev) {
         evals.put(step, ev);
+        Latest l = latest;
+        latest = new Latest(l.step(), l.tokensPerSecond(), l.loss(), ev, l.lr(), l.gradNorm(), l.syncFraction(), l.psBytesPerSecond(),
+                l.peakRssMb(), l.chains());
         double[] ppl = new double[ev.length];
         out.println(Progress.evalLine(step, ev, ppl));
         Map<String, Object> r = new LinkedHashMap<>();
@@ -258,6 +299,60 @@ final class DriverProgress {
         m.put("chains", chainsNow);
         m.putAll(fields);
         MetricsLog.append(metricsFile, m);
+    }
+
+    private Map<String, Object> serverFacts() {
+        try {
+            Map<String, Object> m = serverMetrics.get();
+            return m == null ? Map.of() : m;
+        } catch (RuntimeException e) {
+            LOG.warn("the parameter server's metrics are unavailable: {}", e.toString());
+            return Map.of();
+        }
+    }
+
+    /** The server's {lr, grad_norm} of {@code step} from its recent updates ([step, lr, grad_norm] each), or null. */
+    static double[] updateOf(Map<String, Object> server, long step) {
+        if (!(server.get("updates") instanceof List<?> updates)) {
+            return null;
+        }
+        for (int i = updates.size() - 1; i >= 0; i--) {
+            double[] u = asDoubles(updates.get(i));
+            if (u != null && u.length == 3 && (long) u[0] == step) {
+                return new double[] {u[1], u[2]};
+            }
+        }
+        return null;
+    }
+
+    private static double[] asDoubles(Object o) {
+        if (o instanceof double[] d) {
+            return d;
+        }
+        if (o instanceof List<?> l) {
+            double[] d = new double[l.size()];
+            for (int i = 0; i < d.length; i++) {
+                if (!(l.get(i) instanceof Number n)) {
+                    return null;
+                }
+                d[i] = n.doubleValue();
+            }
+            return d;
+        }
+        return null;
+    }
+
+    /** Bytes the server received and sent per second since the last log step; NaN the first time. */
+    private double psBytesPerSecond(Map<String, Object> server) {
+        if (!(server.get("bytes_in") instanceof Number in) || !(server.get("bytes_out") instanceof Number outBytes)) {
+            return Double.NaN;
+        }
+        long bytes = in.longValue() + outBytes.longValue();
+        long now = System.nanoTime();
+        double rate = psBytesBefore < 0 ? Double.NaN : (bytes - psBytesBefore) / Math.max(1e-9, (now - psBytesAtNanos) / 1e9);
+        psBytesBefore = bytes;
+        psBytesAtNanos = now;
+        return rate;
     }
 
     private static double[] doubles(List<Number> l) {

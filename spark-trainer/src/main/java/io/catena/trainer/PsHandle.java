@@ -51,6 +51,9 @@ interface PsHandle extends AutoCloseable {
     /** For messages: "embedded parameter server on ..." / "external parameter server at host:port". */
     String describe();
 
+    /** The server's metrics (ServerMetrics.toMap: bytes moved, the lr and gradient norm of its recent updates, ...). */
+    Map<String, Object> metrics();
+
     @Override
     void close();
 
@@ -183,6 +186,11 @@ interface PsHandle extends AutoCloseable {
         @Override
         public String describe() {
             return "embedded parameter server on " + ps.context().channel();
+        }
+
+        @Override
+        public Map<String, Object> metrics() {
+            return ps.metrics().toMap();
         }
 
         @Override
@@ -356,6 +364,11 @@ interface PsHandle extends AutoCloseable {
         @Override
         public String describe() {
             return "external parameter server at " + where;
+        }
+
+        @Override
+        public synchronized Map<String, Object> metrics() {
+            return client.metrics(ADMIN_TIMEOUT_MS);
         }
 
         @Override

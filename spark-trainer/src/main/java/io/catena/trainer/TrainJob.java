@@ -109,6 +109,9 @@ public final class TrainJob {
         // a barrier stage larger than the cluster's slots fails within ~30 s instead of Spark's 10-minute default
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
         conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
+        // the job's progress (CatenaMetricsSource) in Prometheus' text format on the UI: <ui>/metrics/prometheus
+        conf.setIfMissing("spark.metrics.conf.*.sink.prometheusServlet.class", "org.apache.spark.metrics.sink.PrometheusServlet");
+        conf.setIfMissing("spark.metrics.conf.*.sink.prometheusServlet.path", "/metrics/prometheus");
         String ui = io.catena.data.LocalSparkUi.apply(conf, System.getenv());
         if (ui != null) {
             System.err.println("catena train: " + ui);
@@ -161,15 +164,22 @@ public final class TrainJob {
                             + "recipe's optimizer and LR schedule and writes the checkpoints to its catena.ps.snapshot.uri"
                             + (opts.steps() > 0 || !opts.overrides().isEmpty() ? "; --steps/--set do not change the server's schedule" : ""));
                 }
-                progress = new DriverProgress(out, plan.metricsFile(), s, plan.dp(), plan.pipeline(), plan.startStep(), plan.until());
+                progress = new DriverProgress(out, plan.metricsFile(), s, plan.dp(), plan.pipeline(), plan.startStep(), plan.until(),
+                        ps::metrics);
                 progress.chains(ps.config().chains());
-                int runs = runMonitored(spec, ps, telemetry);
-                waitForVersion(ps, opts.sync().mode() == SyncPolicy.Mode.ASP ? Math.min(plan.until(), ps.version()) : plan.until());
-                progress.drain(telemetry);
-                // a rerun's rank may start past a step the previous run's rank pushed but never reported (it died in the pull
-                // after the push): that step has only the other ranks' reports
-                progress.settleLostReports(ps.version());
-                return finish(ps, val, spec, runs);
+                try (AutoCloseable source = CatenaMetricsSource.register(progress)) {
+                    int runs = runMonitored(spec, ps, telemetry);
+                    waitForVersion(ps, opts.sync().mode() == SyncPolicy.Mode.ASP ? Math.min(plan.until(), ps.version()) : plan.until());
+                    progress.drain(telemetry);
+                    // a rerun's rank may start past a step the previous run's rank pushed but never reported (it died in the
+                    // pull after the push): that step has only the other ranks' reports
+                    progress.settleLostReports(ps.version());
+                    return finish(ps, val, spec, runs);
+                }
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) { // the metrics source's close
+                throw new IllegalStateException(e.getMessage(), e);
             }
         }
     }

@@ -11,6 +11,7 @@ import io.catena.model.optim.AdamW;
 import io.catena.model.pipeline.PipelineRunner;
 import io.catena.model.train.Evaluator;
 import io.catena.model.train.LocalTrainer;
+import io.catena.model.train.MetricsLog;
 import io.catena.model.train.NumericalGuard;
 import io.catena.model.train.TrainSettings;
 import io.catena.ps.Configuration;
@@ -175,9 +176,9 @@ final class WorkerTask implements Serializable {
         summary.put("steps", steps);
         summary.put("attempt", spec.attempt());
         summary.put("seconds", (System.nanoTime() - startNanos) / 1e9);
-        long peakRss = peakRssBytes();
+        double peakRss = MetricsLog.peakRssMb();
         if (peakRss > 0) {
-            summary.put("peak_rss_mb", peakRss / (1024.0 * 1024.0)); // this executor JVM's; on a cluster, one stage's
+            summary.put("peak_rss_mb", peakRss); // this executor JVM's; on a cluster, one stage's
         }
         if (pipe != null) {
             summary.put("stage", pipe.stageIndex());
@@ -185,20 +186,6 @@ final class WorkerTask implements Serializable {
             summary.put("stage_wait_s", pipeWaitNanos / 1e9);
         }
         return summary;
-    }
-
-    /** The JVM's peak resident set (VmHWM of /proc/self/status), or -1 where there is no procfs. */
-    static long peakRssBytes() {
-        try {
-            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmHWM:")) {
-                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-                }
-            }
-        } catch (java.io.IOException | RuntimeException e) {
-            return -1;
-        }
-        return -1;
     }
 
     @SuppressWarnings("unchecked")
@@ -387,6 +374,9 @@ final class WorkerTask implements Serializable {
             m.put("loss", losses);
             m.put("compute_s", computeNanos / 1e9);
             m.put("sync_s", syncNanos / 1e9);
+            if (step % settings.logEvery() == 0) {
+                m.put("rss_mb", MetricsLog.peakRssMb()); // the driver reports the largest over the executors
+            }
             tel.send(m);
             tokensAcc.add((long) bw * settings.seqLen());
             lastLoss = losses[losses.length - 1];
@@ -394,6 +384,11 @@ final class WorkerTask implements Serializable {
         if (rank == 0) {
             stepsAcc.add(1);
         }
+        // live progress in the Spark UI: the stage and task pages show a running task's input as its heartbeats arrive
+        // (windows of seqLen+1 int32 token ids read), where named accumulators only update when a task ends
+        org.apache.spark.executor.InputMetrics input = tc.taskMetrics().inputMetrics();
+        input.incRecordsRead(bw);
+        input.incBytesRead((long) bw * (settings.seqLen() + 1) * Integer.BYTES);
     }
 
     /** Eval and checkpoint: rank 0, on the parameters of version == step under BSP (it has not pushed step + 1). */

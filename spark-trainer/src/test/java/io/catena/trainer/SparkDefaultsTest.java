@@ -46,7 +46,8 @@ class SparkDefaultsTest {
      */
     private static final Set<String> CLUSTER_MANAGER_KEYS = Set.of("spark.yarn.maxAppAttempts", "spark.yarn.resourceGpuDeviceName",
             "spark.kubernetes.container.image", "spark.kubernetes.namespace", "spark.kubernetes.authenticate.driver.serviceAccountName",
-            "spark.kubernetes.executor.request.cores", "spark.kubernetes.executor.podTemplateFile");
+            "spark.kubernetes.executor.request.cores", "spark.kubernetes.executor.podTemplateFile",
+            "spark.history.fs.logDirectory"); // the History Server's (deploy/history/config.scala), not loaded by a driver
     /** Families of keys Spark reads by prefix (no registry entry): environment variables, volumes, node labels, resources. */
     private static final List<Pattern> PREFIX_KEYS = List.of(
             Pattern.compile("spark\\.executorEnv\\.[A-Z_][A-Z0-9_]*"),                  // SparkConf.setExecutorEnv
@@ -55,7 +56,8 @@ class SparkDefaultsTest {
             Pattern.compile("spark\\.kubernetes\\.(driver|executor)\\.volumes\\.emptyDir\\.[a-z0-9-]+\\."
                     + "(mount\\.path|mount\\.readOnly|options\\.medium|options\\.sizeLimit)"),  // KubernetesVolumeUtils
             Pattern.compile("spark\\.kubernetes\\.node\\.selector\\.\\S+"),               // Config.KUBERNETES_NODE_SELECTOR_PREFIX
-            Pattern.compile("spark\\.(driver|executor|task|worker)\\.resource\\.gpu\\.(amount|discoveryScript|vendor)")); // ResourceUtils
+            Pattern.compile("spark\\.(driver|executor|task|worker)\\.resource\\.gpu\\.(amount|discoveryScript|vendor)"), // ResourceUtils
+            Pattern.compile("spark\\.metrics\\.conf\\.(\\*|driver|executor)\\.(sink|source)\\.[A-Za-z]+\\.[A-Za-z]+")); // MetricsConfig
 
     /** A key line (also a commented-out one: "#spark.x value"), its value, and whether a comment line explains it. */
     private record Knob(String file, int line, String key, boolean active, boolean commented) {

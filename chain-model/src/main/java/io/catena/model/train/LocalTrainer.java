@@ -151,8 +151,15 @@ public final class LocalTrainer {
                 double elapsed = (System.nanoTime() - startNanos) / 1e9;
                 double eta = (last - step) * elapsed / Math.max(1, step - startStep);
                 out.println(Progress.line(step, last, tps, losses, schedule.at(step), "", eta));
-                metric("train", Map.of("loss", losses, "lr", schedule.at(step), "tok_per_s", tps, "grad_norm", lastGradNorm,
-                        "elapsed_s", elapsed, "skipped_nonfinite", guard.skipped()));
+                Map<String, Object> fields = new LinkedHashMap<>();
+                fields.put("loss", losses);
+                fields.put("lr", schedule.at(step));
+                fields.put("grad_norm", lastGradNorm);
+                fields.put("tok_per_s", tps);
+                fields.put("elapsed_s", elapsed);
+                fields.put("peak_rss_mb", MetricsLog.peakRssMb());
+                fields.put("skipped_nonfinite", guard.skipped());
+                metric("train", fields);
                 checkDivergence();
                 windowTokens = 0;
                 windowStart = System.nanoTime();

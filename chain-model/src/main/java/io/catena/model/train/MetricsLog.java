@@ -10,11 +10,33 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Map;
 
-/** Appends one JSON object per line to a metrics file (every Catena trainer writes the same format). */
+/**
+ * Appends one JSON object per line to a metrics file. One schema for the local trainer and the Spark driver: every record
+ * has {@code kind}, {@code step}, {@code tokens} and {@code chains}; a {@code train} record adds {@code loss} (one per
+ * scale), {@code lr} and {@code grad_norm} (the global gradient norm before clipping, both from where the update is
+ * applied: the local trainer, or the parameter server), {@code tok_per_s}, {@code elapsed_s} and {@code peak_rss_mb}
+ * (the largest resident set of the processes that train); distributed runs add {@code sync_fraction}, {@code epoch} and
+ * {@code ps_bytes_per_s}, the local trainer {@code skipped_nonfinite}. Other kinds: {@code eval} ({@code val_loss},
+ * {@code val_ppl}), {@code checkpoint}, {@code growth}, {@code restart}, {@code engine}.
+ */
 public final class MetricsLog {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private MetricsLog() {
+    }
+
+    /** This JVM's peak resident set in MiB (VmHWM of /proc/self/status), or -1 where there is no procfs. */
+    public static double peakRssMb() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024.0;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
     }
 
     /**
