@@ -186,17 +186,7 @@ public final class RetrainJob {
             System.exit(2);
             return;
         }
-        conf.setIfMissing("spark.app.name", "catena retrain");
-        if (o.master() != null) {
-            conf.setMaster(o.master());
-        }
-        conf.setIfMissing("spark.master", "local[" + Math.max(2, o.dp()) + "]");
-        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
-        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
-        String ui = io.catena.data.LocalSparkUi.apply(conf, System.getenv());
-        if (ui != null) {
-            System.err.println("catena retrain: " + ui);
-        }
+        DriverConf.apply(conf, "catena retrain", o.master(), Math.max(2, o.dp()));
         int code;
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {

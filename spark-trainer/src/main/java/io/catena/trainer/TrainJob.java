@@ -101,21 +101,7 @@ public final class TrainJob {
             System.exit(2);
             return;
         }
-        conf.setIfMissing("spark.app.name", "catena train");
-        if (opts.master() != null) {
-            conf.setMaster(opts.master());
-        }
-        conf.setIfMissing("spark.master", "local[" + Math.max(1, opts.dp()) * Math.max(1, opts.pp()) + "]"); // dp x pp tasks
-        // a barrier stage larger than the cluster's slots fails within ~30 s instead of Spark's 10-minute default
-        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.interval", "2s");
-        conf.setIfMissing("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "15");
-        // the job's progress (CatenaMetricsSource) in Prometheus' text format on the UI: <ui>/metrics/prometheus
-        conf.setIfMissing("spark.metrics.conf.*.sink.prometheusServlet.class", "org.apache.spark.metrics.sink.PrometheusServlet");
-        conf.setIfMissing("spark.metrics.conf.*.sink.prometheusServlet.path", "/metrics/prometheus");
-        String ui = io.catena.data.LocalSparkUi.apply(conf, System.getenv());
-        if (ui != null) {
-            System.err.println("catena train: " + ui);
-        }
+        DriverConf.apply(conf, "catena train", opts.master(), Math.max(1, opts.dp()) * Math.max(1, opts.pp())); // dp x pp tasks
         int code;
         try (JavaSparkContext jsc = new JavaSparkContext(conf)) {
             TrainResult r = new TrainJob(jsc, opts, System.out).run();
