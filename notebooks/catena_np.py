@@ -303,3 +303,42 @@ def crc32c(data):
     for b in data:
         crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------------------------
+# Data versions (retrain runs): which dataset manifest version trained which steps
+# ----------------------------------------------------------------------------------------------
+
+
+def read_checkpoint_info(path):
+    """`info` of a checkpoint's model.json (no tensors read); {} when there is no checkpoint at path."""
+    try:
+        step = resolve_checkpoint(path)
+    except FileNotFoundError:
+        return {}
+    with open(os.path.join(step, "model.json")) as f:
+        return json.load(f).get("info") or {}
+
+
+def data_version_spans(steps=None, versions=None, history=None):
+    """[(manifest_version, first_step, last_step)] in step order.
+
+    From the train records' `manifest_version` (steps and versions: equal-length sequences; a span runs from the
+    first to the last record of a version) when given, else from a checkpoint's `info.history` (retrain: one entry
+    per run with `manifest_version`, `from_step`, `to_step`; the run trained steps from_step+1..to_step).
+    [] when neither is recorded."""
+    spans = []
+    if steps is not None and versions is not None and len(steps):
+        for s, v in zip(steps, versions):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            v = int(v)
+            if spans and spans[-1][0] == v:
+                spans[-1][2] = int(s)
+            else:
+                spans.append([v, int(s), int(s)])
+        if spans:
+            return [tuple(x) for x in spans]
+    for h in history or []:
+        spans.append((int(h["manifest_version"]), int(h["from_step"]) + 1, int(h["to_step"])))
+    return spans

@@ -158,12 +158,13 @@ public final class Demo {
         out.println("\n== 4/4 report: charts and report.html");
         t = System.nanoTime();
         long tokensPerStep = (long) ts.batchSize() * ts.seqLen();
-        List<Path> charts = List.of(outDir.resolve("loss-per-scale.png"), outDir.resolve("perplexity-vs-chains.png"),
-                outDir.resolve("throughput.png"));
+        List<Path> charts = new ArrayList<>(List.of(outDir.resolve("loss-per-scale.png"), outDir.resolve("perplexity-vs-chains.png"),
+                outDir.resolve("throughput.png")));
         try {
             Charts.lossPerScale(charts.get(0), tr.trainLoss(), tr.evals(), tokensPerStep, s.growAt(), 10);
             Charts.perplexityPerChains(charts.get(1), finalLoss, beforeGrowth);
             Charts.throughput(charts.get(2), Report.tokensPerSecond(metrics), s.growAt());
+            charts.addAll(Report.metricCharts(outDir, metrics, s.growAt())); // LR, grad norm, sync share, memory: those recorded
         } catch (RuntimeException | LinkageError | InternalError e) { // AWT without fonts or native libraries
             throw new IllegalStateException("drawing the report's charts failed (" + e + "). The JVM's AWT needs fontconfig and a"
                     + " font: apt-get install fontconfig fonts-dejavu-core (or your distribution's equivalent), then rerun;"
@@ -224,8 +225,10 @@ public final class Demo {
 
     /** A rerun replaces the previous demo's outputs (only the files the demo writes; anything else is left alone). */
     private static void clearPreviousRun(Path outDir) throws IOException {
-        for (String name : List.of("corpus", "dataset", "ckpt", "metrics.jsonl", "summary.txt", "report.html",
-                "loss-per-scale.png", "perplexity-vs-chains.png", "throughput.png")) {
+        List<String> names = new ArrayList<>(List.of("corpus", "dataset", "ckpt", "metrics.jsonl", "summary.txt", "report.html",
+                "loss-per-scale.png", "perplexity-vs-chains.png", "throughput.png"));
+        names.addAll(Report.METRIC_CHART_FILES);
+        for (String name : names) {
             Path p = outDir.resolve(name);
             if (Files.exists(p)) {
                 try (var walk = Files.walk(p)) {

@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SortedMap;
@@ -22,9 +23,44 @@ final class Report {
     private Report() {
     }
 
+    /**
+     * The charts of training dynamics drawn from metrics.jsonl, one per key of its train records: file, key, how it is
+     * drawn, and the report's caption. A key a run did not record (older metrics files, the local trainer's) gives no
+     * chart, and the report says "not recorded".
+     */
+    record MetricChart(String file, String key, Charts.StepChart spec, String heading, String caption) {
+    }
+
+    static final List<MetricChart> METRIC_CHARTS = List.of(
+            new MetricChart("learning-rate.png", "lr", new Charts.StepChart("Learning rate",
+                    "learning rate", "lr", 1, "", false), "Learning rate",
+                    "The learning rate of the recipe's schedule at each logged step."),
+            new MetricChart("grad-norm.png", "grad_norm", new Charts.StepChart("Gradient norm (global L2)",
+                    "gradient L2 norm", "grad norm", 1, "", true), "Gradient norm",
+                    "Global L2 norm of the gradient per logged step (faint) and its moving median (bold)."),
+            new MetricChart("sync-share.png", "sync_fraction", new Charts.StepChart("Share of worker time spent synchronising with the parameter server",
+                    "sync share of step time", "sync", 100, "%", true), "Synchronisation share",
+                    "Share of the workers' time (compute + sync, summed over the ranks) spent synchronising with the parameter "
+                            + "server (gradient push, parameter pull), per logged step (faint) and its moving median (bold)."),
+            new MetricChart("memory.png", "peak_rss_mb", new Charts.StepChart("Executors' peak resident memory",
+                    "peak RSS (MB)", "peak RSS MB", 1, "", false), "Memory",
+                    "The executors' peak resident memory (RSS, MB) as reported with each logged step."));
+
+    /** The PNG files {@link #metricCharts} may write (for a rerun to remove). */
+    static final List<String> METRIC_CHART_FILES = METRIC_CHARTS.stream().map(MetricChart::file).toList();
+
     /** step -> tokens/s of every "train" record of a metrics JSONL file (the progress windows). */
     static SortedMap<Long, Double> tokensPerSecond(Path metrics) throws IOException {
-        SortedMap<Long, Double> m = new TreeMap<>();
+        return trainSeries(metrics).getOrDefault("tok_per_s", new TreeMap<>());
+    }
+
+    /**
+     * key -> (step -> value) of every numeric field of the "train" records of a metrics JSONL file (a later record of
+     * the same step wins, as after a restart). Fields a record lacks are simply absent; {@code manifest_version}, when
+     * present, is one of the keys.
+     */
+    static Map<String, SortedMap<Long, Double>> trainSeries(Path metrics) throws IOException {
+        Map<String, SortedMap<Long, Double>> m = new TreeMap<>();
         int line = 0;
         for (String l : Files.readAllLines(metrics, StandardCharsets.UTF_8)) {
             line++;
@@ -37,11 +73,56 @@ final class Report {
             } catch (IOException e) {
                 throw new IOException(metrics + " line " + line + " is not JSON (" + e.getMessage() + "); expected one record per line", e);
             }
-            if ("train".equals(n.path("kind").asText()) && n.has("tok_per_s")) {
-                m.put(n.path("step").asLong(), n.path("tok_per_s").asDouble());
+            if (!"train".equals(n.path("kind").asText()) || !n.path("step").isNumber()) {
+                continue;
             }
+            long step = n.path("step").asLong();
+            n.fields().forEachRemaining(f -> {
+                if (f.getValue().isNumber() && !f.getKey().equals("step") && Double.isFinite(f.getValue().asDouble())) {
+                    m.computeIfAbsent(f.getKey(), k -> new TreeMap<>()).put(step, f.getValue().asDouble());
+                }
+            });
         }
         return m;
+    }
+
+    /**
+     * Where the data changed: a line after the last step of each dataset (manifest) version that a later version
+     * follows, from the train records' {@code manifest_version} (retrain runs); none when the records lack it.
+     */
+    static List<LinePlot.Event> dataVersionEvents(SortedMap<Long, Double> manifestVersion) {
+        List<LinePlot.Event> out = new ArrayList<>();
+        Long prevStep = null;
+        Double prev = null;
+        for (var e : manifestVersion.entrySet()) {
+            if (prev != null && !prev.equals(e.getValue())) {
+                out.add(new LinePlot.Event(prevStep, "data v" + e.getValue().longValue() + " from step " + prevStep,
+                        new java.awt.Color(0x8c564b)));
+            }
+            prev = e.getValue();
+            prevStep = e.getKey();
+        }
+        return out;
+    }
+
+    /**
+     * Draws {@link #METRIC_CHARTS} under outDir for every key the metrics' train records carry, with the growth step
+     * and data-version changes marked; returns the files drawn, in the report's order.
+     */
+    static List<Path> metricCharts(Path outDir, Path metrics, long growthStep) throws IOException {
+        Map<String, SortedMap<Long, Double>> series = trainSeries(metrics);
+        List<LinePlot.Event> events = new ArrayList<>(Charts.growthEvents(growthStep));
+        events.addAll(dataVersionEvents(series.getOrDefault("manifest_version", new TreeMap<>())));
+        List<Path> drawn = new ArrayList<>();
+        for (MetricChart c : METRIC_CHARTS) {
+            SortedMap<Long, Double> values = series.get(c.key());
+            if (values != null && !values.isEmpty()) {
+                Path png = outDir.resolve(c.file());
+                Charts.stepChart(png, c.spec(), values, events);
+                drawn.add(png);
+            }
+        }
+        return drawn;
     }
 
     static String summary(Demo.Settings s, TrainResult tr, double[] beforeGrowth, List<Demo.ScaleRow> rows, Map<String, Double> phases) {
@@ -104,8 +185,20 @@ final class Report {
             }
             h.append("</tr>\n");
         }
-        h.append("</table>\n<h2>Throughput</h2>\n<p>Tokens per second of the whole job (all workers), per progress window.</p>\n");
+        h.append("</table>\n<h2>Throughput</h2>\n<p>Tokens per second of the whole job (all workers), per progress window (faint) ")
+                .append("and their moving median (bold).</p>\n");
         img(h, outDir, charts.get(2));
+        for (MetricChart c : METRIC_CHARTS) {
+            Path png = charts.stream().filter(p -> p.getFileName().toString().equals(c.file())).findFirst().orElse(null);
+            h.append("<h2>").append(esc(c.heading())).append("</h2>\n");
+            if (png != null) {
+                h.append("<p>").append(esc(c.caption())).append("</p>\n");
+                img(h, outDir, png);
+            } else {
+                h.append("<p>Not recorded: this run's <code>metrics.jsonl</code> train records have no <code>")
+                        .append(esc(c.key())).append("</code>.</p>\n");
+            }
+        }
         h.append("<h2>Samples</h2>\n<p>Prompt <code>").append(esc(Demo.PROMPT))
                 .append("</code>, temperature 0.7, top-k 20, seed 3, the same for every k.</p>\n<table>\n");
         for (Demo.ScaleRow r : rows) {
