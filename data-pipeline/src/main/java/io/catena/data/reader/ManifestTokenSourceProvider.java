@@ -50,8 +50,8 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
     private Configuration conf;
 
     /**
-     * The ServiceLoader constructor: Hadoop's default configuration (core-site.xml etc. from the class path),
-     * created on first use, so merely listing providers (for {@code builtin:genesis}, say) costs nothing.
+     * The ServiceLoader constructor: Hadoop's default configuration (core-site.xml etc. from the class path, and inside a
+     * Spark application its {@code spark.hadoop.*} settings), created on first use, so merely listing providers (for {@code builtin:genesis}, say) costs nothing.
      */
     public ManifestTokenSourceProvider() {
     }
@@ -62,7 +62,9 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
 
     private synchronized Configuration conf() {
         if (conf == null) {
-            conf = new Configuration();
+            // inside a Spark application (catena train's driver and workers) also its spark.hadoop.* settings, as Spark's
+            // own jobs see them: an s3a:// dataset's endpoint and credentials usually come from there
+            conf = SparkHadoopSettings.sparkPresent() ? SparkHadoopSettings.apply(new Configuration()) : new Configuration();
         }
         return conf;
     }
