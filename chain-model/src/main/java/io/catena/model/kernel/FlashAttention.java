@@ -46,7 +46,8 @@ public final class FlashAttention {
         private int hdp; // head dim rounded up to two vectors
         private float[] q = new float[0], k = q, kt = q, v = q, vt = q, dO = q, dq = q;
         private float[] s = q, dp = q, accA = q, accB = q;
-        private float[] rowMax = q, rowSum = q, lse = q, delta = q;
+        private float[] rowMax = q, lse = q, delta = q;
+        private float[] rowSum = q; // per row L lane sums, reduced once when the row is done
 
         private void shape(int t, int hd) {
             tp = (t + TILE - 1) / TILE * TILE;
@@ -71,7 +72,7 @@ public final class FlashAttention {
                 accA = new float[TILE * hdp];
                 accB = new float[TILE * hdp];
                 rowMax = new float[TILE];
-                rowSum = new float[TILE];
+                rowSum = new float[TILE * L];
             }
         }
     }
@@ -118,25 +119,25 @@ public final class FlashAttention {
                     int n = diagonal ? r + 1 : tile, end = rowEnd(r, diagonal);
                     float mOld = jb == 0 ? Float.NEGATIVE_INFINITY : m[r];
                     float mNew = Math.max(mOld, rowMax(s, r * tile, n) * scale);
-                    float sum = (float) expRow(s, r * tile, n, end, scale, mNew);
-                    if (jb == 0) {
-                        l[r] = sum;
-                    } else {
-                        // rescale what earlier key tiles added for this row to the new max
-                        float corr = VectorKernels.expScalar(mOld - mNew);
-                        l[r] = l[r] * corr + sum;
-                        if (corr != 1f) {
-                            scaleRow(acc, r * hdp, hdp, corr);
-                        }
+                    // what earlier key tiles added for this row is rescaled to the new max
+                    float corr = jb == 0 ? 0f : mNew == mOld ? 1f : VectorKernels.expScalar(mOld - mNew);
+                    probabilitiesRow(s, r * tile, n, end, scale, mNew, l, r * L, corr);
+                    if (corr != 1f && jb > 0) {
+                        scaleRow(acc, r * hdp, hdp, corr);
                     }
                     m[r] = mNew;
                 }
                 accumulateRows(s, tile, rowsUsed, diagonal, ws.v, j0, hdp, acc, 0);
             }
             for (int r = 0; r < rows; r++) {
-                float inv = 1f / l[r];
+                double lanes = 0;
+                for (int x = 0; x < L; x++) { // lane order, as VectorKernels.sum (which would box a vector argument here)
+                    lanes += l[r * L + x];
+                }
+                float sum = (float) lanes;
+                float inv = 1f / sum;
                 storeRow(acc, r * hdp, inv, out, outOff + (i0 + r) * hd, hd);
-                lse.putFloat((lseOff + i0 + r) * 4, m[r] + (float) StrictMath.log(l[r]));
+                lse.putFloat((lseOff + i0 + r) * 4, m[r] + (float) StrictMath.log(sum));
             }
         }
     }
@@ -175,9 +176,8 @@ public final class FlashAttention {
                 scores(ws.q, i0, ws.kt, tp, j0, hdp, p, rowsUsed, diagonal);
                 scores(ws.dO, i0, ws.vt, tp, j0, hdp, ds, rowsUsed, diagonal);
                 for (int r = 0; r < rowsUsed; r++) {
-                    int n = diagonal ? r + 1 : tile;
-                    expRow(p, r * tile, n, rowEnd(r, diagonal), scale, ws.lse[i0 + r]);
-                    softmaxGradRow(p, ds, r * tile, rowEnd(r, diagonal), ws.delta[i0 + r], scale);
+                    gradientRow(p, ds, r * tile, diagonal ? r + 1 : tile, rowEnd(r, diagonal), scale, ws.lse[i0 + r],
+                            ws.delta[i0 + r]);
                 }
                 int keysUsed = diagonal ? rowsUsed : tile; // keys past the last real query are masked for all rows
                 accumulateColumns(p, tile, rowsUsed, keysUsed, diagonal, ws.dO, i0, hdp, dvAcc);
@@ -252,33 +252,66 @@ public final class FlashAttention {
     }
 
     /**
-     * s[o + c] = exp(scale * s[o + c] - shift) for c < n and exactly 0 for c in [n, end) (masked keys); returns
-     * the sum of the n values (lanes summed in a fixed order).
+     * s[o + c] = exp(scale * s[o + c] - shift) for c < n and exactly 0 for c in [n, end) (masked keys), and the
+     * row's running lane sums sums[so .. so + L) = corr * sums + these values (corr 0: the row's first tile;
+     * reduced once per row, in a fixed order). Nothing vector-typed crosses the call: C2 boxes vectors returned from a method it did not inline.
      */
-    private static double expRow(float[] s, int o, int n, int end, float scale, float shift) {
-        FloatVector acc = FloatVector.zero(S);
+    private static void probabilitiesRow(float[] s, int o, int n, int end, float scale, float shift, float[] sums, int so,
+                                         float corr) {
+        FloatVector acc = corr == 0f ? FloatVector.zero(S) : FloatVector.fromArray(S, sums, so).mul(corr);
         for (int c = 0; c < end; c += L) {
-            FloatVector e;
-            if (c + L <= n) {
-                e = VectorKernels.exp(FloatVector.fromArray(S, s, o + c).mul(scale).sub(shift));
-            } else if (c < n) {
-                VectorMask<Float> keep = S.indexInRange(c, n);
-                e = FloatVector.zero(S).blend(VectorKernels.exp(FloatVector.fromArray(S, s, o + c).mul(scale).sub(shift)), keep);
-            } else {
-                e = FloatVector.zero(S);
+            FloatVector e = FloatVector.zero(S);
+            if (c < n) {
+                e = expNonPositive(FloatVector.fromArray(S, s, o + c).fma(scale, -shift));
+                if (c + L > n) {
+                    e = FloatVector.zero(S).blend(e, S.indexInRange(c, n));
+                }
             }
             e.intoArray(s, o + c);
             acc = acc.add(e);
         }
-        return VectorKernels.sum(acc);
+        acc.intoArray(sums, so);
     }
 
-    /** ds = p * (dp - delta) * scale over [0, end) of a row: the softmax gradient (zero where p is masked). */
-    private static void softmaxGradRow(float[] p, float[] ds, int o, int end, float delta, float scale) {
+    /**
+     * Backward, one row of a tile in one pass: p = exp(scale * s - lse) (0 for masked keys c >= n), and the score
+     * gradient ds = p * (dp - delta) * scale in place of dp, over [0, end).
+     */
+    private static void gradientRow(float[] p, float[] ds, int o, int n, int end, float scale, float lse, float delta) {
         for (int c = 0; c < end; c += L) {
-            FloatVector pv = FloatVector.fromArray(S, p, o + c);
-            pv.mul(FloatVector.fromArray(S, ds, o + c).sub(delta)).mul(scale).intoArray(ds, o + c);
+            FloatVector e = FloatVector.zero(S);
+            if (c < n) {
+                e = expNonPositive(FloatVector.fromArray(S, p, o + c).fma(scale, -lse));
+                if (c + L > n) {
+                    e = FloatVector.zero(S).blend(e, S.indexInRange(c, n));
+                }
+            }
+            e.intoArray(p, o + c);
+            e.mul(FloatVector.fromArray(S, ds, o + c).sub(delta)).mul(scale).intoArray(ds, o + c);
         }
+    }
+
+    private static final float ROUND_MAGIC = 12582912f; // 1.5 * 2^23: adding it rounds to an integer
+
+    /**
+     * e^x for the x <= ~0 of probabilities: {@link VectorKernels#exp}'s Cody-Waite reduction and Cephes polynomial
+     * (same accuracy, ~1 ulp) with fewer operations, since no input can overflow: n = round(x log2 e) in one fma
+     * with the 1.5 * 2^23 magic number (VectorKernels rounds floor(x log2 e + 1/2): equal up to ties). Exactly
+     * rounded operations only, so every JVM tier gives the same bits. Below -87.3 it returns ~1e-38, not 0:
+     * masked keys are zeroed explicitly by the callers.
+     */
+    static FloatVector expNonPositive(FloatVector x) {
+        x = x.max(-87.33654f);
+        FloatVector n = x.fma(1.44269504088896341f, ROUND_MAGIC).sub(ROUND_MAGIC);
+        FloatVector r = n.fma(FloatVector.broadcast(S, -0.693359375f), x).add(n.mul(2.12194440e-4f));
+        FloatVector y = r.fma(FloatVector.broadcast(S, 1.9875691500e-4f), FloatVector.broadcast(S, 1.3981999507e-3f));
+        y = y.fma(r, FloatVector.broadcast(S, 8.3334519073e-3f));
+        y = y.fma(r, FloatVector.broadcast(S, 4.1665795894e-2f));
+        y = y.fma(r, FloatVector.broadcast(S, 1.6666665459e-1f));
+        y = y.fma(r, FloatVector.broadcast(S, 5.0000001201e-1f));
+        y = y.fma(r.mul(r), r).add(1f);
+        // 2^n: n + 127 sits in the low mantissa bits of n + 127 + 1.5 * 2^23; shift it into the exponent field
+        return y.mul(n.add(ROUND_MAGIC + 127f).reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
     }
 
     private static void scaleRow(float[] a, int o, int n, float mul) {
@@ -358,7 +391,12 @@ public final class FlashAttention {
         for (int r = 0; r < rows; r += 4) {
             int cEnd = diagonal ? r + 4 : tile;
             int w0 = r * tile;
-            for (int q = 0; q < hdp; q += 2 * L) {
+            int q = 0;
+            for (; q + 4 * L <= hdp; q += 4 * L) {
+                slab4x4(w, w0, w0 + tile, w0 + 2 * tile, w0 + 3 * tile, 1, b, bRow0 * hdp + q, hdp, 0, cEnd, out,
+                        (outRow0 + r) * hdp + q, hdp);
+            }
+            for (; q < hdp; q += 2 * L) {
                 slab4x2(w, w0, w0 + tile, w0 + 2 * tile, w0 + 3 * tile, 1, b, bRow0 * hdp + q, hdp, 0, cEnd, out,
                         (outRow0 + r) * hdp + q, hdp);
             }
@@ -374,11 +412,65 @@ public final class FlashAttention {
         for (int c = 0; c < cols; c += 4) {
             int rStart = diagonal ? c : 0;
             int w0 = rStart * tile + c;
-            for (int q = 0; q < hdp; q += 2 * L) {
+            int q = 0;
+            for (; q + 4 * L <= hdp; q += 4 * L) {
+                slab4x4(w, w0, w0 + 1, w0 + 2, w0 + 3, tile, b, (bRow0 + rStart) * hdp + q, hdp, rStart, rows, out,
+                        c * hdp + q, hdp);
+            }
+            for (; q < hdp; q += 2 * L) {
                 slab4x2(w, w0, w0 + 1, w0 + 2, w0 + 3, tile, b, (bRow0 + rStart) * hdp + q, hdp, rStart, rows, out,
                         c * hdp + q, hdp);
             }
         }
+    }
+
+    /** {@link #slab4x2} with 4L columns: sixteen accumulators, half a load per FMA instead of three quarters. */
+    private static void slab4x4(float[] w, int p0, int p1, int p2, int p3, int coefStride, float[] b, int b0, int bStride,
+                                int from, int to, float[] out, int o, int outStride) {
+        int o1 = o + outStride, o2 = o1 + outStride, o3 = o2 + outStride;
+        FloatVector a00 = FloatVector.fromArray(S, out, o), a01 = FloatVector.fromArray(S, out, o + L);
+        FloatVector a02 = FloatVector.fromArray(S, out, o + 2 * L), a03 = FloatVector.fromArray(S, out, o + 3 * L);
+        FloatVector a10 = FloatVector.fromArray(S, out, o1), a11 = FloatVector.fromArray(S, out, o1 + L);
+        FloatVector a12 = FloatVector.fromArray(S, out, o1 + 2 * L), a13 = FloatVector.fromArray(S, out, o1 + 3 * L);
+        FloatVector a20 = FloatVector.fromArray(S, out, o2), a21 = FloatVector.fromArray(S, out, o2 + L);
+        FloatVector a22 = FloatVector.fromArray(S, out, o2 + 2 * L), a23 = FloatVector.fromArray(S, out, o2 + 3 * L);
+        FloatVector a30 = FloatVector.fromArray(S, out, o3), a31 = FloatVector.fromArray(S, out, o3 + L);
+        FloatVector a32 = FloatVector.fromArray(S, out, o3 + 2 * L), a33 = FloatVector.fromArray(S, out, o3 + 3 * L);
+        for (int s = from; s < to; s++) {
+            FloatVector v0 = FloatVector.fromArray(S, b, b0);
+            FloatVector v1 = FloatVector.fromArray(S, b, b0 + L);
+            FloatVector v2 = FloatVector.fromArray(S, b, b0 + 2 * L);
+            FloatVector v3 = FloatVector.fromArray(S, b, b0 + 3 * L);
+            FloatVector c = FloatVector.broadcast(S, w[p0]);
+            a00 = v0.fma(c, a00);
+            a01 = v1.fma(c, a01);
+            a02 = v2.fma(c, a02);
+            a03 = v3.fma(c, a03);
+            c = FloatVector.broadcast(S, w[p1]);
+            a10 = v0.fma(c, a10);
+            a11 = v1.fma(c, a11);
+            a12 = v2.fma(c, a12);
+            a13 = v3.fma(c, a13);
+            c = FloatVector.broadcast(S, w[p2]);
+            a20 = v0.fma(c, a20);
+            a21 = v1.fma(c, a21);
+            a22 = v2.fma(c, a22);
+            a23 = v3.fma(c, a23);
+            c = FloatVector.broadcast(S, w[p3]);
+            a30 = v0.fma(c, a30);
+            a31 = v1.fma(c, a31);
+            a32 = v2.fma(c, a32);
+            a33 = v3.fma(c, a33);
+            b0 += bStride;
+            p0 += coefStride;
+            p1 += coefStride;
+            p2 += coefStride;
+            p3 += coefStride;
+        }
+        store4(out, o, a00, a01, a02, a03);
+        store4(out, o1, a10, a11, a12, a13);
+        store4(out, o2, a20, a21, a22, a23);
+        store4(out, o3, a30, a31, a32, a33);
     }
 
     /**
