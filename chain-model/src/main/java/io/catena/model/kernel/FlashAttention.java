@@ -3,7 +3,6 @@ package io.catena.model.kernel;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -18,7 +17,9 @@ import jdk.incubator.vector.VectorSpecies;
  * whole vectors, so the micro-kernels have no remainder code; padded keys lie above every real query's diagonal
  * and padded queries have zero q and dO, so padding never reaches a real result). Scores are kept unscaled
  * and the scale enters the exponent, as in the materialized path. Only exactly rounded operations, a fixed
- * loop order and {@link VectorKernels#exp} are used: the same inputs give the same bits in every JVM.
+ * loop order and polynomial exps ({@link #expNonPositive}, {@link VectorKernels#expScalar}) are used: the same
+ * inputs give the same bits in every JVM, whichever thread runs a pair. Memory per thread: the pair's q, k, k^T,
+ * v, v^T, dO and dq (7 x T x hd floats, 1.8 MB at T 1024, hd 64) and two [tile, tile] blocks.
  * {@link FlashAttentionScalar} is the same algorithm in float64 (gradient checks).
  */
 public final class FlashAttention {
