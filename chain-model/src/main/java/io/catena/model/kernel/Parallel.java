@@ -66,6 +66,20 @@ public final class Parallel {
         });
     }
 
+    /**
+     * Runs {@code body} over [0, units) in at most {@link #threads()} contiguous ranges, splitting even a few
+     * units: for heavy ones (an attention (head, sequence) pair at long T takes milliseconds) that
+     * {@link #forRows}'s 16-row minimum would leave on one thread. The split is a pure function of units and threads.
+     */
+    public static void forUnits(int units, RowRange body) {
+        forRows(units * MIN_ROWS_PER_TASK, (from, to) -> {
+            int u0 = (from + MIN_ROWS_PER_TASK - 1) / MIN_ROWS_PER_TASK, u1 = (to + MIN_ROWS_PER_TASK - 1) / MIN_ROWS_PER_TASK;
+            if (u0 < u1) {
+                body.run(u0, u1);
+            }
+        });
+    }
+
     /** Calls since start that were split over threads (benchmarks' breakdowns). */
     public static final java.util.concurrent.atomic.LongAdder SPLIT_CALLS = new java.util.concurrent.atomic.LongAdder();
 

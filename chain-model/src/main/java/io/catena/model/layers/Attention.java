@@ -4,6 +4,8 @@ import io.catena.model.ColmConfig;
 import io.catena.model.Params;
 import io.catena.model.kernel.AttentionKernels;
 import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.FlashAttention;
+import io.catena.model.kernel.FlashAttentionScalar;
 import io.catena.model.kernel.HeadTensor;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
@@ -16,10 +18,35 @@ import org.nd4j.linalg.api.buffer.DataType;
  * own columns of q, so chain i's output depends on chains <= i. CoLM: Q, K, V, O are chain linears.
  * CoLM-Air: K and V are plain dense projections of chain 0 with kv_heads heads, tiled over the
  * query heads (query head j uses kv head j mod kv_heads), so every scale shares one KV cache.
- * Scores use batched GEMMs over [heads, batch, T, hd]; RoPE is fused into the head split and the
- * causal mask and 1/sqrt(hd) scale into the softmax.
+ * RoPE is fused into the head split and the causal mask and 1/sqrt(hd) scale into the softmax.
+ *
+ * <p>The core (scores, softmax, weighted values) runs per (head, sequence) pair in one of two ways:
+ * {@link Core#TILED} (the default) in tiles with an online softmax ({@link FlashAttention}), saving only a
+ * log-sum-exp per query row and recomputing the probabilities in backward; {@link Core#MATERIALIZED} keeps the
+ * [heads, batch, T, T] probabilities of every layer and a [T, T] gradient scratch (the earlier path, kept for
+ * A/B runs and as the ND4J batched-GEMM reference of the tests).
  */
 public final class Attention {
+
+    /** How the attention core runs; see the class comment. */
+    public enum Core { TILED, MATERIALIZED }
+
+    /**
+     * The core of models built from now on: -Dcatena.attention=tiled|materialized (default tiled). Read when a
+     * model's buffers are built, so one process can hold one model of each (paired A/B benchmarks).
+     */
+    public static volatile Core defaultCore = Core.valueOf(
+            System.getProperty("catena.attention", "tiled").trim().toUpperCase(java.util.Locale.ROOT));
+
+    /** The core a model built now uses: vectorKernels = false asks for the ND4J batched-GEMM reference. */
+    static Core coreForNewModel() {
+        return vectorKernels ? defaultCore : Core.MATERIALIZED;
+    }
+
+    /** Whether a model built now saves [T, T] probabilities per layer (the pipeline's memory estimate). */
+    public static boolean savesProbabilities() {
+        return coreForNewModel() == Core.MATERIALIZED;
+    }
 
     /** Buffers shared by every layer (only one layer runs at a time). */
     public static final class Scratch {
@@ -35,10 +62,13 @@ public final class Attention {
         final HeadTensor dQh;
         final HeadTensor dKh;
         final HeadTensor dVh;
+        /** [heads, batch, T, T] score gradients; materialized core only. */
         final HeadTensor dP;
+        final Core core;
 
         public Scratch(ColmConfig cfg, int batch, int seqLen, DataType type) {
             int n = batch * seqLen, d = cfg.dModel(), h = cfg.heads(), hd = cfg.headDim();
+            core = coreForNewModel();
             if (cfg.isAir()) {
                 q = Mat.allocateActivation(type, n, d);
                 k = Mat.allocateActivation(type, n, cfg.kvWidth());
@@ -61,7 +91,7 @@ public final class Attention {
             dQh = new HeadTensor(type, h, batch, seqLen, hd);
             dKh = new HeadTensor(type, h, batch, seqLen, hd);
             dVh = new HeadTensor(type, h, batch, seqLen, hd);
-            dP = new HeadTensor(type, h, batch, seqLen, seqLen);
+            dP = core == Core.MATERIALIZED ? new HeadTensor(type, h, batch, seqLen, seqLen) : null;
         }
     }
 
@@ -84,7 +114,10 @@ public final class Attention {
     private final HeadTensor qh;
     private final HeadTensor kh;
     private final HeadTensor vh;
+    /** Materialized core: softmax probabilities [heads, batch, T, T]. */
     private final HeadTensor probs;
+    /** Tiled core: log-sum-exp of every query row's scaled scores [heads, batch, T, 1]. */
+    private final HeadTensor rowLse;
     private final Mat att;
 
     public Attention(ColmConfig cfg, Params params, Params grads, String prefix, Rope rope, Scratch scratch,
@@ -148,7 +181,8 @@ public final class Attention {
         qh = new HeadTensor(type, h, batch, seqLen, hd);
         kh = new HeadTensor(type, h, batch, seqLen, hd);
         vh = new HeadTensor(type, h, batch, seqLen, hd);
-        probs = new HeadTensor(type, h, batch, seqLen, seqLen);
+        probs = scratch.core == Core.MATERIALIZED ? new HeadTensor(type, h, batch, seqLen, seqLen) : null;
+        rowLse = scratch.core == Core.TILED ? new HeadTensor(type, h, batch, seqLen, 1) : null;
         att = Mat.allocateActivation(type, batch * seqLen, cfg.dModel());
     }
 
@@ -206,7 +240,9 @@ public final class Attention {
         splitHeads(heads);
         Prof.stop("att.fwd.split", t);
         t = Prof.start();
-        if (vectorPath()) {
+        if (s.core == Core.TILED) {
+            tiledForward(heads);
+        } else if (vectorPath()) {
             forPairs(heads, (off, poff, bt) -> {
                 AttentionKernels.transpose(kh.bytes(), off, seqLen, cfg.headDim(), bt);
                 AttentionKernels.causalScores(qh.bytes(), off, bt, probs.bytes(), poff, seqLen, cfg.headDim());
@@ -238,7 +274,9 @@ public final class Attention {
         splitGradient(s.datt, s.dOh, heads);
         Prof.stop("att.bwd.split", t);
         t = Prof.start();
-        if (vectorPath()) {
+        if (s.core == Core.TILED) {
+            tiledBackward(heads);
+        } else if (vectorPath()) {
             final int tl = seqLen, hd = cfg.headDim();
             forPairs(heads, (off, poff, bt) -> {
                 AttentionKernels.transpose(vh.bytes(), off, tl, hd, bt);
@@ -274,6 +312,58 @@ public final class Attention {
             vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
         }
         Prof.stop("att.bwd.qkv", t);
+    }
+
+    /**
+     * Tiled core forward: s.oh and rowLse of the first heads. Float32 work is split by (pair, query tile), so
+     * a few long sequences still use every thread; each thread copies a pair's q, k, v once for its tiles.
+     */
+    private void tiledForward(int heads) {
+        final int t = seqLen, hd = cfg.headDim();
+        final double scale = 1.0 / Math.sqrt(hd);
+        if (!(qh.buf instanceof Buf.F32)) {
+            Parallel.forUnits(heads * batch, (from, to) -> {
+                for (int pr = from; pr < to; pr++) {
+                    int h = pr / batch, b = pr % batch;
+                    FlashAttentionScalar.forward(qh.buf, kh.buf, vh.buf, qh.index(h, b, 0), t, hd, scale, FlashAttention.TILE,
+                            s.oh.buf, rowLse.buf, rowLse.index(h, b, 0));
+                }
+            });
+            return;
+        }
+        final int tiles = FlashAttention.tiles(t);
+        Parallel.forUnits(heads * batch * tiles, (from, to) -> {
+            FlashAttention.Workspace ws = FlashAttention.workspace();
+            for (int u = from; u < to; ) {
+                int pair = u / tiles, first = u % tiles, last = Math.min(tiles, first + (to - u));
+                int h = pair / batch, b = pair % batch, off = qh.index(h, b, 0);
+                FlashAttention.loadForward(ws, qh.bytes(), kh.bytes(), vh.bytes(), off, t, hd);
+                FlashAttention.forwardTiles(ws, first, last, t, hd, (float) scale, s.oh.bytes(), off, rowLse.bytes(),
+                        rowLse.index(h, b, 0));
+                u += last - first;
+            }
+        });
+    }
+
+    /** Tiled core backward: s.dQh, s.dKh, s.dVh of the first heads from s.dOh, recomputing the probabilities. */
+    private void tiledBackward(int heads) {
+        final int t = seqLen, hd = cfg.headDim();
+        final double scale = 1.0 / Math.sqrt(hd);
+        final boolean f32 = qh.buf instanceof Buf.F32;
+        Parallel.forUnits(heads * batch, (from, to) -> {
+            FlashAttention.Workspace ws = f32 ? FlashAttention.workspace() : null;
+            for (int pr = from; pr < to; pr++) {
+                int h = pr / batch, b = pr % batch, off = qh.index(h, b, 0), lse = rowLse.index(h, b, 0);
+                int o = att.index(b * t, attCol[h]); // this pair's output rows, saved by forward in att
+                if (f32) {
+                    FlashAttention.backward(ws, qh.bytes(), kh.bytes(), vh.bytes(), s.dOh.bytes(), off, t, hd, (float) scale,
+                            rowLse.bytes(), lse, ((Buf.F32) att.buf).bytes(), o, att.ld, s.dQh.bytes(), s.dKh.bytes(), s.dVh.bytes());
+                } else {
+                    FlashAttentionScalar.backward(qh.buf, kh.buf, vh.buf, s.dOh.buf, off, t, hd, scale, FlashAttention.TILE,
+                            rowLse.buf, lse, att.buf, o, att.ld, s.dQh.buf, s.dKh.buf, s.dVh.buf);
+                }
+            }
+        });
     }
 
     /** q/k/v [N, *] -> per-head tensors, RoPE applied to q and k. */

@@ -1,6 +1,7 @@
 package io.catena.model.pipeline;
 
 import io.catena.model.ColmConfig;
+import io.catena.model.layers.Attention;
 
 /**
  * Estimated work and memory of one training micro-batch ({@code microBatch x seqLen} rows) at full
@@ -74,11 +75,13 @@ public record StageCostModel(
 
     /**
      * Elements the attention half of a block saves for backward per micro-batch: its residual input and
-     * normed input, per-head q, k, v, the causal probabilities and the merged attention output.
+     * normed input, per-head q, k, v, the merged attention output, and per query row either one log-sum-exp
+     * (tiled core) or its T causal probabilities (materialized core).
      */
     static long attentionActivationElements(ColmConfig cfg, int microBatch, int seqLen) {
         long rows = (long) microBatch * seqLen;
-        return 2 * rows * cfg.dModel() + 4 * rows * cfg.dModel() + (long) cfg.heads() * microBatch * seqLen * seqLen;
+        long perQueryRow = Attention.savesProbabilities() ? seqLen : 1;
+        return 2 * rows * cfg.dModel() + 4 * rows * cfg.dModel() + (long) cfg.heads() * rows * perQueryRow;
     }
 
     /** Elements the FFN half saves: its residual input, normed input and hidden activations (u and act; SwiGLU also the gate). */
