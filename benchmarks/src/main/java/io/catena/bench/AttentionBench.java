@@ -33,10 +33,8 @@ public final class AttentionBench {
 
     public static void main(String[] args) throws Exception {
         io.catena.model.kernel.NativeSetup.report(); // the host's GEMM path, chosen before ND4J loads, in the log
-        Map<String, String> a = new LinkedHashMap<>();
-        for (int i = 0; i + 1 < args.length; i += 2) {
-            a.put(args[i].replaceFirst("^--", ""), args[i + 1]);
-        }
+        Map<String, String> a = io.catena.model.cli.Args.values("bench attention", args, 0, java.util.Set.of("seq", "tokens", "steps",
+                "warmup", "layers", "chains", "cores", "out"));
         int seq = Integer.parseInt(a.getOrDefault("seq", "1024"));
         int tokens = Integer.parseInt(a.getOrDefault("tokens", "4096"));
         int steps = Integer.parseInt(a.getOrDefault("steps", "16"));
