@@ -283,8 +283,11 @@ final class LinePlot {
         Files.move(tmp, png, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
-    private void draw(Graphics2D g, int width, int height) {
-        // data ranges
+    /** The plotted ranges and their round ticks (x ends at the last value: no empty stretch on the right). */
+    private record Axes(double[] xt, double[] yt, double x0, double x1, double y0, double y1, double xStep, double yStep) {
+    }
+
+    private Axes axes() {
         double xMin = Double.POSITIVE_INFINITY;
         double xMax = Double.NEGATIVE_INFINITY;
         double yMin = Double.POSITIVE_INFINITY;
@@ -317,24 +320,24 @@ final class LinePlot {
         if (yMaxFixed != null) {
             yMax = Math.max(yMaxFixed, yMin);
         }
-        // x: from the round tick at or below the first value to the last value (no empty stretch on the right)
         double[] xt = niceTicks(xMin, xMax, 9);
         double[] yt = niceTicks(yMin, yMax, 7);
         double x0 = xt[0];
         double x1 = xMax > x0 ? xMax + (xMax - x0) * 0.01 : xt[xt.length - 1];
         double xEnd = x1;
         xt = Arrays.stream(xt).filter(v -> v <= xEnd + 1e-9 * Math.abs(xEnd)).toArray();
-        double y0 = yt[0];
-        double y1 = yt[yt.length - 1];
         double xStep = xt.length > 1 ? xt[1] - xt[0] : Math.abs(x1 - x0);
-        double yStep = yt[1] - yt[0];
+        return new Axes(xt, yt, x0, x1, yt[0], yt[yt.length - 1], xStep, yt[1] - yt[0]);
+    }
 
+    private void draw(Graphics2D g, int width, int height) {
+        Axes ax = axes();
         // layout
         g.setFont(TICK);
         FontMetrics tm = g.getFontMetrics();
         int yLabelWidth = 0;
-        for (double v : yt) {
-            yLabelWidth = Math.max(yLabelWidth, tm.stringWidth(formatTick(v, yStep) + yUnitSuffix));
+        for (double v : ax.yt()) {
+            yLabelWidth = Math.max(yLabelWidth, tm.stringWidth(formatTick(v, ax.yStep()) + yUnitSuffix));
         }
         boolean anyEndLabel = series.stream().anyMatch(s -> s.endLabel() != null && s.x().length > 0);
         g.setFont(SMALL);
@@ -355,37 +358,8 @@ final class LinePlot {
         g.drawString(title, (width - g.getFontMetrics().stringWidth(title)) / 2, 26);
         drawLegend(g, left, right, 50);
 
-        // grid, ticks and axis titles
-        Transform t = new Transform(x0, x1, y0, y1, left, right, top, bottom);
-        g.setFont(TICK);
-        g.setStroke(new BasicStroke(1f));
-        for (double v : xt) {
-            int px = (int) Math.round(t.px(v));
-            g.setColor(GRID);
-            g.drawLine(px, top, px, bottom);
-            g.setColor(INK);
-            g.drawLine(px, bottom, px, bottom + 4);
-            String s = formatTick(v, xStep);
-            g.drawString(s, px - tm.stringWidth(s) / 2, bottom + 6 + tm.getAscent());
-        }
-        for (double v : yt) {
-            int py = (int) Math.round(t.py(v));
-            g.setColor(GRID);
-            g.drawLine(left, py, right, py);
-            g.setColor(INK);
-            g.drawLine(left - 4, py, left, py);
-            String s = formatTick(v, yStep) + yUnitSuffix;
-            g.drawString(s, left - 7 - tm.stringWidth(s), py + tm.getAscent() / 2 - 1);
-        }
-        g.setColor(INK);
-        g.drawRect(left, top, right - left, bottom - top);
-        g.setFont(AXIS);
-        FontMetrics am = g.getFontMetrics();
-        g.drawString(xTitle, (left + right - am.stringWidth(xTitle)) / 2, height - 14);
-        AffineTransform saved = g.getTransform();
-        g.rotate(-Math.PI / 2);
-        g.drawString(yTitle, -(top + bottom + am.stringWidth(yTitle)) / 2, 20);
-        g.setTransform(saved);
+        Transform t = new Transform(ax.x0(), ax.x1(), ax.y0(), ax.y1(), left, right, top, bottom);
+        drawGrid(g, ax, t, left, right, top, bottom, height);
 
         // events: the lines behind the data, their labels (on a white ground) in front of it
         Stroke dash = new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 5f}, 0f);
@@ -403,6 +377,51 @@ final class LinePlot {
         }
         g.setClip(clip);
 
+        drawEventLabels(g, t, top);
+        drawEndLabels(g, t, right, top, bottom);
+        if (note != null) {
+            g.setFont(AXIS);
+            g.setColor(new Color(0x888888));
+            FontMetrics nm = g.getFontMetrics();
+            g.drawString(note, (left + right - nm.stringWidth(note)) / 2, (top + bottom) / 2);
+        }
+    }
+
+    /** Grid lines, ticks with their labels, the frame and both axis titles. */
+    private void drawGrid(Graphics2D g, Axes ax, Transform t, int left, int right, int top, int bottom, int height) {
+        g.setFont(TICK);
+        FontMetrics tm = g.getFontMetrics();
+        g.setStroke(new BasicStroke(1f));
+        for (double v : ax.xt()) {
+            int px = (int) Math.round(t.px(v));
+            g.setColor(GRID);
+            g.drawLine(px, top, px, bottom);
+            g.setColor(INK);
+            g.drawLine(px, bottom, px, bottom + 4);
+            String s = formatTick(v, ax.xStep());
+            g.drawString(s, px - tm.stringWidth(s) / 2, bottom + 6 + tm.getAscent());
+        }
+        for (double v : ax.yt()) {
+            int py = (int) Math.round(t.py(v));
+            g.setColor(GRID);
+            g.drawLine(left, py, right, py);
+            g.setColor(INK);
+            g.drawLine(left - 4, py, left, py);
+            String s = formatTick(v, ax.yStep()) + yUnitSuffix;
+            g.drawString(s, left - 7 - tm.stringWidth(s), py + tm.getAscent() / 2 - 1);
+        }
+        g.setColor(INK);
+        g.drawRect(left, top, right - left, bottom - top);
+        g.setFont(AXIS);
+        FontMetrics am = g.getFontMetrics();
+        g.drawString(xTitle, (left + right - am.stringWidth(xTitle)) / 2, height - 14);
+        AffineTransform saved = g.getTransform();
+        g.rotate(-Math.PI / 2);
+        g.drawString(yTitle, -(top + bottom + am.stringWidth(yTitle)) / 2, 20);
+        g.setTransform(saved);
+    }
+
+    private void drawEventLabels(Graphics2D g, Transform t, int top) {
         g.setFont(SMALL);
         FontMetrics em = g.getFontMetrics();
         for (Event e : events) {
@@ -415,33 +434,29 @@ final class LinePlot {
             g.drawString(e.label(), 0, -em.getDescent());
             g.setTransform(s);
         }
+    }
 
-        // last values at the right edge, pushed apart
+    /** Each labelled series' last value at the right edge, the labels pushed apart so none overlap. */
+    private void drawEndLabels(Graphics2D g, Transform t, int right, int top, int bottom) {
         List<Series> labelled = series.stream().filter(s -> s.endLabel() != null && lastFinite(s) >= 0).toList();
-        if (!labelled.isEmpty()) {
-            g.setFont(SMALL);
-            FontMetrics sm = g.getFontMetrics();
-            double[] wanted = new double[labelled.size()];
-            for (int i = 0; i < wanted.length; i++) {
-                Series s = labelled.get(i);
-                wanted[i] = t.py(s.y()[lastFinite(s)]);
-            }
-            double[] at = spreadLabels(wanted, sm.getAscent() + 3, top + sm.getAscent() / 2.0, bottom - sm.getAscent() / 2.0);
-            for (int i = 0; i < at.length; i++) {
-                Series s = labelled.get(i);
-                int last = lastFinite(s);
-                g.setColor(s.color());
-                g.setStroke(new BasicStroke(1f));
-                g.draw(new Line2D.Double(t.px(s.x()[last]), wanted[i], right + 6, at[i]));
-                g.drawString(endLabel(s), right + 8, (float) (at[i] + sm.getAscent() / 2.0 - 1));
-            }
+        if (labelled.isEmpty()) {
+            return;
         }
-
-        if (note != null) {
-            g.setFont(AXIS);
-            g.setColor(new Color(0x888888));
-            FontMetrics nm = g.getFontMetrics();
-            g.drawString(note, (left + right - nm.stringWidth(note)) / 2, (top + bottom) / 2);
+        g.setFont(SMALL);
+        FontMetrics sm = g.getFontMetrics();
+        double[] wanted = new double[labelled.size()];
+        for (int i = 0; i < wanted.length; i++) {
+            Series s = labelled.get(i);
+            wanted[i] = t.py(s.y()[lastFinite(s)]);
+        }
+        double[] at = spreadLabels(wanted, sm.getAscent() + 3, top + sm.getAscent() / 2.0, bottom - sm.getAscent() / 2.0);
+        for (int i = 0; i < at.length; i++) {
+            Series s = labelled.get(i);
+            int last = lastFinite(s);
+            g.setColor(s.color());
+            g.setStroke(new BasicStroke(1f));
+            g.draw(new Line2D.Double(t.px(s.x()[last]), wanted[i], right + 6, at[i]));
+            g.drawString(endLabel(s), right + 8, (float) (at[i] + sm.getAscent() / 2.0 - 1));
         }
     }
 
