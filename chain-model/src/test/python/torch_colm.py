@@ -196,11 +196,16 @@ def tensor_specs(cfg: ColmConfig) -> List[Tuple[str, Tuple[int, ...], int]]:
         for l in range(cfg.layers):
             p = f"layers.{l}"
             norm(f"{p}.norm1", i)
-            lin(f"{p}.attn.q", i, D[i], P[i])
             if not air:
-                lin(f"{p}.attn.k", i, D[i], P[i])
-                lin(f"{p}.attn.v", i, D[i], P[i])
-            elif i == 0:
+                # MODEL.md: CoLM's q, k and v weights of a chain come first, then the three biases (one [3 D_i, P_i] GEMM)
+                for m in ("q", "k", "v"):
+                    out.append((f"{p}.attn.{m}.c{i}.weight", (D[i], P[i]), i))
+                if b:
+                    for m in ("q", "k", "v"):
+                        out.append((f"{p}.attn.{m}.c{i}.bias", (D[i],), i))
+            else:
+                lin(f"{p}.attn.q", i, D[i], P[i])
+            if air and i == 0:
                 kvw = cfg.kv_heads * cfg.head_dim
                 lin(f"{p}.attn.k", 0, kvw, D[0])
                 lin(f"{p}.attn.v", 0, kvw, D[0])

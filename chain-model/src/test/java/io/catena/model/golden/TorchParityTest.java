@@ -59,7 +59,9 @@ class TorchParityTest {
         Path tokenFile = dir.resolve("tokens.npy");
         writeInt32(tokenFile, tokens, batch, seq);
         Path out = dir.resolve("torch");
-        python("colm_logits.py", "--ckpt", ckpt.replaceFirst("^file:", ""), "--tokens", tokenFile.toString(), "--out", out.toString());
+        // --strict-order: the checkpoint lists its tensors exactly in MODEL.md's order, as torch_colm reads it
+        python("colm_logits.py", "--ckpt", ckpt.replaceFirst("^file:", ""), "--tokens", tokenFile.toString(), "--out", out.toString(),
+                "--strict-order");
 
         ColmModel model = new ColmModel(cfg, params, new Params(layout, DataType.FLOAT), batch, seq);
         model.forward(tokens, 0, cfg.numChains());
