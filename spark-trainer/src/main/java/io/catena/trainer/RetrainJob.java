@@ -54,12 +54,16 @@ public final class RetrainJob {
             catena retrain --lake <uri> --ckpt <uri> --recipe <file|builtin:NAME> [--data <dataset uri>]
                            [--add-chains HEADS[,HEADS...][:freeze]] [--steps N] [--master URL] [--dp N]
                            [--format jsonl|text|parquet] [--text-field NAME] [--tokenizer train:VOCAB|<tokenizer.json>]
+                           [--seq-len N] [--val-fraction F] [--set key=value]...
                            [any `catena train` option but --data/--out/--resume/--steps/--until-step/--grow-at]
               Incremental prepare of the lake's new files (e.g. lake/date=2026-11-28/part-*) into the dataset
               (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
               checkpoint under --ckpt on that version for --steps more steps (default: the recipe's steps); the
               first run trains from scratch. --add-chains appends chains to the loaded checkpoint first (ChainExpansion;
               :freeze trains only the new ones). The LR schedule of a run spans step 0 to its last step.
+              --set key=value overrides the recipe for the prepare step and for training alike (--seq-len N and
+              --val-fraction F are --set seq_len=N and --set val_fraction=F): the dataset's windows and its share of
+              validation documents follow the same settings the model trains with.
               Prepare uses the recipe's seq_len and val_fraction; --format defaults to jsonl, --tokenizer to
               train:<the recipe's vocab_size, else 8192> (later versions reuse the dataset's tokenizer).
               Idempotent: with no new partitions (and the newest version already trained) nothing changes and it
@@ -68,6 +72,7 @@ public final class RetrainJob {
             """;
 
     static final Set<String> OWN = new TreeSet<>(List.of("lake", "ckpt", "recipe", "data", "add-chains", "steps", "master", "dp",
+            "seq-len", "val-fraction",
             "format", "text-field", "tokenizer"));
     /** train options that retrain sets itself. */
     static final Set<String> NOT_PASSED = new TreeSet<>(List.of("data", "out", "resume", "steps", "until-step", "grow-at", "recipe",
@@ -112,6 +117,13 @@ public final class RetrainJob {
                     }
                 }
             });
+            // --seq-len / --val-fraction: recipe overrides like --set, for prepare and training alike
+            for (String[] sugar : new String[][] {{"seq-len", "seq_len"}, {"val-fraction", "val_fraction"}}) {
+                for (String v : args.all(sugar[0])) {
+                    pass.add("--set");
+                    pass.add(sugar[1] + "=" + v);
+                }
+            }
             Function<String, String> get = n -> args.get(n, null);
             for (String req : List.of("lake", "ckpt", "recipe")) {
                 if (get.apply(req) == null) {
@@ -208,7 +220,7 @@ public final class RetrainJob {
 
     /** Prepare the new partitions, then train on the new version (or nothing, when nothing is new). */
     public Result run() {
-        Recipe recipe = Recipe.resolve(opts.recipe());
+        Recipe recipe = Recipe.resolve(opts.recipe()).with(overrides(opts.trainArgs()));
         TrainSettings s = recipe.trainSettings();
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         org.apache.hadoop.conf.Configuration hconf = jsc.hadoopConfiguration();
@@ -254,6 +266,19 @@ public final class RetrainJob {
 
         // 4. train on the pinned new version for --steps more steps
         return train(jsc, m, history, lastTrained, fromStep, haveCkpt, s);
+    }
+
+    /** The recipe overrides among the options passed to training ({@code --set key=value}), for prepare too. */
+    static List<String> overrides(List<String> trainArgs) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i + 1 < trainArgs.size(); i++) {
+            if (trainArgs.get(i).equals("--set")) {
+                out.add(trainArgs.get(++i));
+            } else if (trainArgs.get(i).startsWith("--set=")) {
+                out.add(trainArgs.get(i).substring("--set=".length()));
+            }
+        }
+        return out;
     }
 
     private PrepareJob.Result prepareNewPartitions(Recipe recipe, TrainSettings s) {

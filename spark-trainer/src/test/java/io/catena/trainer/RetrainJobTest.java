@@ -147,6 +147,32 @@ class RetrainJobTest {
         assertEquals(List.of("--sync", "ssp:2", "--set", "lr=1e-3"), o.trainArgs());
     }
 
+    /**
+     * Finding 1 of issue 17: a few long documents and the recipe's val_fraction 0.05 give no validation document; the
+     * override a user passes must reach the prepare step as well as training (it was dropped there, so every run failed).
+     */
+    @Test
+    void shouldApplyRecipeOverridesToThePrepareStepToo() throws Exception {
+        Path dir = TrainerTestSupport.testDir("retrain-overrides");
+        Path part = dir.resolve("lake/decade=1600/part-00000.jsonl");
+        List<String> verses = verses();
+        List<String> docs = new ArrayList<>();
+        for (int d = 0; d < 24; d++) { // 24 long documents of 20 verses each
+            docs.add("{\"text\":" + JSON.writeValueAsString(String.join(" ", verses.subList(d * 20, d * 20 + 20))) + "}");
+        }
+        Files.createDirectories(part.getParent());
+        Files.write(part, docs, StandardCharsets.UTF_8);
+        Path recipe = TrainerTestSupport.recipe(dir, 4); // val_fraction = 0.05
+        RetrainJob.Result r = retrain(new ByteArrayOutputStream(), List.of("--lake", dir.resolve("lake").toUri().toString(), "--ckpt",
+                dir.resolve("ckpt").toString(), "--recipe", recipe.toString(), "--dp", "2", "--tokenizer", "train:300",
+                "--val-fraction", "0.5", "--set", "seq_len=12", "--term-length", "1048576"));
+        Manifest.RunCounts run = r.manifest().runs().get(0);
+        assertTrue(run.valDocuments() >= 6, "--val-fraction 0.5 of 24 documents must reach prepare: " + run.valDocuments()
+                + " validation documents");
+        assertEquals(12, r.manifest().seqLen(), "--set seq_len=12 must reach prepare's windows");
+        assertEquals(4, r.toStep());
+    }
+
     private static RetrainJob.Result retrain(ByteArrayOutputStream log, List<String> args) {
         RetrainJob.Options o = RetrainJob.Options.parse(args.toArray(String[]::new), k -> null);
         SparkSession spark = SparkSession.builder().sparkContext(TrainerTestSupport.spark().sc()).getOrCreate();
