@@ -180,7 +180,7 @@ public final class Configuration {
             GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP);
 
     private static String defaultAeronDir() {
-        String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
+        String user = AeronDirs.user();
         String name = "catena-ps-" + user + "-" + ProcessHandle.current().pid();
         java.io.File shm = new java.io.File("/dev/shm");
         return shm.isDirectory() ? new java.io.File(shm, name).getPath()

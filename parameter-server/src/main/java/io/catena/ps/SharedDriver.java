@@ -14,6 +14,22 @@ final class SharedDriver implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(SharedDriver.class);
     private static final Map<String, Entry> DRIVERS = new HashMap<>();
 
+    static {
+        // a JVM that exits without closing (System.exit, SIGTERM) still removes its drivers' directories
+        Runtime.getRuntime().addShutdownHook(new Thread(SharedDriver::closeAll, "catena-aeron-dirs"));
+    }
+
+    private static synchronized void closeAll() {
+        for (Entry e : DRIVERS.values()) {
+            try {
+                e.driver.close();
+            } catch (RuntimeException ex) {
+                LOG.warn("closing the embedded MediaDriver at exit failed: {}", ex.toString());
+            }
+        }
+        DRIVERS.clear();
+    }
+
     private static final class Entry {
         final MediaDriver driver;
         final int termLength;

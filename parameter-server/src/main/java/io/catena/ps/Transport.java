@@ -85,6 +85,10 @@ final class Transport {
     }
 
     static MediaDriver launchDriver(String dir, int termLength, String idle, String idleProperty) {
+        Path parent = Path.of(dir).toAbsolutePath().getParent();
+        if (parent != null) {
+            AeronDirs.sweepStale(parent, AeronDirs.user()); // what killed processes of this user left behind
+        }
         MediaDriver.Context ctx = new MediaDriver.Context()
                 .aeronDirectoryName(dir)
                 .dirDeleteOnStart(true)
@@ -97,7 +101,9 @@ final class Transport {
                 .warnIfDirectoryExists(false)
                 .spiesSimulateConnection(false);
         try {
-            return MediaDriver.launchEmbedded(ctx);
+            MediaDriver driver = MediaDriver.launchEmbedded(ctx);
+            AeronDirs.restrict(Path.of(dir)); // cnc.dat and the log buffers: the job's traffic, for its owner only
+            return driver;
         } catch (RuntimeException e) {
             ctx.close();
             throw new ParameterServerException("the embedded Aeron MediaDriver could not start in " + dir + " ("
