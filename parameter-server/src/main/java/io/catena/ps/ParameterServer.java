@@ -138,6 +138,23 @@ public final class ParameterServer implements AutoCloseable {
         return await(f, timeoutMs, "snapshot to " + ctx.snapshotUri);
     }
 
+    /**
+     * What every later snapshot carries (interval, requested, at close): {@code info} (the trainer's facts: recipe, data,
+     * history, ...) and the data cursor: at {@code step} the trainer had read {@code dataPosition} windows and
+     * {@code tokensSeen} tokens, and each step reads {@code windowsPerStep} windows of {@code tokensPerStep} tokens. So a
+     * resume from any snapshot continues the data where that version left it.
+     */
+    public void trainerInfo(Map<String, Object> info, long step, long dataPosition, long tokensSeen, long windowsPerStep,
+                            long tokensPerStep, long timeoutMs) {
+        CompletableFuture<Boolean> f = new CompletableFuture<>();
+        SnapshotWriter.TrainerCursor c = new SnapshotWriter.TrainerCursor(step, dataPosition, tokensSeen, windowsPerStep, tokensPerStep);
+        conductor.submit(cd -> {
+            cd.setTrainerInfo(info, c);
+            f.complete(true);
+        });
+        await(f, timeoutMs, "registering the trainer's info");
+    }
+
     /** A copy of the current parameters and optimizer state (for tests and the trainer's driver). */
     public TrainingState copyState(long timeoutMs) {
         CompletableFuture<TrainingState> f = new CompletableFuture<>();

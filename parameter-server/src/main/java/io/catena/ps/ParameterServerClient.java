@@ -318,6 +318,18 @@ public final class ParameterServerClient implements AutoCloseable {
     }
 
     /** Admin: snapshot now ({@code info} may carry tokens_seen, data_position); returns {snapshot, version, epoch}. */
+    /** Registers what every later snapshot of the server carries (see ParameterServer#trainerInfo); admin clients only. */
+    public Map<String, Object> trainerInfo(Map<String, Object> info, long step, long dataPosition, long tokensSeen, long windowsPerStep,
+                                           long tokensPerStep, long timeoutMs) {
+        Map<String, Object> cursor = new java.util.LinkedHashMap<>();
+        cursor.put("step", step);
+        cursor.put("data_position", dataPosition);
+        cursor.put("tokens_seen", tokensSeen);
+        cursor.put("windows_per_step", windowsPerStep);
+        cursor.put("tokens_per_step", tokensPerStep);
+        return exchange.admin(MessageType.TRAINER_INFO, Map.of("info", info, "cursor", cursor), timeoutMs);
+    }
+
     public Map<String, Object> snapshot(Map<String, Object> info, long timeoutMs) {
         return exchange.admin(MessageType.SNAPSHOT, info == null ? Map.of() : info, timeoutMs);
     }

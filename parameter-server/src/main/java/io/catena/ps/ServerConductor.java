@@ -111,6 +111,10 @@ final class ServerConductor implements Agent {
         growth.requestGrow(added, freezeOld, seed, weights, future);
     }
 
+    void setTrainerInfo(Map<String, Object> info, SnapshotWriter.TrainerCursor cursor) {
+        snapshots.setTrainerInfo(info, cursor);
+    }
+
     void requestSnapshot(Map<String, Object> trainerInfo, CompletableFuture<String> future) {
         snapshots.requestSnapshot(trainerInfo, future);
     }
@@ -226,6 +230,7 @@ final class ServerConductor implements Agent {
             case GROW -> growth.onGrowRequest(s, rx, buffer);
             case SNAPSHOT -> snapshots.onSnapshotRequest(s, rx, buffer);
             case METRICS -> sender.sendJson(s, MessageType.ADMIN_REPLY, corr, metrics.toMap());
+            case TRAINER_INFO -> snapshots.onTrainerInfo(s, rx, buffer);
             default -> sender.reject(s, RejectReason.MALFORMED, corr, type + " is not a request a server accepts");
         }
     }

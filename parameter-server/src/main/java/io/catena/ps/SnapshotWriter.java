@@ -34,6 +34,26 @@ final class SnapshotWriter {
     private final ExecutorService snapshotExecutor;
     private boolean snapshotInFlight;
     private long lastSnapshotVersion;
+    /** Requested snapshots that came while one was written; each starts (of the then current version) when it is done. */
+    private final java.util.ArrayDeque<Runnable> waiting = new java.util.ArrayDeque<>();
+    /** What the trainer registered (TRAINER_INFO): facts for every snapshot and the data cursor; null before it did. */
+    private Map<String, Object> trainerTemplate = Map.of();
+    private TrainerCursor cursor;
+
+    /**
+     * The trainer's data cursor: at {@code step} it had read {@code dataPosition} windows (all workers together) and
+     * {@code tokensSeen} tokens, and every step reads {@code windowsPerStep} windows of {@code tokensPerStep} tokens, so
+     * the cursor of any later version is known here, and every snapshot (interval, requested, at close) carries it.
+     */
+    record TrainerCursor(long step, long dataPosition, long tokensSeen, long windowsPerStep, long tokensPerStep) {
+        long dataPositionAt(long version) {
+            return dataPosition + (version - step) * windowsPerStep;
+        }
+
+        long tokensAt(long version) {
+            return tokensSeen + (version - step) * tokensPerStep;
+        }
+    }
 
     /** {@code completions}: the conductor's queue of work handed back to its thread. */
     SnapshotWriter(ParameterServer.Context ctx, ServerModel model, ServerMetrics metrics, ResponseSender sender,
@@ -59,7 +79,8 @@ final class SnapshotWriter {
             return;
         }
         if (snapshotInFlight) {
-            future.completeExceptionally(new RequestRejectedException(RejectReason.BUSY, "a snapshot is being written; retry when it is done"));
+            // e.g. the trainer's final snapshot while an interval one is written: it waits its turn (it used to fail BUSY)
+            waiting.add(() -> startSnapshot(trainerInfo, future));
             return;
         }
         startSnapshot(trainerInfo, future);
@@ -82,6 +103,47 @@ final class SnapshotWriter {
                 "epoch", model.epoch())));
     }
 
+    /** Registers what every later snapshot carries (the trainer's info and, when given, its data cursor). */
+    void setTrainerInfo(Map<String, Object> info, TrainerCursor cursor) {
+        this.trainerTemplate = new java.util.LinkedHashMap<>(info);
+        this.cursor = cursor != null && cursor.windowsPerStep() > 0 ? cursor : null; // zero step size: no cursor
+    }
+
+    /** A TRAINER_INFO request from the trainer: JSON {info, cursor}. */
+    @SuppressWarnings("unchecked")
+    void onTrainerInfo(ClientSession s, MessageHeader rx, DirectBuffer buffer) {
+        long corr = rx.correlationId();
+        try {
+            Map<String, Object> req = JSON.readValue(ServerConductor.payloadBytes(rx, buffer), Map.class);
+            Map<String, Object> info = req.get("info") instanceof Map<?, ?> m ? (Map<String, Object>) m : Map.of();
+            Map<String, Object> c = req.get("cursor") instanceof Map<?, ?> m ? (Map<String, Object>) m : null;
+            setTrainerInfo(info, c == null ? null : new TrainerCursor(num(c, "step"), num(c, "data_position"), num(c, "tokens_seen"),
+                    num(c, "windows_per_step"), num(c, "tokens_per_step")));
+        } catch (Exception e) {
+            sender.reject(s, RejectReason.BAD_REQUEST, corr, "TRAINER_INFO payload must be JSON {info, cursor}: " + e.getMessage());
+            return;
+        }
+        sender.sendJson(s, io.catena.ps.protocol.MessageType.ADMIN_REPLY, corr, Map.of("ok", true, "version", model.version()));
+    }
+
+    private static long num(Map<String, Object> m, String key) {
+        if (!(m.get(key) instanceof Number n)) {
+            throw new IllegalArgumentException("cursor." + key + " must be a number, got " + m.get(key));
+        }
+        return n.longValue();
+    }
+
+    /** The info of a snapshot of version {@code v}: the trainer's template, its cursor at v, then what the request gave. */
+    private Map<String, Object> infoFor(long v, Map<String, Object> requested) {
+        Map<String, Object> info = new java.util.LinkedHashMap<>(trainerTemplate);
+        if (cursor != null) {
+            info.put("tokens_seen", cursor.tokensAt(v));
+            info.put("data_position", cursor.dataPositionAt(v));
+        }
+        info.putAll(requested);
+        return info;
+    }
+
     /** Starts the periodic snapshot when due; one that comes due while another is written starts when that one ends. */
     void periodicSnapshot() {
         if (ctx.snapshotInterval > 0 && model.version() - lastSnapshotVersion >= ctx.snapshotInterval) {
@@ -95,7 +157,7 @@ final class SnapshotWriter {
     }
 
     private void startSnapshot(Map<String, Object> trainerInfo, CompletableFuture<String> future) {
-        TrainingState st = model.copyState(trainerInfo);
+        TrainingState st = model.copyState(infoFor(model.version(), trainerInfo));
         snapshotInFlight = true;
         long v = model.version();
         snapshotExecutor.execute(() -> {
@@ -115,7 +177,8 @@ final class SnapshotWriter {
     /** On the conductor thread: the outcome of the snapshot of version {@code v}; {@code e} null: written to {@code uri}. */
     private void finished(long v, TrainingState st, String uri, Throwable e, CompletableFuture<String> future) {
         snapshotInFlight = false;
-        completions.add(this::periodicSnapshot);
+        Runnable next = waiting.poll();
+        completions.add(next != null ? next : this::periodicSnapshot);
         if (e == null) {
             metrics.snapshots.incrementAndGet();
             metrics.lastSnapshot.set(uri);
@@ -137,7 +200,7 @@ final class SnapshotWriter {
     void writeFinalSnapshot() {
         if (ctx.snapshotOnClose && ctx.snapshotUri != null) {
             try {
-                String uri = store.save(ctx.snapshotUri, model.copyState(Map.of()));
+                String uri = store.save(ctx.snapshotUri, model.copyState(infoFor(model.version(), Map.of())));
                 metrics.snapshots.incrementAndGet();
                 metrics.lastSnapshot.set(uri);
                 LOG.info("final snapshot of version {} written to {}", model.version(), uri);

@@ -54,6 +54,12 @@ interface PsHandle extends AutoCloseable {
     /** The server's metrics (ServerMetrics.toMap: bytes moved, the lr and gradient norm of its recent updates, ...). */
     Map<String, Object> metrics();
 
+    /**
+     * What every later snapshot of the server carries: the run's info and, with {@code cursor}, the data cursor
+     * {step, data_position, tokens_seen, windows_per_step, tokens_per_step} (ParameterServer#trainerInfo).
+     */
+    void trainerInfo(Map<String, Object> info, long[] cursor);
+
     @Override
     void close();
 
@@ -191,6 +197,15 @@ interface PsHandle extends AutoCloseable {
         @Override
         public Map<String, Object> metrics() {
             return ps.metrics().toMap();
+        }
+
+        @Override
+        public void trainerInfo(Map<String, Object> info, long[] c) {
+            if (c == null) {
+                ps.trainerInfo(info, 0, 0, 0, 0, 0, 30_000); // no cursor: a zero step size keeps it out of snapshots
+            } else {
+                ps.trainerInfo(info, c[0], c[1], c[2], c[3], c[4], 30_000);
+            }
         }
 
         @Override
@@ -369,6 +384,12 @@ interface PsHandle extends AutoCloseable {
         @Override
         public synchronized Map<String, Object> metrics() {
             return client.metrics(ADMIN_TIMEOUT_MS);
+        }
+
+        @Override
+        public synchronized void trainerInfo(Map<String, Object> info, long[] c) {
+            long[] k = c == null ? new long[5] : c;
+            client.trainerInfo(info, k[0], k[1], k[2], k[3], k[4], ADMIN_TIMEOUT_MS);
         }
 
         @Override

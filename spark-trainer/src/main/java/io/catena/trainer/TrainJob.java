@@ -145,6 +145,7 @@ public final class TrainJob {
             try (PsHandle ps = PsWiring.open(plan, opts, jsc.hadoopConfiguration());
                  Telemetry.Receiver telemetry = new Telemetry.Receiver(c.aeronDir(), c.host(), 10_000)) {
                 JobSpec spec = jobSpec(telemetry.channel());
+                registerTrainerInfo(ps, spec);
                 if (c.external() != null) {
                     out.println("using the " + ps.describe() + " (job '" + c.job() + "', version " + ps.version() + "): it applies its own "
                             + "recipe's optimizer and LR schedule and writes the checkpoints to its catena.ps.snapshot.uri"
@@ -168,6 +169,18 @@ public final class TrainJob {
                 throw new IllegalStateException(e.getMessage(), e);
             }
         }
+    }
+
+    /**
+     * Every snapshot the server writes (at an interval of its own, on request, at close) carries the run's info and its
+     * data cursor, so a resume from any of them continues the data where that version left it. Under ASP a version is
+     * not a step of the whole batch, so only the info is registered there.
+     */
+    private void registerTrainerInfo(PsHandle ps, JobSpec spec) {
+        TrainSettings s = plan.settings();
+        long[] cursor = opts.sync().mode() == SyncPolicy.Mode.ASP ? null : new long[] {spec.baseStep(), spec.baseDataPosition(),
+                spec.baseTokens(), s.batchSize(), (long) s.batchSize() * s.seqLen()};
+        ps.trainerInfo(plan.info(), cursor);
     }
 
     private JobSpec jobSpec(String telemetryChannel) {

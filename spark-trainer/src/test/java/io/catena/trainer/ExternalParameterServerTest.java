@@ -181,7 +181,7 @@ class ExternalParameterServerTest {
     }
 
     @Test
-    void shouldRequireTheAddressAndSecretOfAnExternalServer() {
+    void shouldRequireTheAddressAndSecretOfAnExternalServer() throws Exception {
         String[] base = {"--data", "d", "--recipe", "r", "--out", "o"};
         IllegalArgumentException noPort = assertThrows(IllegalArgumentException.class,
                 () -> TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-host", "10.0.0.5"), k -> null));
@@ -198,11 +198,17 @@ class ExternalParameterServerTest {
         TrainOptions embedded = TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-port", "40123"), k -> null);
         assertTrue(!embedded.externalPs() && embedded.psPort() == 40123, "--ps-port alone pins the embedded server's port");
 
-        // the sample conf of cluster-conf/ps: the server's keys only; it listens on 0.0.0.0, so clients need --ps-host
+        // the sample conf of cluster-conf/ps: the server's keys only; it listens on one address (127.0.0.1 as shipped)
         Path sample = Path.of("..", "cluster-conf", "ps", "ps.properties");
         Path secret = secretFile(TrainerTestSupport.testDir("external-ps-conf"));
+        assertEquals("127.0.0.1:40123", PsHandle.ExternalSettings.resolve(TrainOptions.parse(TrainerTestSupport.concat(base,
+                "--ps-conf", sample.toString(), "--ps-secret-file", secret.toString()), k -> null)).endpoint());
+        // a conf that binds every interface names no address a client can use: --ps-host is required then
+        Path anyConf = TrainerTestSupport.testDir("external-ps-any").resolve("ps.properties");
+        java.nio.file.Files.writeString(anyConf, java.nio.file.Files.readString(sample).replace("endpoint=127.0.0.1:40123",
+                "endpoint=0.0.0.0:40123"));
         IllegalArgumentException anyHost = assertThrows(IllegalArgumentException.class, () -> PsHandle.ExternalSettings.resolve(
-                TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-conf", sample.toString(), "--ps-secret-file", secret.toString()), k -> null)));
+                TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-conf", anyConf.toString(), "--ps-secret-file", secret.toString()), k -> null)));
         assertTrue(anyHost.getMessage().contains("--ps-host"), anyHost.getMessage());
         PsHandle.ExternalSettings x = PsHandle.ExternalSettings.resolve(TrainOptions.parse(TrainerTestSupport.concat(base, "--ps-conf", sample.toString(),
                 "--ps-host", "10.0.0.5", "--ps-secret-file", secret.toString()), k -> null));

@@ -30,8 +30,13 @@ public enum MessageType {
     SNAPSHOT(10),
     /** admin -> server: send the metrics JSON. */
     METRICS(11),
-    /** server -> admin: JSON answer to GROW, SNAPSHOT or METRICS. */
-    ADMIN_REPLY(12);
+    /** server -> admin: JSON answer to GROW, SNAPSHOT, METRICS or TRAINER_INFO. */
+    ADMIN_REPLY(12),
+    /**
+     * admin -> server: the facts every later snapshot carries; payload JSON {info: {...}, cursor: {step, data_position,
+     * tokens_seen, windows_per_step, tokens_per_step}} (see ParameterServer#trainerInfo).
+     */
+    TRAINER_INFO(13);
 
     /** PULL flag: answer with every chunk of the plan, also to a worker of a pipeline stage. */
     public static final int PULL_ALL = 1;
