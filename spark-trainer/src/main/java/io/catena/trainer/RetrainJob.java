@@ -60,7 +60,9 @@ public final class RetrainJob {
               (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
               checkpoint under --ckpt on that version for --steps more steps (default: the recipe's steps); the
               first run trains from scratch. --add-chains appends chains to the loaded checkpoint first (ChainExpansion;
-              :freeze trains only the new ones). The LR schedule of a run spans step 0 to its last step.
+              :freeze trains only the new ones); the trained model before growth stays in <ckpt>/pre-growth-step-N (roll back
+              or compare with --ckpt on it) and the history records the growth. The LR schedule of a run spans step 0 to
+              its last step.
               --set key=value overrides the recipe for the prepare step and for training alike (--seq-len N and
               --val-fraction F are --set seq_len=N and --set val_fraction=F): the dataset's windows and its share of
               validation documents follow the same settings the model trains with.
@@ -259,13 +261,14 @@ public final class RetrainJob {
                     + "last run used version " + lastTrained + "); training on it now");
         }
 
-        // 3. optionally grow the loaded checkpoint
+        // 3. optionally grow the loaded checkpoint (the trained model before growth stays a checkpoint of its own)
+        String preGrowth = null;
         if (!opts.addChains().isEmpty()) {
-            growCheckpoint(store, haveCkpt, s);
+            preGrowth = growCheckpoint(store, haveCkpt, s);
         }
 
         // 4. train on the pinned new version for --steps more steps
-        return train(jsc, m, history, lastTrained, fromStep, haveCkpt, s);
+        return train(jsc, m, history, lastTrained, fromStep, haveCkpt, s, preGrowth);
     }
 
     /** The recipe overrides among the options passed to training ({@code --set key=value}), for prepare too. */
@@ -299,20 +302,36 @@ public final class RetrainJob {
         return prep;
     }
 
-    private void growCheckpoint(CheckpointStore store, boolean haveCkpt, TrainSettings s) {
+    /**
+     * Appends the chains to the latest checkpoint. Growth never destroys: the trained model before it is kept as
+     * {@code <ckpt>/pre-growth-step-N} (a self-contained checkpoint to roll back to, or to evaluate against), and the
+     * grown model becomes the checkpoint at step N. Returns the kept directory.
+     */
+    private String growCheckpoint(CheckpointStore store, boolean haveCkpt, TrainSettings s) {
         if (!haveCkpt) {
             throw new IllegalArgumentException("--add-chains appends chains to a trained checkpoint, but " + opts.ckpt()
                     + " holds none yet; run retrain without it first (the first run trains the recipe's chains)");
         }
         TrainingState st = store.load(opts.ckpt(), true);
+        String kept = opts.ckpt().replaceAll("/+$", "") + String.format("/pre-growth-step-%08d", st.step());
+        try {
+            kept = store.saveTo(kept, st);
+        } catch (IllegalArgumentException e) {
+            if (!String.valueOf(e.getMessage()).contains("already exists")) {
+                throw e;
+            }
+            // a rerun after a failed training run: the model before this growth was kept then
+        }
         TrainingState grown = ChainExpansion.expand(st, opts.addChains(), opts.freeze(), null, s.seed() + st.step());
         String dir = store.save(opts.ckpt(), grown);
         out.println("retrain: appended chains " + opts.addChains() + (opts.freeze() ? " (old chains frozen)" : "") + " at step "
-                + st.step() + ": chains " + st.config().chains() + " -> " + grown.config().chains() + " (" + dir + ")");
+                + st.step() + ": chains " + st.config().chains() + " -> " + grown.config().chains() + " (" + dir + "); the model "
+                + "before growth stays in " + kept);
+        return kept;
     }
 
     private Result train(JavaSparkContext jsc, Manifest m, List<Map<String, Object>> history, int lastTrained, long fromStep,
-                         boolean haveCkpt, TrainSettings s) {
+                         boolean haveCkpt, TrainSettings s, String preGrowth) {
         long more = opts.steps() > 0 ? opts.steps() : s.steps();
         long toStep = fromStep + more;
         String data = ManifestStore.versionFile(new Path(opts.dataset()), m.version()).toString();
@@ -325,6 +344,8 @@ public final class RetrainJob {
         if (!opts.addChains().isEmpty()) {
             entry.put("added_chains", opts.addChains());
             entry.put("freeze", opts.freeze());
+            entry.put("grown_at_step", fromStep);
+            entry.put("pre_growth_checkpoint", preGrowth);
         }
         history.add(entry);
         List<String> args = new ArrayList<>(List.of("--data", data, "--recipe", opts.recipe(), "--out", opts.ckpt(), "--steps",

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.data.manifest.Manifest;
 import io.catena.model.io.CheckpointStore;
+import io.catena.model.io.TrainingState;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -103,6 +104,13 @@ class RetrainJobTest {
             if (d == 2) {
                 assertEquals(2, r.train().frozenChains(), "old chains frozen");
                 assertTrue(out.contains("appended chains [1] (old chains frozen) at step 20"), out);
+                // growth never destroys: the trained model before it stays a checkpoint, and the history says so
+                TrainingState before = store.load(ckpt.resolve("pre-growth-step-00000020").toString(), true);
+                assertEquals(List.of(1, 1), before.config().chains());
+                assertEquals(20, before.step());
+                assertEquals(List.of(1), last.get("added_chains"));
+                assertEquals(20, ((Number) last.get("grown_at_step")).longValue());
+                assertTrue(String.valueOf(last.get("pre_growth_checkpoint")).endsWith("pre-growth-step-00000020"), last.toString());
             }
         }
 
