@@ -209,14 +209,33 @@ final class ClientExchange implements AutoCloseable {
         pullTarget = null;
     }
 
-    /** Polls for the reply until it is complete; false at the deadline. */
+    /** How long the request channel may stay disconnected while a reply is awaited (catena.ps.dead.server.ms). */
+    private static final long DEAD_SERVER_NS = TimeUnit.MILLISECONDS.toNanos(
+            Configuration.getLong(null, Configuration.DEAD_SERVER_PROP, Configuration.DEAD_SERVER_DEFAULT));
+
+    /**
+     * Polls for the reply until it is complete; false at the deadline. A server that is gone (the request channel lost
+     * its connection and did not regain it within catena.ps.dead.server.ms) fails at once with a message that says so.
+     */
     boolean await(long deadlineNs) {
         idle.reset();
+        long disconnectedSince = 0;
         while (!done) {
             int n = subscription.poll(assembler, 16);
             if (n == 0) {
-                if (System.nanoTime() - deadlineNs > 0) {
+                long now = System.nanoTime();
+                if (now - deadlineNs > 0) {
                     return false;
+                }
+                if (publication.isConnected()) {
+                    disconnectedSince = 0;
+                } else if (disconnectedSince == 0) {
+                    disconnectedSince = now;
+                } else if (now - disconnectedSince > DEAD_SERVER_NS) {
+                    throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: its Aeron "
+                            + "connection dropped " + TimeUnit.NANOSECONDS.toMillis(now - disconnectedSince) + " ms ago and did "
+                            + "not come back (" + Configuration.DEAD_SERVER_PROP + "). If it crashed, restart it from its last "
+                            + "snapshot (catena ps --conf F --restore <snapshot root>) and resume the job with --resume");
                 }
                 idle.idle();
             }

@@ -154,6 +154,13 @@ public final class Configuration {
     public static final String REQUEST_TIMEOUT_PROP = "catena.ps.request.timeout.ms";
     public static final long REQUEST_TIMEOUT_DEFAULT = 60_000;
 
+    /**
+     * Client: how long its request channel may stay disconnected (Aeron sees the server's subscription gone) while it
+     * waits for an answer before it fails with "the parameter server is gone" instead of waiting out the request timeout.
+     */
+    public static final String DEAD_SERVER_PROP = "catena.ps.dead.server.ms";
+    public static final long DEAD_SERVER_DEFAULT = 3_000;
+
     /** Both sides: how long one message may be retried under back pressure before the send fails. */
     public static final String SEND_TIMEOUT_PROP = "catena.ps.send.timeout.ms";
     public static final long SEND_TIMEOUT_DEFAULT = 5_000;
@@ -176,7 +183,7 @@ public final class Configuration {
             CLIENT_RESPONSE_HOST_PROP, CLIENT_RESPONSE_STREAM_ID_PROP, CHUNK_BYTES_PROP, IDLE_STRATEGY_PROP, SHARDS_PROP,
             WORKERS_PROP, SYNC_PROP, PIPELINE_STAGES_PROP, PIPELINE_MICRO_BATCH_PROP, PIPELINE_MICRO_BATCHES_PROP,
             PIPELINE_SCHEDULE_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, RECIPE_SET_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
-            SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, SEND_TIMEOUT_PROP,
+            SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, DEAD_SERVER_PROP, SEND_TIMEOUT_PROP,
             GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP);
 
     private static String defaultAeronDir() {
