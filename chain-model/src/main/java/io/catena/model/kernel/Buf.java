@@ -22,15 +22,24 @@ public abstract sealed class Buf permits Buf.F32, Buf.F64 {
         }
         var bytes = array.data().asNio().order(ByteOrder.nativeOrder());
         long n = array.length();
+        Buf b;
         if (array.dataType() == DataType.FLOAT) {
-            return new F32(bytes, (int) n);
+            b = new F32(bytes, (int) n);
         } else if (array.dataType() == DataType.DOUBLE) {
-            return new F64(bytes.asDoubleBuffer(), (int) n);
+            b = new F64(bytes.asDoubleBuffer(), (int) n);
+        } else {
+            throw new IllegalArgumentException("Buf supports FLOAT and DOUBLE, got " + array.dataType());
         }
-        throw new IllegalArgumentException("Buf supports FLOAT and DOUBLE, got " + array.dataType());
+        // the NIO view does not own the native memory: without a reference to the array, a collected INDArray frees it
+        // under the view (a use-after-free a GC at the wrong moment turned into wrong numbers in a test)
+        b.owner = array;
+        return b;
     }
 
     protected final int length;
+    /** The array whose native memory this Buf views; held so that memory lives as long as the Buf. */
+    @SuppressWarnings("unused")
+    private Object owner;
 
     Buf(int length) {
         this.length = length;
