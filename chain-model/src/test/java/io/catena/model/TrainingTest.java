@@ -79,4 +79,32 @@ class TrainingTest {
         c.run(12);
         assertArrayEquals(expected, c.state().params().flat().toFloatVector(), "resumed run must equal the uninterrupted one");
     }
+
+    /**
+     * Issue 17 finding 6: resuming with a larger --steps restarted the warm-up/cosine, so the rate jumped from near
+     * min_lr back up. A resume continues the schedule the checkpoint trained with (the rate decays on from where it
+     * was), and --lr-schedule restart still gives the recipe's schedule.
+     */
+    @Test
+    void shouldContinueTheLrScheduleWhenResumedWithMoreSteps(@TempDir Path dir) throws Exception {
+        int[] corpus = genesis(30000);
+        String root = dir.resolve("ckpt").toString();
+        var trainA = TextByteSource.open(corpus, "g", 32, 0.1, TextByteSource.Split.TRAIN, 3, 0, 1);
+        LocalTrainer a = new LocalTrainer(LocalTrainer.freshState(smallModel(), 1), settings(40), trainA, null, root, null, QUIET, Map.of());
+        a.run(36); // near the end of a 40-step cosine: the rate is close to min_lr
+        double before = a.lrSchedule().at(36);
+        TrainingState loaded = new CheckpointStore().load(root, true);
+        var trainB = TextByteSource.open(corpus, "g", 32, 0.1, TextByteSource.Split.TRAIN, 3, 0, 1);
+        LocalTrainer resumed = new LocalTrainer(loaded, settings(80), trainB, null, null, null, QUIET, Map.of());
+        double next = resumed.lrSchedule().at(37);
+        assertTrue(next <= before * 1.0001 && next > 0.9 * before, "the rate continues from " + before + ", got " + next);
+        assertEquals(settings(80).minLr(), resumed.lrSchedule().at(80), 1e-15, "and reaches min_lr at the new last step");
+        double restarted = new LocalTrainer(new CheckpointStore().load(root, true), settings(80), TextByteSource.open(corpus, "g", 32,
+                0.1, TextByteSource.Split.TRAIN, 3, 0, 1), null, null, null, QUIET, Map.of()).restartLrSchedule().lrSchedule().at(37);
+        assertTrue(restarted > 2 * before, "--lr-schedule restart gives the 80-step cosine's rate " + restarted + ", not " + before);
+        // a resume with the same --steps keeps the exact schedule (the bit-for-bit resume above depends on it)
+        LocalTrainer same = new LocalTrainer(new CheckpointStore().load(root, true), settings(40), TextByteSource.open(corpus, "g", 32,
+                0.1, TextByteSource.Split.TRAIN, 3, 0, 1), null, null, null, QUIET, Map.of());
+        assertEquals(settings(40).schedule(), same.lrSchedule());
+    }
 }

@@ -66,13 +66,13 @@ final class DriverProgress {
                 -1, 0);
     }
 
-    DriverProgress(PrintStream out, Path metricsFile, TrainSettings settings, int dp, PipelineOptions pipeline, long startStep,
-                   long until, Supplier<Map<String, Object>> serverMetrics) {
+    DriverProgress(PrintStream out, Path metricsFile, TrainSettings settings, LrSchedule schedule, int dp, PipelineOptions pipeline,
+                   long startStep, long until, Supplier<Map<String, Object>> serverMetrics) {
         this.out = out;
         this.serverMetrics = serverMetrics;
         this.metricsFile = metricsFile;
         this.settings = settings;
-        this.schedule = settings.schedule();
+        this.schedule = schedule;
         this.dp = dp;
         this.pipeline = pipeline;
         this.startStep = startStep;

@@ -41,7 +41,7 @@ final class PsWiring {
                 .channel(c.channel()).streamId(c.streamId()).udpChannelParams(c.udpParams())
                 .workers(plan.tasks()).pipeline(pipeline.stages(), s.batchSize() / plan.dp() / pipeline.microBatches(), s.seqLen(),
                         pipeline.schedule(), pipeline.microBatches()).sync(opts.sync()).initialState(plan.state())
-                .adamW(s.adamW()).schedule(s.schedule()).seed(s.seed())
+                .adamW(s.adamW()).schedule(plan.schedule()).seed(s.seed())
                 .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff")
                 .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
         return new PsHandle.Embedded(ParameterServer.launch(pctx));

@@ -61,8 +61,8 @@ public final class RetrainJob {
               checkpoint under --ckpt on that version for --steps more steps (default: the recipe's steps); the
               first run trains from scratch. --add-chains appends chains to the loaded checkpoint first (ChainExpansion;
               :freeze trains only the new ones); the trained model before growth stays in <ckpt>/pre-growth-step-N (roll back
-              or compare with --ckpt on it) and the history records the growth. The LR schedule of a run spans step 0 to
-              its last step.
+              or compare with --ckpt on it) and the history records the growth. Each run continues the LR schedule of
+              the checkpoint to its own last step (--lr-schedule restart: the recipe's schedule over 0..last step).
               --set key=value overrides the recipe for the prepare step and for training alike (--seq-len N and
               --val-fraction F are --set seq_len=N and --set val_fraction=F): the dataset's windows and its share of
               validation documents follow the same settings the model trains with.

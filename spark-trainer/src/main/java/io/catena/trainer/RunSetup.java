@@ -7,6 +7,7 @@ import io.catena.model.data.DataSources;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.optim.LrSchedule;
 import io.catena.model.io.storage.HadoopStorage;
 import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.train.MetricsLog;
@@ -49,9 +50,9 @@ final class RunSetup {
      * A checked run: {@code val} is open (the caller closes it); steps {@code startStep -> until} of {@code settings.steps()};
      * {@code baseData} is the global data position at startStep; {@code info} goes into every checkpoint.
      */
-    record Plan(Recipe recipe, TrainSettings settings, int dp, PipelineOptions pipeline, TokenBatchSource val, String dataDescription,
-                TrainingState state, long startStep, long until, long baseData, List<JobSpec.GrowthPlan> growth, int evalEvery,
-                int ckptEvery, Map<String, Object> info, Path metricsFile, Connection connection) {
+    record Plan(Recipe recipe, TrainSettings settings, LrSchedule schedule, int dp, PipelineOptions pipeline, TokenBatchSource val,
+                String dataDescription, TrainingState state, long startStep, long until, long baseData, List<JobSpec.GrowthPlan> growth,
+                int evalEvery, int ckptEvery, Map<String, Object> info, Path metricsFile, Connection connection) {
         /** Barrier tasks: dp x pp. */
         int tasks() {
             return dp * pipeline.stages();
@@ -108,8 +109,16 @@ final class RunSetup {
             TrainingState state = startingState(recipe, s, dataVocab);
             checkModelFits(state, s, dataVocab, pipeline, dp);
             long until = opts.untilStep() > 0 ? Math.min(opts.untilStep(), s.steps()) : s.steps();
+            // a resume with another --steps continues the LR schedule it had (unless --lr-schedule restart)
+            LrSchedule schedule = s.scheduleResuming(state.info(), state.step(), opts.restartLrSchedule());
+            if (schedule.continueFrom() > 0) {
+                out.println(String.format(java.util.Locale.ROOT, "lr schedule: continues from step %d at %.3g down to %.3g at step "
+                        + "%d (--lr-schedule restart to start it anew)", schedule.continueFrom(), schedule.continueLr(), s.minLr(),
+                        s.steps()));
+            }
             Map<String, Object> info = checkpointInfo(recipe, s, dataDescription, dp, pipeline, extraInfo);
-            return new Plan(recipe, s, dp, pipeline, val, dataDescription, state, state.step(), until, state.dataPosition(),
+            info.put("lr_schedule", schedule.toMap());
+            return new Plan(recipe, s, schedule, dp, pipeline, val, dataDescription, state, state.step(), until, state.dataPosition(),
                     growthPlan(state, s), opts.evalEvery() >= 0 ? opts.evalEvery() : s.evalEvery(),
                     opts.ckptEvery() >= 0 ? opts.ckptEvery() : s.ckptEvery(), info, metricsPath(opts), connection(state));
         } catch (RuntimeException e) {

@@ -151,8 +151,8 @@ public final class TrainJob {
                             + "recipe's optimizer and LR schedule and writes the checkpoints to its catena.ps.snapshot.uri"
                             + (opts.steps() > 0 || !opts.overrides().isEmpty() ? "; --steps/--set do not change the server's schedule" : ""));
                 }
-                progress = new DriverProgress(out, plan.metricsFile(), s, plan.dp(), plan.pipeline(), plan.startStep(), plan.until(),
-                        ps::metrics);
+                progress = new DriverProgress(out, plan.metricsFile(), s, plan.schedule(), plan.dp(), plan.pipeline(), plan.startStep(),
+                        plan.until(), ps::metrics);
                 progress.chains(ps.config().chains());
                 try (AutoCloseable source = CatenaMetricsSource.register(progress)) {
                     int runs = runMonitored(spec, ps, telemetry);

@@ -24,7 +24,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                            String psHost, int psPort, int termLength, int kernelThreads, int maxAttempts,
                            long requestTimeoutMs, long slotWaitMs, String psSecretFile, String psConf,
                            long psConnectTimeoutMs, int pp, int microBatches, String schedule, boolean recompute,
-                           double divergenceFactor)
+                           double divergenceFactor, boolean restartLrSchedule)
         implements Serializable {
 
     /** Conf key prefix: {@code --eval-every 50} is also {@code spark.catena.eval-every=50}. */
@@ -33,7 +33,7 @@ public record TrainOptions(String data, String recipe, String out, String master
     static final Set<String> VALUED = new TreeSet<>(List.of("data", "recipe", "out", "master", "dp", "sync", "grow-at",
             "eval-every", "ckpt-every", "fail-at", "steps", "until-step", "set", "metrics", "job-name", "ps-host", "ps-port",
             "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms", "ps-secret-file", "ps-conf",
-            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule", "divergence-factor", "skip-nonfinite"));
+            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule", "divergence-factor", "skip-nonfinite", "lr-schedule"));
     static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help", "recompute"));
 
     public static final String USAGE = """
@@ -44,6 +44,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                          [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS]]
                          [--term-length BYTES] [--kernel-threads N] [--max-attempts N] [--request-timeout-ms MS] [--slot-wait-ms MS]
                          [--pp P [--micro-batches M] [--schedule 1f1b|gpipe] [--recompute]] [--divergence-factor F]
+                         [--lr-schedule continue|restart]
               Trains CoLM with dp data-parallel Spark tasks (one barrier stage) through an embedded Aeron parameter
               server on the driver, or, with --ps-host/--ps-port (or --ps-conf), through an external one started with
               `catena ps --conf F` (same recipe, catena.ps.workers = dp, same sync; --ps-secret-file is its
@@ -52,7 +53,8 @@ public record TrainOptions(String data, String recipe, String out, String master
               recipe's batch_size; each task computes batch_size/dp of it, so a run matches `catena train-local` step
               for step. --grow-at 200:+2:freeze appends a 2-head chain
               after step 200 and trains only the new chain. --eval-every/--ckpt-every default to the recipe's values.
-              --resume continues from the latest checkpoint under --out. --until-step stops early (the LR schedule
+              --resume continues from the latest checkpoint under --out; with another --steps the LR schedule
+              continues (decays from the rate reached to min_lr at the new last step) unless --lr-schedule restart. --until-step stops early (the LR schedule
               still follows --steps). A failed stage is rerun from the parameter server's version, up to
               --max-attempts times. --fail-at makes task RANK fail once at STEP (fault-injection tests; :exit halts
               its executor JVM instead of throwing).
@@ -204,7 +206,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                 longValue(get, "slot-wait-ms", 0, 1), get.apply("ps-secret-file"), get.apply("ps-conf"),
                 longValue(get, "ps-connect-timeout-ms", 10_000, 1), integer(get, "pp", 1, 1), integer(get, "micro-batches", 0, 1),
                 schedule(get.apply("schedule")), args.flag("recompute"),
-                divergence);
+                divergence, io.catena.model.cli.CatenaCli.lrScheduleRestart(args.get("lr-schedule", "continue")));
     }
 
     private static String schedule(String s) {

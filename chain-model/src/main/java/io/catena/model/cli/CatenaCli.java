@@ -120,14 +120,16 @@ public final class CatenaCli {
 
     private void trainLocal(String[] argv) {
         Args a = new Args("train-local", argv, 1, Set.of("recipe", "data", "out", "steps", "set", "metrics", "threads",
-                "divergence-factor", "skip-nonfinite"), Set.of("resume"));
+                "divergence-factor", "skip-nonfinite", "lr-schedule"), Set.of("resume"));
         if (help(a, """
                 catena train-local --recipe <file|builtin:tiny> --data <manifest|text file|dir|builtin:genesis> --out <ckpt root>
                                    [--steps N] [--set key=value]... [--resume] [--metrics <file.jsonl>] [--threads N]
-                                   [--divergence-factor F] [--skip-nonfinite N]
+                                   [--divergence-factor F] [--skip-nonfinite N] [--lr-schedule continue|restart]
                   Trains in this process on a data-pipeline manifest (catena prepare) or on plain text with the
                   byte tokenizer. --resume continues from the latest checkpoint under
                   --out with the same step, optimizer state and data position (bit-for-bit like an uninterrupted run).
+                  A resume with another --steps continues the LR schedule (default: it decays from the rate reached to
+                  min_lr at the new last step); --lr-schedule restart uses the recipe's schedule as if from step 0.
                   A non-finite gradient stops the run with nothing changed (--skip-nonfinite N skips up to N such steps,
                   counted in metrics.jsonl); a loss or parameter norm that grows more than --divergence-factor times
                   (default 10; 0 = off) between two log steps stops it before the next checkpoint. Exit codes: 0 done,
@@ -168,7 +170,23 @@ public final class CatenaCli {
         LocalTrainer trainer = new LocalTrainer(state, s, train, val, outRoot, metrics, out, info)
                 .guard(new NumericalGuard(a.dbl("divergence-factor", NumericalGuard.DEFAULT_DIVERGENCE_FACTOR, 0, 1e12),
                         a.integer("skip-nonfinite", 0, 0)));
+        if (lrScheduleRestart(a.get("lr-schedule", "continue"))) {
+            trainer.restartLrSchedule();
+        } else if (trainer.lrSchedule().continueFrom() > 0) {
+            out.println(String.format(java.util.Locale.ROOT, "lr schedule: continues from step %d at %.3g down to %.3g at step %d "
+                    + "(--lr-schedule restart to start it anew)", trainer.lrSchedule().continueFrom(),
+                    trainer.lrSchedule().continueLr(), s.minLr(), s.steps()));
+        }
         trainer.run(s.steps());
+    }
+
+    /** {@code --lr-schedule}: continue (false) or restart (true); anything else is an error naming both. */
+    public static boolean lrScheduleRestart(String v) {
+        return switch (v.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "continue" -> false;
+            case "restart" -> true;
+            default -> throw new IllegalArgumentException("--lr-schedule must be continue or restart, got '" + v + "'");
+        };
     }
 
     /**

@@ -3,9 +3,22 @@ package io.catena.model.optim;
 /**
  * Linear warmup to the peak over warmupSteps, then cosine decay to min_lr at totalSteps (constant after). A warmup
  * longer than the run (a short {@code --steps} run of a long recipe) is still rising when the run ends.
+ *
+ * <p>A run resumed with a different number of steps continues its schedule ({@link #continuing}): from step
+ * {@code continueFrom} on, the rate decays by a cosine from {@code continueLr} (the rate the run had reached there) to
+ * min_lr at the new total, instead of jumping to where a schedule of the new length would be. 0: no continuation.
  */
-public record LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps) {
+public record LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps, long continueFrom, double continueLr) {
+
+    public LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps) {
+        this(peakLr, minLr, warmupSteps, totalSteps, 0, Double.NaN);
+    }
+
     public LrSchedule {
+        if (continueFrom < 0 || (continueFrom > 0 && !(continueLr >= minLr && continueLr < Double.POSITIVE_INFINITY))) {
+            throw new IllegalArgumentException("a continued schedule needs continue_from >= 0 and a finite continue_lr >= min_lr, "
+                    + "got " + continueFrom + ", " + continueLr);
+        }
         // written so that NaN fails: a NaN min_lr would make every rate after the warmup NaN
         if (!(peakLr > 0 && peakLr < Double.POSITIVE_INFINITY) || !(minLr >= 0 && minLr <= peakLr)) {
             throw new IllegalArgumentException("learning rates need finite 0 <= min_lr <= lr and lr > 0, got lr=" + peakLr + " min_lr=" + minLr);
@@ -17,6 +30,13 @@ public record LrSchedule(double peakLr, double minLr, long warmupSteps, long tot
 
     /** Learning rate for step (1-based). */
     public double at(long step) {
+        if (continueFrom > 0 && step > continueFrom) {
+            if (step >= totalSteps) {
+                return minLr;
+            }
+            double progress = (double) (step - continueFrom) / Math.max(1, totalSteps - continueFrom);
+            return minLr + 0.5 * (continueLr - minLr) * (1 + Math.cos(Math.PI * progress));
+        }
         if (warmupSteps > 0 && step <= warmupSteps) {
             return peakLr * step / warmupSteps;
         }
@@ -25,5 +45,47 @@ public record LrSchedule(double peakLr, double minLr, long warmupSteps, long tot
         }
         double progress = (double) (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps);
         return minLr + 0.5 * (peakLr - minLr) * (1 + Math.cos(Math.PI * progress));
+    }
+
+    /**
+     * The schedule of a run resumed at {@code step}: {@code previous} (what the checkpoint trained with) when the run's
+     * length is unchanged; {@code next} while {@code step} is inside the warmup (which does not depend on the length);
+     * else {@code next}'s length and floor, decaying from the rate {@code previous} had reached at {@code step}.
+     */
+    public static LrSchedule continuing(LrSchedule previous, long step, LrSchedule next) {
+        if (previous.totalSteps == next.totalSteps && previous.peakLr == next.peakLr && previous.minLr == next.minLr
+                && previous.warmupSteps == next.warmupSteps) {
+            return previous;
+        }
+        if (step <= next.warmupSteps || step >= next.totalSteps) {
+            return next;
+        }
+        return new LrSchedule(next.peakLr, next.minLr, next.warmupSteps, next.totalSteps, step,
+                Math.max(next.minLr, previous.at(step)));
+    }
+
+    /** The schedule as a checkpoint's info records it ({@link #fromMap} reads it back). */
+    public java.util.Map<String, Object> toMap() {
+        java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("lr", peakLr);
+        m.put("min_lr", minLr);
+        m.put("warmup_steps", warmupSteps);
+        m.put("steps", totalSteps);
+        if (continueFrom > 0) {
+            m.put("continue_from", continueFrom);
+            m.put("continue_lr", continueLr);
+        }
+        return m;
+    }
+
+    /** The schedule a checkpoint recorded, or null when {@code o} is not one (older checkpoints have none). */
+    public static LrSchedule fromMap(Object o) {
+        if (!(o instanceof java.util.Map<?, ?> m) || !(m.get("lr") instanceof Number lr) || !(m.get("min_lr") instanceof Number min)
+                || !(m.get("warmup_steps") instanceof Number w) || !(m.get("steps") instanceof Number n)) {
+            return null;
+        }
+        long from = m.get("continue_from") instanceof Number f ? f.longValue() : 0;
+        double clr = m.get("continue_lr") instanceof Number c ? c.doubleValue() : Double.NaN;
+        return new LrSchedule(lr.doubleValue(), min.doubleValue(), w.longValue(), n.longValue(), from, clr);
     }
 }

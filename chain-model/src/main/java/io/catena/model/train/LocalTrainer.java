@@ -39,7 +39,7 @@ public final class LocalTrainer {
     private final Params adamM;
     private final Params adamV;
     private final AdamW adamW;
-    private final LrSchedule schedule;
+    private LrSchedule schedule;
     private final ColmModel model;
     private final int[] window;
     private final int[] inputs;
@@ -73,7 +73,7 @@ public final class LocalTrainer {
         this.adamV = state.hasOptimizerState() ? state.adamV() : new Params(params.layout(), DataType.FLOAT);
         this.frozenChains = Math.max(state.frozenChains(), settings.frozenChains());
         this.adamW = new AdamW(params.layout(), settings.adamW(), frozenChains);
-        this.schedule = settings.schedule();
+        this.schedule = settings.scheduleResuming(state.info(), state.step(), false); // a resume continues its schedule
         this.model = new ColmModel(cfg, params, grads, settings.batchSize(), settings.seqLen());
         int t = settings.seqLen();
         this.window = new int[settings.batchSize() * (t + 1)];
@@ -108,6 +108,16 @@ public final class LocalTrainer {
         return step;
     }
 
+    /** {@code --lr-schedule restart}: the recipe's schedule from step 0's point of view, even on a resume. */
+    public LocalTrainer restartLrSchedule() {
+        this.schedule = settings.schedule();
+        return this;
+    }
+
+    public LrSchedule lrSchedule() {
+        return schedule;
+    }
+
     public double[] lastEval() {
         return lastEval;
     }
@@ -126,6 +136,7 @@ public final class LocalTrainer {
         m.put("gemm", NativeSetup.report().toMap()); // the native path this process trained on
         m.put("seed", settings.seed());
         m.put("steps_planned", settings.steps());
+        m.put("lr_schedule", schedule.toMap()); // a resume with another --steps continues it
         return m;
     }
 

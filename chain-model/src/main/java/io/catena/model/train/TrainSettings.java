@@ -49,6 +49,24 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
         return new LrSchedule(lr, minLr, warmupSteps, steps);
     }
 
+    /**
+     * The LR schedule of a run that starts at {@code step} from a checkpoint whose info is {@code info}: with
+     * {@code restart}, or from scratch, this recipe's schedule; otherwise the checkpoint's schedule continued
+     * ({@link LrSchedule#continuing}), so a resume with a larger --steps decays on from the rate it had reached instead
+     * of jumping back up. Checkpoints without a recorded schedule are read by their {@code steps_planned}.
+     */
+    public LrSchedule scheduleResuming(java.util.Map<String, Object> info, long step, boolean restart) {
+        LrSchedule next = schedule();
+        if (restart || step == 0 || info == null) {
+            return next;
+        }
+        LrSchedule previous = LrSchedule.fromMap(info.get("lr_schedule"));
+        if (previous == null && info.get("steps_planned") instanceof Number planned && planned.longValue() >= 1) {
+            previous = withSteps(planned.longValue()).schedule();
+        }
+        return previous == null ? next : LrSchedule.continuing(previous, step, next);
+    }
+
     public TrainSettings withSteps(long newSteps) {
         return new TrainSettings(batchSize, seqLen, newSteps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
                 logEvery, ckptEvery, valFraction, frozenChains);
