@@ -218,11 +218,14 @@ public final class CatenaCli {
     // ---- eval ---------------------------------------------------------------------------------
 
     private void eval(String[] argv) {
-        Args a = new Args("eval", argv, 1, Set.of("ckpt", "data", "chains", "batches", "batch-size", "seq-len", "val-fraction"), Set.of());
+        Args a = new Args("eval", argv, 1, Set.of("ckpt", "data", "chains", "batches", "batch-size", "seq-len", "val-fraction",
+                "max-tokens"), Set.of());
         if (help(a, """
-                catena eval --ckpt <dir> --data <text file|dir|builtin:genesis> [--chains k|all] [--batches 8]
-                            [--batch-size 8] [--seq-len 128] [--val-fraction 0.05]
-                  Prints, per number of chains k: parameters used, validation loss and perplexity.
+                catena eval --ckpt <dir> --data <text file|dir|builtin:genesis> [--chains k|all] [--max-tokens 1048576]
+                            [--batches N] [--batch-size 8] [--seq-len 128] [--val-fraction 0.05]
+                  Prints, per number of chains k: parameters used, validation loss and perplexity, over the whole
+                  validation split up to --max-tokens tokens (or exactly --batches batches), and how many windows
+                  and tokens that was.
                 """)) {
             return;
         }
@@ -243,14 +246,28 @@ public final class CatenaCli {
             cfg.checkScale(k);
             scales.add(k);
         }
-        double[] losses = evaluate(st, val, batch, a.integer("batches", 8, 1), scales);
+        // the whole split up to a token budget: a few dozen windows gave numbers that moved with the sample
+        long budgetBatches = Math.max(1, a.longValue("max-tokens", EVAL_TOKEN_BUDGET, 1) / ((long) batch * seq));
+        int batches = a.has("batches") ? a.integer("batches", 8, 1) : (int) Math.min(Integer.MAX_VALUE, budgetBatches);
+        int used = evalBatches(val, batch, batches);
+        out.println(String.format(java.util.Locale.ROOT, "validation: %,d windows (%,d tokens) of the split's %,d", (long) used * batch,
+                (long) used * batch * seq, val.windowsPerEpoch()));
+        double[] losses = evaluate(st, val, batch, batches, scales);
         out.println(evalTable(st, scales, losses));
+    }
+
+    /** Default token budget of {@code catena eval}: the whole validation split up to this many tokens. */
+    static final long EVAL_TOKEN_BUDGET = 1L << 20;
+
+    /** The batches an evaluation reads: the requested ones, at most the split's whole batches, at least one. */
+    static int evalBatches(TokenBatchSource val, int batch, int batches) {
+        return (int) Math.max(1, Math.min(batches, val.windowsPerEpoch() / batch));
     }
 
     /** Mean validation loss per requested scale (at most the split's whole batches), through the one {@link Evaluator}. */
     static double[] evaluate(TrainingState st, TokenBatchSource val, int batch, int batches, List<Integer> scales) {
         ColmModel model = new ColmModel(st.config(), st.params(), new Params(st.params().layout(), DataType.FLOAT), batch, val.seqLen());
-        int usable = (int) Math.max(1, Math.min(batches, val.windowsPerEpoch() / batch));
+        int usable = evalBatches(val, batch, batches);
         double[] all = Evaluator.evaluate(model, val, usable, scales.stream().mapToInt(Integer::intValue).max().orElse(1));
         double[] out = new double[scales.size()];
         for (int s = 0; s < scales.size(); s++) {
