@@ -32,8 +32,10 @@ public final class HadoopStorage implements Storage {
         };
     }
 
-    /** The service entry: every scheme but local files, with a default Hadoop configuration. */
+    /** The service entry: every scheme but local files, with one default Hadoop configuration (built once: it is costly). */
     public static final class Provider implements StorageProvider {
+        private static volatile HadoopStorage shared;
+
         @Override
         public boolean handles(String scheme) {
             return scheme != null && !scheme.equals("file");
@@ -41,7 +43,12 @@ public final class HadoopStorage implements Storage {
 
         @Override
         public Storage storage(String location) {
-            return new HadoopStorage(new Configuration());
+            HadoopStorage s = shared;
+            if (s == null) {
+                s = new HadoopStorage(new Configuration());
+                shared = s;
+            }
+            return s;
         }
     }
 

@@ -65,18 +65,36 @@ public interface Storage {
         if (scheme == null || scheme.equals("file")) {
             return LocalStorage.INSTANCE;
         }
-        try {
-            for (StorageProvider p : ServiceLoader.load(StorageProvider.class, Storage.class.getClassLoader())) {
-                if (p.handles(scheme)) {
+        for (StorageProvider p : Providers.ALL) {
+            if (p.handles(scheme)) {
+                try {
                     return p.storage(location);
+                } catch (LinkageError e) {
+                    break; // a provider whose library is missing (HadoopStorage without Hadoop): as if there were none
                 }
             }
-        } catch (java.util.ServiceConfigurationError | LinkageError e) {
-            // a provider whose library is missing (HadoopStorage without Hadoop): as if there were none
         }
         throw new IllegalArgumentException(location + ": no storage for the '" + scheme + "' scheme on the class path; "
                 + "hdfs://, s3a:// and other Hadoop file systems need the Hadoop client (bin/catena and the Spark jobs have it), "
                 + "or use a local path");
+    }
+
+    /** The registered providers, looked up once (a checkpoint resolves a storage for every tensor file). */
+    final class Providers {
+        static final java.util.List<StorageProvider> ALL = load();
+
+        private Providers() {
+        }
+
+        private static java.util.List<StorageProvider> load() {
+            java.util.List<StorageProvider> out = new java.util.ArrayList<>();
+            try {
+                ServiceLoader.load(StorageProvider.class, Storage.class.getClassLoader()).forEach(out::add);
+            } catch (java.util.ServiceConfigurationError | LinkageError e) {
+                // a provider whose library is missing: as if there were none
+            }
+            return java.util.List.copyOf(out);
+        }
     }
 
     /** The URI scheme of a location, or null for a plain path. */
