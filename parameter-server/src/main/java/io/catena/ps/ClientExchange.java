@@ -209,6 +209,9 @@ final class ClientExchange implements AutoCloseable {
         pullTarget = null;
     }
 
+    /** The type of the last request sent (what {@link #await} waits for the answer to). */
+    private MessageType lastSent;
+
     /** How long the request channel may stay disconnected while a reply is awaited (catena.ps.dead.server.ms). */
     private static final long DEAD_SERVER_NS = TimeUnit.MILLISECONDS.toNanos(
             Configuration.getLong(null, Configuration.DEAD_SERVER_PROP, Configuration.DEAD_SERVER_DEFAULT));
@@ -227,12 +230,21 @@ final class ClientExchange implements AutoCloseable {
                 if (now - deadlineNs > 0) {
                     return false;
                 }
-                if (publication.isConnected()) {
+                if (ctx.cancelled.getAsBoolean()) {
+                    throw new ParameterServerException("worker " + ctx.workerId + ": stopped waiting for the parameter server's reply "
+                            + "to " + lastSent + ": the caller was cancelled");
+                }
+                // the server's replies come on its publication to us: a server restarted (e.g. restored from a snapshot) on
+                // the same address takes our requests but never answers a session it does not know, so a lost reply
+                // stream counts as a lost server too (a HELLO's reply stream only appears with its WELCOME)
+                boolean repliesLost = lastSent != MessageType.HELLO && !subscription.isConnected();
+                if (publication.isConnected() && !repliesLost) {
                     disconnectedSince = 0;
                 } else if (disconnectedSince == 0) {
                     disconnectedSince = now;
                 } else if (now - disconnectedSince > DEAD_SERVER_NS) {
-                    throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: its Aeron "
+                    throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone"
+                            + (publication.isConnected() ? " or was restarted" : "") + ": its Aeron "
                             + "connection dropped " + TimeUnit.NANOSECONDS.toMillis(now - disconnectedSince) + " ms ago and did "
                             + "not come back (" + Configuration.DEAD_SERVER_PROP + "). If it crashed, restart it from its last "
                             + "snapshot (catena ps --conf F --restore <snapshot root>) and resume the job with --resume");
@@ -251,6 +263,7 @@ final class ClientExchange implements AutoCloseable {
     /** Signs and sends one request frame whose payload is a region of {@code payload} (null: none), until the deadline. */
     boolean send(MessageType type, int flags, long step, long version, long corr, int chunkIndex, int chunkCount,
                  DirectBuffer payload, int payloadOffset, int payloadLength, long deadlineNs) {
+        lastSent = type;
         tx.header(type).flags(flags).jobId(jobId).epoch(epoch)
                 .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
                 .chunkCount(chunkCount).payloadLength(payloadLength);

@@ -391,6 +391,7 @@ public final class ParameterServerClient implements AutoCloseable {
         long connectTimeoutMs;
         long requestTimeoutMs;
         String idleStrategy;
+        java.util.function.BooleanSupplier cancelled = () -> false;
 
         public Context() {
             this(null);
@@ -431,6 +432,8 @@ public final class ParameterServerClient implements AutoCloseable {
         public Context connectTimeoutMs(long v) { connectTimeoutMs = v; return this; }
         public Context requestTimeoutMs(long v) { requestTimeoutMs = v; return this; }
         public Context idleStrategy(String v) { idleStrategy = v; return this; }
+        /** Ends any wait for a reply with a ParameterServerException once this says so (e.g. the Spark task was killed). */
+        public Context cancelledWhen(java.util.function.BooleanSupplier v) { cancelled = v; return this; }
 
         /** Copies the settings a client shares with a server context (job, secret, channel, Aeron dir). */
         public Context from(ParameterServer.Context server) {

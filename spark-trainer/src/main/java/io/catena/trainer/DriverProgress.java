@@ -89,6 +89,28 @@ final class DriverProgress {
         windowSteps = 0;
     }
 
+    /** The last step any rank reported (0 before the first report). */
+    synchronized long lastReportedStep() {
+        long last = trainLoss.isEmpty() ? 0 : trainLoss.lastKey();
+        for (long step : pending.keySet()) {
+            last = Math.max(last, step);
+        }
+        return last;
+    }
+
+    /**
+     * The server came back at {@code version} (restored from a snapshot): the steps after it are trained again, so
+     * what was recorded of them is dropped and their new reports count (metrics.jsonl keeps both, with a
+     * server_restored record between them).
+     */
+    synchronized void rewind(long version) {
+        trainLoss.tailMap(version + 1).clear();
+        evals.tailMap(version + 1).clear();
+        pending.keySet().removeIf(step -> step > version);
+        pendingSync.keySet().removeIf(step -> step > version);
+        gates.keySet().removeIf(step -> step > version);
+    }
+
     synchronized void chains(List<Integer> chains) {
         chainsNow = chains;
     }

@@ -60,6 +60,32 @@ interface PsHandle extends AutoCloseable {
      */
     void trainerInfo(Map<String, Object> info, long[] cursor);
 
+    /** False when the server does not answer within {@code timeoutMs} (only an external server can go away alone). */
+    default boolean answers(long timeoutMs) {
+        return true;
+    }
+
+    /**
+     * An external server that stopped answering: waits up to {@code timeoutMs} for it to answer again (restarted,
+     * typically restored from its last snapshot) and returns the version it serves then, or -1 when it did not.
+     */
+    default long awaitBack(long timeoutMs) {
+        return -1;
+    }
+
+    /**
+     * A server that answers but was restarted since this handle last saw it (restored from a snapshot, e.g. by a
+     * supervisor, faster than anyone noticed it was gone): the version it serves now; -1 when it was not restarted.
+     */
+    default long versionIfRestarted() {
+        return -1;
+    }
+
+    /** The last snapshot the server reported writing (its metrics' last_snapshot), or null when none was seen. */
+    default String lastSnapshot() {
+        return null;
+    }
+
     @Override
     void close();
 
@@ -218,8 +244,8 @@ interface PsHandle extends AutoCloseable {
      * A server started separately ({@code catena ps --conf F}), reached as an admin client (worker id -1).
      * Growth and snapshots are the client's admin calls. The version comes from the server's metrics
      * ({@code versions} published since it started) plus the offset learned at connect time (the version its
-     * WELCOME reported), since the protocol has no cheaper version query; it assumes the server is not
-     * restarted during the job. Thread-safe: the client is used under this object's lock.
+     * WELCOME reported), since the protocol has no cheaper version query; a server restarted during the job (restored
+     * from a snapshot) is learnt again by {@link #awaitBack}. Thread-safe: the client is used under this object's lock.
      */
     final class Remote implements PsHandle {
         private static final Logger LOG = LoggerFactory.getLogger(Remote.class);
@@ -233,6 +259,7 @@ interface PsHandle extends AutoCloseable {
         private long versionOffset;
         private long cachedVersion;
         private long cachedAtNs;
+        private volatile String lastSnapshot;
 
         private Remote(ParameterServerClient client, String where, org.apache.hadoop.conf.Configuration hconf) {
             this.client = client;
@@ -383,7 +410,57 @@ interface PsHandle extends AutoCloseable {
 
         @Override
         public synchronized Map<String, Object> metrics() {
-            return client.metrics(ADMIN_TIMEOUT_MS);
+            Map<String, Object> m = client.metrics(ADMIN_TIMEOUT_MS);
+            if (m.get("last_snapshot") instanceof String snap && !snap.isBlank()) {
+                lastSnapshot = snap;
+            }
+            return m;
+        }
+
+        @Override
+        public String lastSnapshot() {
+            return lastSnapshot;
+        }
+
+        @Override
+        public synchronized boolean answers(long timeoutMs) {
+            try {
+                client.metrics(timeoutMs);
+                return true;
+            } catch (ParameterServerException e) {
+                return false;
+            }
+        }
+
+        @Override
+        public synchronized long versionIfRestarted() {
+            long instance = client.serverLayout().serverInstance();
+            try {
+                if (!client.reconnect() || client.serverLayout().serverInstance() == instance) {
+                    return -1;
+                }
+                calibrate();
+                return cachedVersion;
+            } catch (ParameterServerException e) {
+                return -1;
+            }
+        }
+
+        @Override
+        public synchronized long awaitBack(long timeoutMs) {
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+            while (System.nanoTime() - deadline < 0) {
+                try {
+                    if (client.reconnect()) { // HELLO again: a restarted server answers with its (restored) layout
+                        calibrate();
+                        return cachedVersion;
+                    }
+                } catch (ParameterServerException | IllegalStateException e) {
+                    LOG.debug("the parameter server at {} does not answer yet: {}", where, e.toString());
+                }
+                Telemetry.sleep(500);
+            }
+            return -1;
         }
 
         @Override

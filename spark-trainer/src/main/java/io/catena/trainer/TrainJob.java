@@ -218,6 +218,7 @@ public final class TrainJob {
     /** Runs the barrier stage; after a failure, waits for the old tasks to stop and runs it again. Returns the number of runs. */
     private int runStage(JobSpec base, PsHandle ps, Monitor monitor) {
         int max = Math.max(1, opts.maxAttempts());
+        int failures = 0; // failed stage runs that count against --max-attempts (a lost server's do not)
         for (int attempt = 0; ; attempt++) {
             JobSpec spec = base.withAttempt(attempt);
             currentAttempt = attempt;
@@ -247,23 +248,79 @@ public final class TrainJob {
                     // a non-finite gradient, a diverged loss, a full disk: a rerun would only repeat it
                     throw new IllegalStateException("the training stage failed and was not rerun: " + why, e);
                 }
-                if (attempt + 1 >= max) {
-                    throw new IllegalStateException("the training stage failed " + max + " times (spark.catena.max-attempts); last error: "
-                            + why, e);
+                // a lost server that came back is not the stage's failure: it does not use up --max-attempts
+                if (!recoverLostServer(ps, base, why)) {
+                    if (++failures >= max) {
+                        throw new IllegalStateException("the training stage failed " + max + " times (spark.catena.max-attempts); "
+                                + "last error: " + why, e);
+                    }
+                    out.println("stage run " + (attempt + 1) + " failed at server version " + ps.version() + ": " + why
+                            + "; rerunning it (the workers resume from the parameter server's version)");
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("kind", "restart");
+                    m.put("step", ps.version());
+                    m.put("attempt", attempt + 1);
+                    m.put("reason", why);
+                    progress.metric(m);
                 }
-                out.println("stage run " + (attempt + 1) + " failed at server version " + ps.version() + ": " + why
-                        + "; rerunning it (the workers resume from the parameter server's version)");
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("kind", "restart");
-                m.put("step", ps.version());
-                m.put("attempt", attempt + 1);
-                m.put("reason", why);
-                progress.metric(m);
                 waitForIdleExecutors();
             } finally {
                 jsc.clearJobGroup();
             }
         }
+    }
+
+    /**
+     * After a failed stage run: when the (external) server stopped answering, waits up to --ps-wait-ms for it to come
+     * back, typically restored from its last snapshot, re-registers the run's info and data cursor, and returns true
+     * (the stage reruns from the server's version, so the job rewinds to the snapshot and goes on, its data cursor
+     * included). A server that does not come back fails the job with one line that says how to resume. False when the
+     * server answers (an ordinary failed stage run).
+     */
+    private boolean recoverLostServer(PsHandle ps, JobSpec spec, String why) {
+        long reached = progress.lastReportedStep();
+        long back;
+        if (ps.answers(Math.min(5_000, Math.max(1_000, opts.psConnectTimeoutMs())))) {
+            back = ps.versionIfRestarted();
+            if (back < 0) {
+                return false;
+            }
+            out.println("the " + ps.describe() + " was restarted while the stage ran (" + why + ")");
+        } else {
+            back = awaitLostServer(ps, reached, why);
+        }
+        registerTrainerInfo(ps, spec);
+        progress.rewind(back);
+        out.println("the " + ps.describe() + " is back at version " + back + (back < reached ? ": the job rewinds to step " + back
+                + " and trains steps " + (back + 1) + ".." + reached + " again on the same data" : "") + "; rerunning the stage from there");
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", "server_restored");
+        m.put("step", back);
+        m.put("lost_after_step", reached);
+        m.put("reason", why);
+        progress.metric(m);
+        return true;
+    }
+
+    /** Waits up to --ps-wait-ms for a server that stopped answering; its version, or the one-line failure that says how to resume. */
+    private long awaitLostServer(PsHandle ps, long reached, String why) {
+        String snapshot = ps.lastSnapshot();
+        String resume = "restart it from its last snapshot (catena ps --conf <its conf> --restore "
+                + (snapshot != null ? snapshot : "<its catena.ps.snapshot.uri>") + ") and run this command again with --resume --out "
+                + (snapshot != null ? snapshot.replaceFirst("/step-\\d+/?$", "") : "<that snapshot root>");
+        if (opts.psWaitMs() <= 0) {
+            throw new IllegalStateException("the " + ps.describe() + " stopped answering after step " + reached + " (" + why + "); "
+                    + "--ps-wait-ms is 0, so the job does not wait for it: " + resume, null);
+        }
+        out.println("the " + ps.describe() + " stopped answering after step " + reached + " (" + why + "); waiting up to "
+                + opts.psWaitMs() / 1000 + " s (--ps-wait-ms) for it to come back: " + resume.replace("and run this command again with",
+                "and this job goes on by itself (or later: run it again with") + ")");
+        long back = ps.awaitBack(opts.psWaitMs());
+        if (back < 0) {
+            throw new IllegalStateException("the " + ps.describe() + " stopped answering after step " + reached + " and did not come "
+                    + "back within " + opts.psWaitMs() / 1000 + " s (--ps-wait-ms): " + resume, null);
+        }
+        return back;
     }
 
     /**
@@ -392,6 +449,17 @@ public final class TrainJob {
         }
 
         private int growIfDue() {
+            try {
+                return growIfDueOrFail();
+            } catch (io.catena.ps.ParameterServerException e) {
+                // the server went away: the stage fails and runStage waits for it (recoverLostServer); growth waits too
+                log().warn("growth check: {}", e.getMessage());
+                Telemetry.sleep(200);
+                return 0;
+            }
+        }
+
+        private int growIfDueOrFail() {
             for (JobSpec.GrowthPlan g : growth) {
                 int chains = ps.config().numChains();
                 if (chains >= g.chainsAfter()) {

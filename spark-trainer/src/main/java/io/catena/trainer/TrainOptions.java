@@ -24,16 +24,19 @@ public record TrainOptions(String data, String recipe, String out, String master
                            String psHost, int psPort, int termLength, int kernelThreads, int maxAttempts,
                            long requestTimeoutMs, long slotWaitMs, String psSecretFile, String psConf,
                            long psConnectTimeoutMs, int pp, int microBatches, String schedule, boolean recompute,
-                           double divergenceFactor, boolean restartLrSchedule)
+                           double divergenceFactor, boolean restartLrSchedule, long psWaitMs)
         implements Serializable {
 
     /** Conf key prefix: {@code --eval-every 50} is also {@code spark.catena.eval-every=50}. */
     public static final String PREFIX = "spark.catena.";
 
+    /** How long the driver waits for a lost external parameter server to answer again (--ps-wait-ms). */
+    public static final long DEFAULT_PS_WAIT_MS = 120_000;
+
     static final Set<String> VALUED = new TreeSet<>(List.of("data", "recipe", "out", "master", "dp", "sync", "grow-at",
             "eval-every", "ckpt-every", "fail-at", "steps", "until-step", "set", "metrics", "job-name", "ps-host", "ps-port",
             "term-length", "kernel-threads", "max-attempts", "request-timeout-ms", "slot-wait-ms", "ps-secret-file", "ps-conf",
-            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule", "divergence-factor", "skip-nonfinite", "lr-schedule"));
+            "ps-connect-timeout-ms", "pp", "micro-batches", "schedule", "divergence-factor", "skip-nonfinite", "lr-schedule", "ps-wait-ms"));
     static final Set<String> FLAGS = new TreeSet<>(List.of("resume", "help", "recompute"));
 
     public static final String USAGE = """
@@ -41,7 +44,7 @@ public record TrainOptions(String data, String recipe, String out, String master
                          [--master local[N]|spark://host:7077] [--dp N] [--sync bsp|ssp:S|asp]
                          [--grow-at STEP:+HEADS[,HEADS...][:freeze]]... [--eval-every N] [--ckpt-every N] [--resume]
                          [--steps N] [--until-step N] [--set key=value]... [--metrics <file.jsonl>] [--fail-at RANK:STEP[:exit]]
-                         [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS]]
+                         [--job-name NAME] [--ps-host HOST --ps-port PORT [--ps-secret-file F] [--ps-conf F] [--ps-connect-timeout-ms MS] [--ps-wait-ms MS]]
                          [--term-length BYTES] [--kernel-threads N] [--max-attempts N] [--request-timeout-ms MS] [--slot-wait-ms MS]
                          [--pp P [--micro-batches M] [--schedule 1f1b|gpipe] [--recompute]] [--divergence-factor F]
                          [--lr-schedule continue|restart]
@@ -56,7 +59,11 @@ public record TrainOptions(String data, String recipe, String out, String master
               --resume continues from the latest checkpoint under --out; with another --steps the LR schedule
               continues (decays from the rate reached to min_lr at the new last step) unless --lr-schedule restart. --until-step stops early (the LR schedule
               still follows --steps). A failed stage is rerun from the parameter server's version, up to
-              --max-attempts times. --fail-at makes task RANK fail once at STEP (fault-injection tests; :exit halts
+              --max-attempts times. An external server that stops answering (crashed, or killed) is waited for up
+              to --ps-wait-ms (default 120 s; 0 = fail at once): restarted from its last snapshot (catena ps --conf F
+              --restore <its catena.ps.snapshot.uri>), the job rewinds to the snapshot's step and goes on by itself,
+              the data cursor included; if it does not come back, the job fails with one line saying how to resume.
+              --fail-at makes task RANK fail once at STEP (fault-injection tests; :exit halts
               its executor JVM instead of throwing).
               --pp P splits the blocks into P pipeline stages (boundaries from a FLOP cost model; embedding on the
               first, head and loss on the last): the stage runs dp x P tasks, task r runs stage r % P of replica r / P,
@@ -206,7 +213,8 @@ public record TrainOptions(String data, String recipe, String out, String master
                 longValue(get, "slot-wait-ms", 0, 1), get.apply("ps-secret-file"), get.apply("ps-conf"),
                 longValue(get, "ps-connect-timeout-ms", 10_000, 1), integer(get, "pp", 1, 1), integer(get, "micro-batches", 0, 1),
                 schedule(get.apply("schedule")), args.flag("recompute"),
-                divergence, io.catena.model.cli.CatenaCli.lrScheduleRestart(args.get("lr-schedule", "continue")));
+                divergence, io.catena.model.cli.CatenaCli.lrScheduleRestart(args.get("lr-schedule", "continue")),
+                longValue(get, "ps-wait-ms", DEFAULT_PS_WAIT_MS, 0));
     }
 
     private static String schedule(String s) {

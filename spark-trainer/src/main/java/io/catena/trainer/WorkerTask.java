@@ -109,7 +109,8 @@ final class WorkerTask implements Serializable {
                 .jobName(spec.jobName()).secret(spec.secret()).aeronDirectoryName(aeronDir).embeddedDriver(true)
                 .termLength(spec.termLength()).serverChannel(spec.psChannel()).serverStreamId(spec.psStreamId())
                 .udpChannelParams(spec.udpParams()).responseHost(host).workerId(rank)
-                .connectTimeoutMs(30_000).requestTimeoutMs(Math.min(spec.requestTimeoutMs(), 5_000)).idleStrategy("backoff");
+                .connectTimeoutMs(30_000).requestTimeoutMs(Math.min(spec.requestTimeoutMs(), 5_000)).idleStrategy("backoff")
+                .cancelledWhen(tc::isInterrupted); // a killed task (another failed, the server restarted) stops waiting at once
         long t0 = System.nanoTime();
         try (ParameterServerClient c = ParameterServerClient.connect(cctx);
              Telemetry.Sender tel = new Telemetry.Sender(aeronDir, spec.telemetryChannel(), 30_000, 10_000)) {
@@ -240,6 +241,11 @@ final class WorkerTask implements Serializable {
         }
     }
 
+    /** The version of the parameters this worker last pulled (-1 before the first pull). */
+    private long pulledVersion = -1;
+    /** The server instance that served that pull. */
+    private long pulledFrom;
+
     /** A pull that waits for minVersion in slices, so a cancelled task notices within seconds. */
     private ParameterServerClient.PullResult pull(long minVersion) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(spec.requestTimeoutMs());
@@ -251,8 +257,18 @@ final class WorkerTask implements Serializable {
                     rebuild();
                     continue; // pull the grown model into the new buffers
                 }
+                pulledVersion = r.version();
+                pulledFrom = client.serverLayout().serverInstance();
                 return r;
             } catch (ParameterServerTimeoutException e) {
+                // the layout's version is the one its last WELCOME gave: a new server instance says where it restarted
+                long serving = client.serverLayout().version();
+                if (client.serverLayout().serverInstance() != pulledFrom && serving < pulledVersion) {
+                    // restored from an older snapshot while this worker waited: the versions in between are gone here
+                    throw new IllegalStateException("worker " + rank + ": the parameter server restarted at version " + serving
+                            + ", behind version " + pulledVersion + " this worker already trained from (restored from a snapshot); the "
+                            + "driver reruns the stage from the server's version", e);
+                }
                 if (System.nanoTime() - deadline > 0) {
                     throw new ParameterServerTimeoutException("worker " + rank + ": no parameters of version >= " + minVersion + " within "
                             + spec.requestTimeoutMs() + " ms (" + e.getMessage() + ")");

@@ -30,11 +30,8 @@ import org.junit.jupiter.api.Timeout;
 class ExternalParameterServerTest {
 
     /** Writes the server's conf file (as for catena ps --conf) into dir and launches the server from it. */
-    private static ParameterServer launchServer(Path dir, Path recipe, String job, int port, String sync, String... extra) {
+    static ParameterServer launchServer(Path dir, Path recipe, String job, int port, String sync, String... extra) {
         Properties p = new Properties();
-        for (int i = 0; i + 1 < extra.length; i += 2) {
-            p.setProperty(extra[i], extra[i + 1]);
-        }
         p.setProperty(Configuration.JOB_NAME_PROP, job);
         p.setProperty(Configuration.SECRET_FILE_PROP, secretFile(dir).toString());
         p.setProperty(Configuration.AERON_DIR_PROP, dir.resolve("ps-aeron").toString());
@@ -48,6 +45,9 @@ class ExternalParameterServerTest {
         p.setProperty(Configuration.SNAPSHOT_URI_PROP, dir.resolve("ps-ckpt").toString());
         p.setProperty(Configuration.SNAPSHOT_ON_CLOSE_PROP, "false");
         p.setProperty(Configuration.METRICS_INTERVAL_PROP, "0");
+        for (int i = 0; i + 1 < extra.length; i += 2) {
+            p.setProperty(extra[i], extra[i + 1]);
+        }
         try (Writer w = Files.newBufferedWriter(dir.resolve("ps.properties"), StandardCharsets.UTF_8)) {
             p.store(w, "catena ps --conf for " + job);
         } catch (IOException e) {
@@ -56,7 +56,7 @@ class ExternalParameterServerTest {
         return ParameterServer.launch(new ParameterServer.Context(p));
     }
 
-    private static Path secretFile(Path dir) {
+    static Path secretFile(Path dir) {
         Path f = dir.resolve("ps.secret");
         try {
             if (!Files.exists(f)) {
