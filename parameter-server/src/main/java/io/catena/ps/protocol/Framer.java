@@ -40,6 +40,7 @@ public final class Framer {
     private UnsafeBuffer body = direct(64 * 1024);
     private UnsafeBuffer opened = direct(64 * 1024);
     private UnsafeBuffer staging = direct(0);
+    private UnsafeBuffer probe = direct(0);
     private final DirectBufferVector vHeader = new DirectBufferVector(headerBuffer, 0, MessageHeader.LENGTH);
     private final DirectBufferVector vBody = new DirectBufferVector();
     private final DirectBufferVector vPayload = new DirectBufferVector();
@@ -175,17 +176,28 @@ public final class Framer {
 
     /**
      * Opens a structurally valid session or broadcast frame and decrypts its payload into {@code dst[dstOffset]}:
-     * REPLAY when its sequence number was seen or is below the window, BAD_TAG when header or payload were modified
-     * or the frame was sealed under another key (nothing is written to {@code dst} then), OK after which the
-     * sequence number counts as seen.
+     * BAD_TAG when header or payload were modified or the frame was sealed under another key, REPLAY when it is genuine
+     * but its sequence number was accepted before or is below the window (nothing is written to {@code dst} in either
+     * case), OK after which the sequence number counts as seen.
      */
     public Result open(TrafficKey key, DirectBuffer frame, int offset, int length, MutableDirectBuffer dst, int dstOffset) {
         in.wrap(frame, offset);
         long seq = in.sequence();
-        if (!key.window().isFresh(seq)) {
-            return Result.REPLAY;
-        }
         int payload = length - MessageHeader.OVERHEAD;
+        if (!key.window().isFresh(seq)) {
+            // authenticated into scratch only (never the destination, which may hold newer data by now), to tell a
+            // genuine frame sent again (REPLAY) from a forged one that reuses a seen sequence number (BAD_TAG)
+            return decrypt(key, seq, frame, offset, payload, probeOf(payload), 0) ? Result.REPLAY : Result.BAD_TAG;
+        }
+        if (!decrypt(key, seq, frame, offset, payload, dst, dstOffset)) {
+            return Result.BAD_TAG;
+        }
+        key.window().accept(seq);
+        return Result.OK;
+    }
+
+    private boolean decrypt(TrafficKey key, long seq, DirectBuffer frame, int offset, int payload, MutableDirectBuffer dst,
+                            int dstOffset) {
         key.nonce(seq, nonce);
         try {
             openCipher.init(Cipher.DECRYPT_MODE, key.keyFor(seq), new GCMParameterSpec(GCM_TAG_BITS, nonce));
@@ -200,12 +212,11 @@ public final class Framer {
                 dst.putBytes(dstOffset, tmp, 0, payload);
             }
         } catch (AEADBadTagException e) {
-            return Result.BAD_TAG;
+            return false;
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("AES-GCM opening failed: " + e.getMessage(), e);
         }
-        key.window().accept(seq);
-        return Result.OK;
+        return true;
     }
 
     /** Verifies a handshake frame's truncated HMAC (constant time). */
@@ -287,6 +298,13 @@ public final class Framer {
         UnsafeBuffer tmp = stagingOf(length);
         tmp.putBytes(0, b, offset, length);
         return nio(tmp, 0, length);
+    }
+
+    private UnsafeBuffer probeOf(int n) {
+        if (probe.capacity() < n) {
+            probe = direct(Math.max(n, 2 * probe.capacity()));
+        }
+        return probe;
     }
 
     private UnsafeBuffer stagingOf(int n) {

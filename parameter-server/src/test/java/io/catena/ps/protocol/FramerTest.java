@@ -148,6 +148,12 @@ class FramerTest {
         assertEquals(Framer.Result.OK, receiver.open(recv, last, 0, last.capacity()));
         UnsafeBuffer old = frames.get(11); // never seen, but more than SIZE behind the last: refused
         assertEquals(Framer.Result.REPLAY, receiver.open(recv, old, 0, old.capacity()));
+        // a forged frame that reuses a seen sequence number is a bad tag, not a replay
+        assertEquals(Framer.Result.BAD_TAG, receiver.open(recv, flip(first, MessageHeader.LENGTH + 1), 0, first.capacity()));
+        // a replay never writes the destination (it may hold newer data by now)
+        UnsafeBuffer dst = new UnsafeBuffer(ByteBuffer.allocateDirect(64));
+        assertEquals(Framer.Result.REPLAY, receiver.open(recv, ten, 0, ten.capacity(), dst, 0));
+        assertEquals(0L, dst.getLong(0));
     }
 
     @Test
