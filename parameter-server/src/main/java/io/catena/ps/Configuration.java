@@ -22,7 +22,7 @@ public final class Configuration {
     public static final String JOB_NAME_PROP = "catena.ps.job.name";
     public static final String JOB_NAME_DEFAULT = "catena";
 
-    /** Per-job secret for HMAC-SHA256 (at least 16 bytes, UTF-8). Prefer {@link #SECRET_FILE_PROP}. No default. */
+    /** Per-job secret every key derives from (HKDF; at least 16 bytes, UTF-8). Prefer {@link #SECRET_FILE_PROP}. No default. */
     public static final String SECRET_PROP = "catena.ps.secret";
 
     /** File whose bytes (trailing newline stripped) are the per-job secret. No default. */
