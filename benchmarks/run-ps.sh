@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Parameter-server benchmark of issue 4: a BSP push+pull round of a ~64 MB parameter vector with 2 workers,
+# Parameter-server benchmark of issues 4 and 16: a BSP push+pull round of a ~64 MB parameter vector with 2 workers,
 # ParameterServer/ParameterServerClient vs raw Aeron publications/subscriptions moving the same frames on the same
 # channels and the same MediaDriver, alternating in one JVM; over IPC and over UDP on 127.0.0.1. See RESULTS-ps.md.
 #
@@ -41,13 +41,15 @@ m = j["machine"]; md = j["model"]; s = j["settings"]
 print(f"machine: {m['cpu']}, {m['nproc']} cores; {m['java']}; Aeron {m['aeron']}; load {j['loadavg_start']} -> {j['loadavg_end']}")
 print(f"vector: {md['parameters']} floats = {md['vector_mib']:.1f} MiB; {s['workers']} workers, bsp; term {s['term_length']}, "
       f"idle {s['idle_strategy']}; wall {j['wall_s']:.0f} s")
-print("\n| transport | side | rounds | round p50 ms | round p99 ms | GB/s (p50) | ratio PS/raw |\n|---|---|---|---|---|---|---|")
+print("\n| transport | side | rounds | round p50 ms | round p99 ms | GB/s (p50) | CPU ms/round | ratio PS/raw |\n|---|---|---|---|---|---|---|---|")
 for t, r in j["transports"].items():
     for side in ("ps", "raw"):
         x = r[side]
         ratio = f"{r['ratio_ps_over_raw_throughput']:.2f}x" if side == "ps" else ""
-        print(f"| {t} | {side} | {x['rounds']} | {x['round_ms_p50']:.0f} | {x['round_ms_p99']:.0f} | {x['gb_per_s_median']:.2f} | {ratio} |")
+        cpu = sum(x['cpu_ms_per_round_by_thread'].values())
+        print(f"| {t} | {side} | {x['rounds']} | {x['round_ms_p50']:.0f} | {x['round_ms_p99']:.0f} | {x['gb_per_s_median']:.2f} | {cpu:.0f} | {ratio} |")
 c = j["components"]
-print(f"\nsingle-thread rates: HMAC-SHA256 {c['hmac_sha256_gb_per_s']:.2f} GB/s, copy {c['copy_gb_per_s']:.2f} GB/s, "
+print(f"\nsingle-thread rates: AES-GCM seal {c['aes_gcm_seal_gb_per_s']:.2f} GB/s, open {c['aes_gcm_open_gb_per_s']:.2f} GB/s, "
+      f"HMAC-SHA256 {c['hmac_sha256_gb_per_s']:.2f} GB/s, copy {c['copy_gb_per_s']:.2f} GB/s, "
       f"scalar add {c['scalar_add_gb_per_s']:.2f} GB/s, AdamW step {c['adamw_step_ms']:.0f} ms")
 PYEOF

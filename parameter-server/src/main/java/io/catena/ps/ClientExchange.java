@@ -8,11 +8,15 @@ import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import io.aeron.logbuffer.Header;
 import io.catena.ps.protocol.ChunkPlan;
-import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.Framer;
+import io.catena.ps.protocol.Handshake;
+import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
+import io.catena.ps.protocol.TrafficKey;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -22,10 +26,11 @@ import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
- * A {@link ParameterServerClient}'s Aeron channels to the server and the one request in flight: signs and sends
- * the request's frames and collects the reply to it, assembling a pull's parameter chunks into the pull's target.
- * Frames that fail validation or authentication are counted and ignored; late answers to earlier requests are
- * dropped. Not thread-safe.
+ * A {@link ParameterServerClient}'s Aeron channels to the server and the one request in flight: runs the handshake
+ * ({@link Handshake}), seals and sends the request's frames and collects the reply to it, decrypting a pull's
+ * parameter chunks straight into the pull's target. Frames that fail validation, authentication or the replay
+ * check are counted and ignored; late answers to earlier requests are dropped. Uses only the protocol package and
+ * the shared transport plumbing, nothing of the server. Not thread-safe.
  */
 final class ClientExchange implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -37,13 +42,22 @@ final class ClientExchange implements AutoCloseable {
     private final ExclusivePublication publication;
     private final String responseChannel;
     private final FragmentAssembler assembler;
-    private final MessageAuthenticator auth;
+    private final Framer framer;
+    private final byte[] secret;
     private final IdleStrategy idle;
     private final long jobId;
     /** Model epoch the requests are for (that of the server layout the client holds; 0 before the first). */
     private int epoch;
     private long nextCorrelation = ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE / 2);
     private long badMessages;
+    private long badTags;
+    private long replays;
+    /** Session keys: sending (client to server) and receiving (server to client); null before a handshake completes. */
+    private TrafficKey c2s;
+    private TrafficKey s2c;
+    /** The server's broadcast key (parameter chunks), kept across handshakes with the same server process. */
+    private TrafficKey broadcast;
+    private byte[] broadcastNonce;
 
     // reply state of the request in flight
     private long awaited = Long.MIN_VALUE;
@@ -62,14 +76,14 @@ final class ClientExchange implements AutoCloseable {
     private int pullReceived;
 
     private final MessageHeader rx = new MessageHeader();
-    private final OutgoingFrame tx = new OutgoingFrame();
 
     /** Opens the request publication and the response subscription (a concluded context). */
     ClientExchange(ParameterServerClient.Context ctx) {
         this.ctx = ctx;
-        this.auth = new MessageAuthenticator(ctx.secret);
+        this.secret = ctx.secret.clone();
+        this.framer = new Framer(KeySchedule.handshakeKey(secret));
         this.idle = Transport.idleStrategy(ctx.idleStrategy, Configuration.IDLE_STRATEGY_PROP);
-        this.jobId = MessageAuthenticator.jobId(ctx.jobName);
+        this.jobId = KeySchedule.jobId(ctx.jobName);
         SharedDriver d = null;
         Aeron a = null;
         Subscription sub = null;
@@ -144,6 +158,16 @@ final class ClientExchange implements AutoCloseable {
 
     long badMessages() {
         return badMessages;
+    }
+
+    /** Frames whose AES-GCM tag (or handshake HMAC) did not verify. */
+    long badTags() {
+        return badTags;
+    }
+
+    /** Frames refused by the replay window. */
+    long replays() {
+        return replays;
     }
 
     /** Sets the model epoch that the following requests are for. */
@@ -255,23 +279,87 @@ final class ClientExchange implements AutoCloseable {
         return true;
     }
 
+    /**
+     * A request to a server whose address stopped answering (the request channel disconnected, e.g. it crashed): waits
+     * for the connection until {@code untilNs} (at most catena.ps.dead.server.ms), then fails saying the server is gone.
+     */
+    private void awaitConnected(long untilNs) {
+        while (!publication.isConnected()) {
+            if (System.nanoTime() - untilNs > 0) {
+                throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: nothing takes "
+                        + "this client's " + lastSent + " at its address (" + Configuration.DEAD_SERVER_PROP + "). If it crashed, "
+                        + "restart it from its last snapshot (catena ps --conf F --restore <snapshot root>) and resume the job with "
+                        + "--resume");
+            }
+            if (ctx.cancelled.getAsBoolean()) {
+                throw new ParameterServerException("worker " + ctx.workerId + ": stopped sending " + lastSent + ": the caller was "
+                        + "cancelled");
+            }
+            idle.idle();
+        }
+        idle.reset();
+    }
+
     /** Polls a few frames without waiting (an early REJECT while a push is still being sent). */
     void poll(int fragmentLimit) {
         subscription.poll(assembler, fragmentLimit);
     }
 
-    /** Signs and sends one request frame whose payload is a region of {@code payload} (null: none), until the deadline. */
+    /**
+     * Seals and sends one request frame whose payload is a region of {@code payload} (null: none), until the deadline:
+     * under the session key, or the handshake key before the handshake completed.
+     */
     boolean send(MessageType type, int flags, long step, long version, long corr, int chunkIndex, int chunkCount,
                  DirectBuffer payload, int payloadOffset, int payloadLength, long deadlineNs) {
         lastSent = type;
-        tx.header(type).flags(flags).jobId(jobId).epoch(epoch)
-                .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
-                .chunkCount(chunkCount).payloadLength(payloadLength);
-        auth.begin();
-        if (payloadLength > 0) {
-            auth.update(payload, payloadOffset, payloadLength); // payload first, then header (protocol package doc)
+        if (type != MessageType.HELLO) {
+            awaitConnected(Math.min(deadlineNs, System.nanoTime() + DEAD_SERVER_NS));
         }
-        return Transport.offer(publication, tx.sign(auth, payload, payloadOffset, payloadLength), deadlineNs, idle);
+        framer.header(type).flags(flags).jobId(jobId).epoch(epoch)
+                .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
+                .chunkCount(chunkCount);
+        return Transport.offer(publication, framer.seal(c2s, payload, payloadOffset, payloadLength), deadlineNs, idle);
+    }
+
+    /**
+     * The handshake: HELLO, then the server's CHALLENGE (its proof is checked: a server without the job secret fails
+     * here with HANDSHAKE_FAILED), PROOF under the new session key, WELCOME. False when an answer did not come by the
+     * deadline; otherwise the reply is the WELCOME or a REJECT.
+     */
+    boolean handshake(long deadlineNs) {
+        c2s = null;
+        s2c = null;
+        byte[] clientNonce = KeySchedule.randomNonce();
+        byte[] hello = Handshake.helloPayload(ctx.responseStreamId, responseChannel, clientNonce);
+        long corr = begin();
+        if (!send(MessageType.HELLO, 0, 0, 0, corr, 0, 0, new UnsafeBuffer(hello), 0, hello.length, deadlineNs) || !await(deadlineNs)) {
+            return false;
+        }
+        if (replyType != MessageType.CHALLENGE) {
+            return true; // a REJECT
+        }
+        Handshake.Challenge ch = Handshake.parseChallenge(replyPayload);
+        if (ch == null || ch.rekeyShift() < KeySchedule.MIN_REKEY_SHIFT || ch.rekeyShift() > KeySchedule.MAX_REKEY_SHIFT) {
+            throw new RequestRejectedException(RejectReason.HANDSHAKE_FAILED, "the server's CHALLENGE is malformed ("
+                    + (replyPayload == null ? 0 : replyPayload.length) + " bytes); run the same Catena version on server and workers");
+        }
+        KeySchedule keys = KeySchedule.session(secret, jobId, clientNonce, ch.serverNonce(), ch.rekeyShift());
+        byte[] transcript = Handshake.transcript(jobId, ctx.workerId, responseChannel, clientNonce, ch.serverNonce(),
+                ch.broadcastNonce(), ch.rekeyShift());
+        if (!keys.verifyProof(Handshake.SERVER, transcript, ch.serverProof())) {
+            throw new RequestRejectedException(RejectReason.HANDSHAKE_FAILED, "the server at " + ctx.serverChannel + " could not "
+                    + "prove it holds job '" + ctx.jobName + "''s secret (its proof over this handshake does not verify); check "
+                    + "that server and workers use the same secret (" + Configuration.SECRET_FILE_PROP + ")");
+        }
+        if (broadcast == null || !Arrays.equals(broadcastNonce, ch.broadcastNonce())) {
+            broadcastNonce = ch.broadcastNonce();
+            broadcast = KeySchedule.broadcast(secret, jobId, broadcastNonce, ch.rekeyShift()).traffic(KeySchedule.Direction.BROADCAST);
+        }
+        c2s = keys.traffic(KeySchedule.Direction.CLIENT_TO_SERVER);
+        s2c = keys.traffic(KeySchedule.Direction.SERVER_TO_CLIENT);
+        byte[] proof = keys.proof(Handshake.CLIENT, transcript);
+        corr = begin();
+        return send(MessageType.PROOF, 0, 0, 0, corr, 0, 0, new UnsafeBuffer(proof), 0, proof.length, deadlineNs) && await(deadlineNs);
     }
 
     /** An admin request (GROW, SNAPSHOT, METRICS) with a JSON body (null: none); returns the JSON reply. */
@@ -299,7 +387,20 @@ final class ClientExchange implements AutoCloseable {
         }
     }
 
-    /** Sends raw, already-framed bytes (tests of the server's input checks); the MAC is whatever the frame holds. */
+    /**
+     * A frame sealed under this client's session key with its next sequence number, as {@link #send} would send it
+     * (tests of the server's input checks: send it with {@link #sendRawFrame}, tamper with it, send it twice).
+     */
+    UnsafeBuffer sealedFrame(MessageType type, long job, int frameEpoch, int worker, long step, long version, long corr,
+                             int chunkIndex, int chunkCount, byte[] payload) {
+        UnsafeBuffer b = new UnsafeBuffer(java.nio.ByteBuffer.allocateDirect(MessageHeader.OVERHEAD + payload.length));
+        framer.header(type).jobId(job).epoch(frameEpoch).workerId(worker).step(step).version(version).correlationId(corr)
+                .chunkIndex(chunkIndex).chunkCount(chunkCount);
+        framer.sealInto(c2s, b, 0, new UnsafeBuffer(payload), 0, payload.length);
+        return b;
+    }
+
+    /** Sends raw, already-framed bytes (tests of the server's input checks); the tag is whatever the frame holds. */
     boolean sendRawFrame(DirectBuffer frame, int offset, int length, long timeoutMs) {
         return Transport.offer(publication, new DirectBufferVector[] {new DirectBufferVector(frame, offset, length)},
                 System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs), idle);
@@ -314,21 +415,82 @@ final class ClientExchange implements AutoCloseable {
 
     private void onMessage(DirectBuffer buffer, int offset, int length, Header header) {
         rx.wrap(buffer, offset);
-        // a REJECT authenticated with the secret may carry the server's own job id (it tells us we asked for another job)
-        if (rx.validate(length) != null || !auth.verify(buffer, offset, length)
-                || (rx.jobId() != jobId && rx.type() != MessageType.REJECT)) {
+        if (rx.validate(length) != null) {
             badMessages++;
+            return;
+        }
+        MessageType t = rx.type();
+        int kind = rx.keyKind();
+        DirectBuffer frame = buffer;
+        boolean inPlace = false;
+        Framer.Result r;
+        if (kind == MessageHeader.KEY_HANDSHAKE) {
+            // before the session keys: only a CHALLENGE or a REJECT of the HELLO, under the secret's handshake key
+            r = t == MessageType.CHALLENGE || t == MessageType.REJECT ? framer.verifyHandshake(buffer, offset, length) : Framer.Result.BAD_TAG;
+        } else {
+            TrafficKey key = kind == MessageHeader.KEY_SESSION ? s2c : broadcast;
+            if (key == null) {
+                badMessages++;
+                return;
+            }
+            int at = t == MessageType.PARAMS ? paramsSlot(kind) : -1;
+            if (at >= 0) { // decrypt the chunk straight into the pull's target
+                r = framer.open(key, buffer, offset, length, pullTarget, at);
+                inPlace = true;
+            } else {
+                r = framer.open(key, buffer, offset, length);
+                if (r == Framer.Result.OK) {
+                    frame = framer.opened();
+                    rx.wrap(frame, 0);
+                }
+            }
+        }
+        if (r != Framer.Result.OK) {
+            badMessages++;
+            if (r == Framer.Result.REPLAY) {
+                replays++;
+            } else {
+                badTags++;
+            }
+            return;
+        }
+        // a REJECT authenticated with the secret may carry the server's own job id (it tells us we asked for another job)
+        if (rx.jobId() != jobId && t != MessageType.REJECT) {
+            badMessages++;
+            return;
+        }
+        if (t == MessageType.PARAMS && kind == MessageHeader.KEY_BROADCAST) {
+            if (!done) {
+                onParams(frame, inPlace); // sealed once for every worker: names no request, PULL_BEGIN did
+            }
             return;
         }
         if (rx.correlationId() != awaited || done) {
             return; // a late answer to an earlier request
         }
-        MessageType t = rx.type();
         switch (t) {
-            case PULL_BEGIN -> onPullBegin(buffer, t);
-            case PARAMS -> onParams(buffer);
-            default -> finish(buffer, t);
+            case PULL_BEGIN -> onPullBegin(frame, t);
+            case PARAMS -> onParams(frame, inPlace);
+            default -> finish(frame, t);
         }
+    }
+
+    /**
+     * Where the PARAMS frame {@code rx} (not authenticated yet) may be decrypted in place: its byte offset in the pull's
+     * target when it is a chunk the pull in flight still wants, else -1. Changes nothing.
+     */
+    private int paramsSlot(int kind) {
+        if (pullTarget == null || pullExpected < 0 || done || rx.version() != replyVersion
+                || (kind == MessageHeader.KEY_SESSION && rx.correlationId() != awaited)) {
+            return -1;
+        }
+        int i = rx.chunkIndex();
+        ChunkPlan plan = pullPlan;
+        if (i < 0 || i >= plan.chunks() || pullSeen[i] || (pullStage >= 0 && plan.chunkStage(i) != pullStage)
+                || rx.payloadLength() != plan.chunkLength(i) * 4) {
+            return -1;
+        }
+        return (int) (plan.chunkOffset(i) * 4);
     }
 
     private void onPullBegin(DirectBuffer buffer, MessageType t) {
@@ -344,7 +506,7 @@ final class ClientExchange implements AutoCloseable {
         }
     }
 
-    private void onParams(DirectBuffer buffer) {
+    private void onParams(DirectBuffer buffer, boolean inPlace) {
         int i = rx.chunkIndex();
         ChunkPlan plan = pullPlan;
         if (pullExpected < 0 || rx.version() != replyVersion || i < 0 || i >= plan.chunks() || pullSeen[i]
@@ -352,7 +514,9 @@ final class ClientExchange implements AutoCloseable {
             badMessages++;
             return;
         }
-        pullTarget.putBytes((int) (plan.chunkOffset(i) * 4), buffer, rx.payloadOffset(), rx.payloadLength());
+        if (!inPlace) {
+            pullTarget.putBytes((int) (plan.chunkOffset(i) * 4), buffer, rx.payloadOffset(), rx.payloadLength());
+        }
         pullSeen[i] = true;
         if (++pullReceived == pullExpected) {
             replyType = MessageType.PARAMS;

@@ -1,5 +1,10 @@
 package io.catena.ps;
 
+import io.catena.ps.protocol.KeySchedule;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Properties;
 
 /**
@@ -17,7 +22,7 @@ public final class Configuration {
     public static final String JOB_NAME_PROP = "catena.ps.job.name";
     public static final String JOB_NAME_DEFAULT = "catena";
 
-    /** Per-job secret for HMAC-SHA256 (at least 16 bytes, UTF-8). Prefer {@link #SECRET_FILE_PROP}. No default. */
+    /** Per-job secret every key derives from (HKDF; at least 16 bytes, UTF-8). Prefer {@link #SECRET_FILE_PROP}. No default. */
     public static final String SECRET_PROP = "catena.ps.secret";
 
     /** File whose bytes (trailing newline stripped) are the per-job secret. No default. */
@@ -266,5 +271,25 @@ public final class Configuration {
             s = s.substring(0, s.length() - 1);
         }
         return Math.multiplyExact(Long.parseLong(s), mult);
+    }
+
+/** The per-job secret: {@code secret}, else the stripped contents of {@code secretFile}; at least 16 bytes. */
+static byte[] resolveSecret(byte[] secret, String secretFile) {
+        byte[] s = secret;
+        if (s == null && secretFile != null && !secretFile.isBlank()) {
+            try {
+                String text = Files.readString(Path.of(secretFile), StandardCharsets.UTF_8).strip();
+                s = text.getBytes(StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw new ConfigurationException(Configuration.SECRET_FILE_PROP, "a readable file with the job secret", secretFile,
+                        "create it (e.g. head -c 32 /dev/urandom | base64 > secret) and share it with the workers", e);
+            }
+        }
+        if (s == null || s.length < KeySchedule.MIN_SECRET_BYTES) {
+            throw new ConfigurationException(Configuration.SECRET_FILE_PROP + " (or " + Configuration.SECRET_PROP + ")",
+                    "a per-job secret of at least " + KeySchedule.MIN_SECRET_BYTES + " bytes",
+                    s == null ? null : s.length + " bytes", "generate one, e.g. head -c 32 /dev/urandom | base64 > secret");
+        }
+        return s;
     }
 }

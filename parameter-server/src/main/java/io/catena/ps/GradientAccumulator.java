@@ -89,11 +89,11 @@ final class GradientAccumulator {
         slotArrival = new long[nSlots][workerCount];
         for (int s = 0; s < nSlots; s++) {
             slots[s] = new Params(l, DataType.FLOAT);
-            slotViews[s] = ServerModel.view(slots[s]);
+            slotViews[s] = ParamsViews.view(slots[s]);
         }
         for (WorkerState ws : workers) {
             ws.staging = new Params(l, DataType.FLOAT);
-            ws.view = ServerModel.view(ws.staging);
+            ws.view = ParamsViews.view(ws.staging);
             ws.correlation = NONE;
             ws.seen = new boolean[model.plan().chunks()];
         }
@@ -137,8 +137,38 @@ final class GradientAccumulator {
 
     // ---- assembling a push --------------------------------------------------------------------
 
-    /** One PUSH frame ({@code rx} wraps it in {@code buffer}): a chunk of worker {@code s}'s gradient. */
-    void onPush(ClientSession s, MessageHeader rx, DirectBuffer buffer) {
+    /**
+     * Where the authenticated-to-be PUSH chunk {@code rx} may be decrypted in place: its byte offset in the worker's
+     * staging buffer ({@link #staging}), or -1 when it does not fit the push in progress (then it is opened into
+     * scratch and {@link #onPush} names what is wrong). Changes nothing: the header is not authenticated yet.
+     */
+    int stagingOffset(ClientSession s, MessageHeader rx) {
+        int w = rx.workerId();
+        if (s.workerId < 0 || w != s.workerId) {
+            return -1;
+        }
+        WorkerState ws = workers[w];
+        ChunkPlan plan = model.plan();
+        int idx = rx.chunkIndex();
+        long corr = rx.correlationId();
+        if (corr == ws.finishedCorrelation || rx.epoch() != model.epoch() || idx < 0 || idx >= plan.chunks()
+                || rx.payloadLength() != plan.chunkLength(idx) * 4 || plan.chunkStage(idx) != model.stageOf(w)
+                || (corr == ws.correlation && ws.seen[idx])) {
+            return -1;
+        }
+        return (int) (plan.chunkOffset(idx) * 4);
+    }
+
+    /** Worker w's staging buffer (the push being assembled). */
+    UnsafeBuffer staging(int w) {
+        return workers[w].view;
+    }
+
+    /**
+     * One authenticated PUSH frame ({@code rx} wraps it in {@code buffer}): a chunk of worker {@code s}'s gradient;
+     * {@code inStaging}: its payload was already decrypted into the staging slot {@link #stagingOffset} named.
+     */
+    void onPush(ClientSession s, MessageHeader rx, DirectBuffer buffer, boolean inStaging) {
         int w = rx.workerId();
         long corr = rx.correlationId();
         if (s.workerId < 0 || w != s.workerId) {
@@ -173,7 +203,9 @@ final class GradientAccumulator {
         }
         ChunkPlan plan = model.plan();
         int bytes = plan.chunkLength(idx) * 4;
-        ws.view.putBytes((int) (plan.chunkOffset(idx) * 4), buffer, rx.payloadOffset(), bytes);
+        if (!inStaging) {
+            ws.view.putBytes((int) (plan.chunkOffset(idx) * 4), buffer, rx.payloadOffset(), bytes);
+        }
         ws.seen[idx] = true;
         if (stages > 1) {
             metrics.stagePushed(stage, bytes);

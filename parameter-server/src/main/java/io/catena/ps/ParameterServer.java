@@ -12,7 +12,7 @@ import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
-import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageHeader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -237,6 +237,7 @@ public final class ParameterServer implements AutoCloseable {
         long sendTimeoutMs;
         long growTimeoutMs;
         int maxClients;
+        int rekeyShift = KeySchedule.DEFAULT_REKEY_SHIFT;
         AdamW.Settings adamW;
         LrSchedule schedule;
         org.apache.hadoop.conf.Configuration hadoopConf;
@@ -346,11 +347,35 @@ public final class ParameterServer implements AutoCloseable {
         public Context sendTimeoutMs(long v) { sendTimeoutMs = v; return this; }
         public Context growTimeoutMs(long v) { growTimeoutMs = v; return this; }
         public Context maxClients(int v) { maxClients = v; return this; }
+        /**
+         * Every traffic key (each session direction, the broadcast) moves to a fresh HKDF generation after 2^shift
+         * frames; default {@value KeySchedule#DEFAULT_REKEY_SHIFT} (16 TiB of 1 MiB chunks), tests use small values.
+         */
+        public Context rekeyShift(int v) { rekeyShift = v; return this; }
         public Context adamW(AdamW.Settings v) { adamW = v; return this; }
         public Context schedule(LrSchedule v) { schedule = v; return this; }
         public Context hadoopConf(org.apache.hadoop.conf.Configuration v) { hadoopConf = v; return this; }
 
         public String jobName() { return jobName; }
+
+        /**
+         * A client context with the settings a client shares with this server (job, secret, channel, Aeron dir, term
+         * length, idle strategy); set the worker id and the rest on it. (The server knows the client's settings; the
+         * client knows nothing of the server's classes.)
+         */
+        public ParameterServerClient.Context clientContext() {
+            ParameterServerClient.Context c = new ParameterServerClient.Context();
+            c.jobName = jobName;
+            c.secret = secret == null ? null : secret.clone();
+            c.secretFile = secretFile;
+            c.aeronDirectoryName = aeronDirectoryName;
+            c.termLength = termLength;
+            c.serverChannel = channel;
+            c.serverStreamId = streamId;
+            c.udpChannelParams = udpChannelParams;
+            c.idleStrategy = idleStrategy;
+            return c;
+        }
         public String aeronDirectoryName() { return aeronDirectoryName; }
         public String channel() { return channel; }
         public int streamId() { return streamId; }
@@ -376,8 +401,8 @@ public final class ParameterServer implements AutoCloseable {
             if (jobName == null || jobName.isBlank()) {
                 throw new ConfigurationException(Configuration.JOB_NAME_PROP, "a job name", jobName, "name the training job");
             }
-            jobId = MessageAuthenticator.jobId(jobName);
-            secret = resolveSecret(secret, secretFile);
+            jobId = KeySchedule.jobId(jobName);
+            secret = Configuration.resolveSecret(secret, secretFile);
             Transport.checkTermLength(termLength, Configuration.TERM_LENGTH_PROP);
             if (channel == null || !(channel.startsWith("aeron:ipc") || channel.startsWith("aeron:udp?endpoint="))) {
                 throw new ConfigurationException(Configuration.CHANNEL_PROP, "aeron:ipc or aeron:udp?endpoint=host:port", channel,
@@ -392,6 +417,11 @@ public final class ParameterServer implements AutoCloseable {
             checkPipelineCounts();
             if (shards < 1) {
                 throw new ConfigurationException(Configuration.SHARDS_PROP, "at least 1 shard", shards, "use e.g. 4");
+            }
+            if (rekeyShift < KeySchedule.MIN_REKEY_SHIFT || rekeyShift > KeySchedule.MAX_REKEY_SHIFT) {
+                throw new ConfigurationException("rekeyShift", "a shift in [" + KeySchedule.MIN_REKEY_SHIFT + ", "
+                        + KeySchedule.MAX_REKEY_SHIFT + "] (2^shift frames per key)", rekeyShift, "use the default "
+                        + KeySchedule.DEFAULT_REKEY_SHIFT);
             }
             if (maxClients < workers + 1) {
                 throw new ConfigurationException(Configuration.MAX_CLIENTS_PROP, "at least workers + 1 = " + (workers + 1), maxClients,
@@ -546,25 +576,6 @@ public final class ParameterServer implements AutoCloseable {
                 throw new ConfigurationException("initialState", "float32 parameters", initialState.params().dataType(),
                         "convert the model to float32");
             }
-        }
-
-        static byte[] resolveSecret(byte[] secret, String secretFile) {
-            byte[] s = secret;
-            if (s == null && secretFile != null && !secretFile.isBlank()) {
-                try {
-                    String text = Files.readString(Path.of(secretFile), StandardCharsets.UTF_8).strip();
-                    s = text.getBytes(StandardCharsets.UTF_8);
-                } catch (IOException e) {
-                    throw new ConfigurationException(Configuration.SECRET_FILE_PROP, "a readable file with the job secret", secretFile,
-                            "create it (e.g. head -c 32 /dev/urandom | base64 > secret) and share it with the workers", e);
-                }
-            }
-            if (s == null || s.length < MessageAuthenticator.MIN_SECRET_BYTES) {
-                throw new ConfigurationException(Configuration.SECRET_FILE_PROP + " (or " + Configuration.SECRET_PROP + ")",
-                        "a per-job secret of at least " + MessageAuthenticator.MIN_SECRET_BYTES + " bytes",
-                        s == null ? null : s.length + " bytes", "generate one, e.g. head -c 32 /dev/urandom | base64 > secret");
-            }
-            return s;
         }
     }
 }

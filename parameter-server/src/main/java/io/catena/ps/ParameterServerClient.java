@@ -88,8 +88,8 @@ public final class ParameterServerClient implements AutoCloseable {
                 + " ms (expected a WELCOME for job '" + ctx.jobName + "'; the request channel was "
                 + (exchange.requestChannelConnected() ? "connected" : "never connected: nothing is listening there")
                 + "). Check that the server is running and listening on that channel (" + Configuration.CHANNEL_PROP
-                + "), that job name and secret match (the server drops messages whose HMAC does not verify and counts them as "
-                + "rejections.bad_mac), and that the server can reach this client's response channel " + exchange.responseChannel()
+                + "), that job name and secret match (the server drops a HELLO that does not verify under the job secret and counts "
+                + "it as rejections.handshake_failed), and that the server can reach this client's response channel " + exchange.responseChannel()
                 + " (" + Configuration.CLIENT_RESPONSE_HOST_PROP + ")";
     }
 
@@ -154,13 +154,7 @@ public final class ParameterServerClient implements AutoCloseable {
 
     private boolean hello(long timeoutMs) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
-        byte[] ch = exchange.responseChannel().getBytes(StandardCharsets.UTF_8);
-        UnsafeBuffer p = new UnsafeBuffer(new byte[8 + ch.length]);
-        p.putInt(0, ctx.responseStreamId, ByteOrder.LITTLE_ENDIAN);
-        p.putInt(4, ch.length, ByteOrder.LITTLE_ENDIAN);
-        p.putBytes(8, ch);
-        long corr = exchange.begin();
-        if (!exchange.send(MessageType.HELLO, 0, 0, 0, corr, 0, 0, p, 0, p.capacity(), deadline) || !exchange.await(deadline)) {
+        if (!exchange.handshake(deadline)) {
             return false;
         }
         if (exchange.replyType() == MessageType.REJECT) {
@@ -339,7 +333,22 @@ public final class ParameterServerClient implements AutoCloseable {
         return exchange.admin(MessageType.METRICS, null, timeoutMs);
     }
 
-    /** Sends raw, already-framed bytes (tests of the server's input checks); the MAC is whatever the frame holds. */
+    /** A frame sealed under this client's session key with its next sequence number (tests of the server's input checks). */
+    UnsafeBuffer sealedFrame(MessageType type, long job, int epoch, int worker, long step, long version, long corr, int chunkIndex,
+                             int chunkCount, byte[] payload) {
+        return exchange.sealedFrame(type, job, epoch, worker, step, version, corr, chunkIndex, chunkCount, payload);
+    }
+
+    /** Frames from the server that failed authentication, and those refused as replays (tests). */
+    long badTagsForTests() {
+        return exchange.badTags();
+    }
+
+    long replaysForTests() {
+        return exchange.replays();
+    }
+
+    /** Sends raw, already-framed bytes (tests of the server's input checks); the tag is whatever the frame holds. */
     boolean sendRawFrame(DirectBuffer frame, int offset, int length, long timeoutMs) {
         return exchange.sendRawFrame(frame, offset, length, timeoutMs);
     }
@@ -366,7 +375,7 @@ public final class ParameterServerClient implements AutoCloseable {
         if (p.dataType() != org.nd4j.linalg.api.buffer.DataType.FLOAT) {
             throw new IllegalArgumentException(what + " must be float32 Params, got " + p.dataType());
         }
-        return ServerModel.view(p);
+        return ParamsViews.view(p);
     }
 
     @Override
@@ -435,25 +444,11 @@ public final class ParameterServerClient implements AutoCloseable {
         /** Ends any wait for a reply with a ParameterServerException once this says so (e.g. the Spark task was killed). */
         public Context cancelledWhen(java.util.function.BooleanSupplier v) { cancelled = v; return this; }
 
-        /** Copies the settings a client shares with a server context (job, secret, channel, Aeron dir). */
-        public Context from(ParameterServer.Context server) {
-            jobName = server.jobName;
-            secret = server.secret == null ? null : server.secret.clone();
-            secretFile = server.secretFile;
-            aeronDirectoryName = server.aeronDirectoryName;
-            termLength = server.termLength;
-            serverChannel = server.channel;
-            serverStreamId = server.streamId;
-            udpChannelParams = server.udpChannelParams;
-            idleStrategy = server.idleStrategy;
-            return this;
-        }
-
         public Context conclude() {
             if (jobName == null || jobName.isBlank()) {
                 throw new ConfigurationException(Configuration.JOB_NAME_PROP, "a job name", jobName, "use the server's job name");
             }
-            secret = ParameterServer.Context.resolveSecret(secret, secretFile);
+            secret = Configuration.resolveSecret(secret, secretFile);
             Transport.checkTermLength(termLength, Configuration.TERM_LENGTH_PROP);
             if (serverChannel == null || !(serverChannel.startsWith("aeron:ipc") || serverChannel.startsWith("aeron:udp?endpoint="))) {
                 throw new ConfigurationException(Configuration.CHANNEL_PROP, "aeron:ipc or aeron:udp?endpoint=host:port of the server",

@@ -1,6 +1,8 @@
 package io.catena.ps;
 
+import io.aeron.DirectBufferVector;
 import io.catena.ps.protocol.ChunkPlan;
+import io.catena.ps.protocol.Framer;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import java.util.ArrayList;
@@ -15,14 +17,21 @@ final class PullServer {
     private final ResponseSender sender;
     private final ServerMetrics metrics;
     private final int stages;
+    private final long jobId;
+    private final Framer framer;
+    private final SealedParams sealed;
     private final List<PendingPull> pendingPulls = new ArrayList<>();
 
     /** {@code all}: every chunk, not only the stage's of a pipeline worker. */
     private record PendingPull(ClientSession session, long correlation, long minVersion, int epoch, boolean all, long deadlineNs) {
     }
 
-    PullServer(ParameterServer.Context ctx, ServerModel model, ResponseSender sender, ServerMetrics metrics) {
+    PullServer(ParameterServer.Context ctx, ServerModel model, ResponseSender sender, ServerMetrics metrics, Framer framer,
+               SealedParams sealed) {
         this.model = model;
+        this.jobId = ctx.jobId;
+        this.framer = framer;
+        this.sealed = sealed;
         this.sender = sender;
         this.metrics = metrics;
         this.stages = ctx.pipelineStages;
@@ -72,7 +81,8 @@ final class PullServer {
     /**
      * Sends the current parameters: every chunk to admins, to one-stage workers and for {@code all}, else only
      * the chunks of the worker's stage. Chunk indices stay those of the whole plan; the chunk count is what
-     * this answer carries.
+     * this answer carries. Each chunk goes out as the version's broadcast frame (sealed once for every worker,
+     * {@link SealedParams}), or sealed under the session's key where this client already got that broadcast frame.
      */
     private void servePull(ClientSession s, long corr, int requestEpoch, boolean all) {
         long version = model.version();
@@ -89,13 +99,27 @@ final class PullServer {
         }
         for (int k = 0; k < chunks; k++) {
             int i = stage < 0 ? k : plan.stageChunk(stage, k);
-            if (!sender.send(s, MessageType.PARAMS, 0, corr, 0, version, i, chunks, model.paramsView(), (int) (plan.chunkOffset(i) * 4),
-                    plan.chunkLength(i) * 4, true)) {
+            if (!sendChunk(s, corr, version, i, chunks)) {
                 return;
             }
             if (stages > 1) {
                 metrics.stagePulled(plan.chunkStage(i), plan.chunkLength(i) * 4L);
             }
         }
+    }
+
+    private boolean sendChunk(ClientSession s, long corr, long version, int i, int chunks) {
+        DirectBufferVector[] frame = sealed.frame(i, model, framer, jobId);
+        long seq = sealed.sequence(i);
+        if (seq > s.broadcastSent) {
+            if (!sender.sendSealed(s, MessageType.PARAMS, frame)) {
+                return false;
+            }
+            s.broadcastSent = seq;
+            return true;
+        }
+        ChunkPlan plan = model.plan();
+        return sender.send(s, MessageType.PARAMS, 0, corr, 0, version, i, chunks, model.paramsView(), (int) (plan.chunkOffset(i) * 4),
+                plan.chunkLength(i) * 4);
     }
 }

@@ -2,7 +2,7 @@ package io.catena.ps;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.aeron.DirectBufferVector;
-import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.Framer;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
@@ -12,34 +12,34 @@ import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
-import javax.crypto.Mac;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** Signs and sends the server's frames to a client's response publication (conductor thread only). */
+/**
+ * Seals and sends the server's frames to a client's response publication (conductor thread only): under the session's
+ * server-to-client key once the handshake completed, under the handshake key before (CHALLENGE, a HELLO's REJECT).
+ */
 final class ResponseSender {
     // the conductor's log name: cluster-conf/log4j2.properties sets the server's level by it
     private static final Logger LOG = LoggerFactory.getLogger(ServerConductor.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final ParameterServer.Context ctx;
-    private final MessageAuthenticator auth;
+    private final Framer framer;
     private final ServerMetrics metrics;
     private final ServerModel model;
     private final Queue<Runnable> completions;
     private final IdleStrategy sendIdle;
     private final long sendTimeoutNs;
 
-    private final OutgoingFrame tx = new OutgoingFrame();
-
     /** {@code completions}: the conductor's queue of work handed back to its thread. */
-    ResponseSender(ParameterServer.Context ctx, MessageAuthenticator auth, ServerMetrics metrics, ServerModel model,
+    ResponseSender(ParameterServer.Context ctx, Framer framer, ServerMetrics metrics, ServerModel model,
                    Queue<Runnable> completions) {
         this.ctx = ctx;
-        this.auth = auth;
+        this.framer = framer;
         this.metrics = metrics;
         this.model = model;
         this.completions = completions;
@@ -88,29 +88,27 @@ final class ResponseSender {
         }
     }
 
-    /** Signs and sends one frame whose payload is a region of {@code payload} (null: none), bounded by the send timeout. */
+    /** Seals and sends one frame whose payload is a region of {@code payload} (null: none), bounded by the send timeout. */
     boolean send(ClientSession s, MessageType type, int flags, long corr, long step, long ver, int chunkIndex, int chunkCount,
                  DirectBuffer payload, int payloadOffset, int payloadLength) {
-        return send(s, type, flags, corr, step, ver, chunkIndex, chunkCount, payload, payloadOffset, payloadLength, false);
-    }
-
-    /**
-     * {@code paramsChunk}: the payload is parameter chunk {@code chunkIndex} of the current parameters, whose
-     * HMAC state after the payload is cached until the parameters change.
-     */
-    boolean send(ClientSession s, MessageType type, int flags, long corr, long step, long ver, int chunkIndex, int chunkCount,
-                 DirectBuffer payload, int payloadOffset, int payloadLength, boolean paramsChunk) {
         if (s.pub.isClosed()) {
             return false;
         }
-        tx.header(type).flags(flags).jobId(ctx.jobId).epoch(model.epoch()).workerId(s.workerId).step(step)
-                .version(ver).correlationId(corr).chunkIndex(chunkIndex).chunkCount(chunkCount).payloadLength(payloadLength);
-        if (payloadLength > 0) {
-            signPayload(payload, payloadOffset, payloadLength, paramsChunk ? chunkIndex : -1);
-        } else {
-            auth.begin();
+        framer.header(type).flags(flags).jobId(ctx.jobId).epoch(model.epoch()).workerId(s.workerId).step(step)
+                .version(ver).correlationId(corr).chunkIndex(chunkIndex).chunkCount(chunkCount);
+        return offer(s, type, framer.seal(s.established ? s.s2c : null, payload, payloadOffset, payloadLength),
+                MessageHeader.OVERHEAD + payloadLength);
+    }
+
+    /** Sends an already sealed frame (the broadcast cache's), bounded by the send timeout. */
+    boolean sendSealed(ClientSession s, MessageType type, DirectBufferVector[] frame) {
+        if (s.pub.isClosed()) {
+            return false;
         }
-        DirectBufferVector[] vectors = tx.sign(auth, payload, payloadOffset, payloadLength);
+        return offer(s, type, frame, frame[0].length());
+    }
+
+    private boolean offer(ClientSession s, MessageType type, DirectBufferVector[] vectors, int length) {
         boolean ok;
         try {
             ok = Transport.offer(s.pub, vectors, System.nanoTime() + sendTimeoutNs, sendIdle);
@@ -124,22 +122,7 @@ final class ResponseSender {
                     type, s.workerId, s.pub.channel(), ctx.sendTimeoutMs);
             return false;
         }
-        metrics.bytesOut.addAndGet(MessageHeader.OVERHEAD + payloadLength);
+        metrics.bytesOut.addAndGet(length);
         return true;
-    }
-
-    /** Starts the MAC with the payload (payload first, then header: protocol package doc); {@code paramsChunk} -1: not one. */
-    private void signPayload(DirectBuffer payload, int payloadOffset, int payloadLength, int paramsChunk) {
-        Mac[] chunkMacs = model.chunkMacs();
-        Mac cached = paramsChunk >= 0 ? chunkMacs[paramsChunk] : null;
-        if (cached != null) {
-            auth.continueFrom(cached);
-        } else {
-            auth.begin();
-            auth.update(payload, payloadOffset, payloadLength);
-            if (paramsChunk >= 0) {
-                chunkMacs[paramsChunk] = auth.snapshot();
-            }
-        }
     }
 }

@@ -9,10 +9,13 @@ import io.aeron.logbuffer.Header;
 import io.catena.model.ParamLayout;
 import io.catena.model.io.TrainingState;
 import io.catena.ps.protocol.ChunkPlan;
-import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.Framer;
+import io.catena.ps.protocol.Handshake;
+import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
+import io.catena.ps.protocol.TrafficKey;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -21,6 +24,7 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.Agent;
@@ -29,8 +33,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The server's only thread of control (an Agrona agent): receives and authenticates messages, keeps the clients'
- * sessions and hands each request to its part: pushes to the {@link GradientAccumulator} (which applies AdamW per
+ * The server's only thread of control (an Agrona agent): runs the handshakes, opens (authenticates, checks for replay,
+ * decrypts) every frame, keeps the clients' sessions and hands each request to its part: pushes to the {@link GradientAccumulator} (which applies AdamW per
  * shard to the {@link ServerModel}), pulls to the {@link PullServer}, growth to {@link ChainGrowth} and snapshots
  * to the {@link SnapshotWriter}. Nothing here is touched by another thread except through {@link #submit} and the
  * metrics.
@@ -42,7 +46,8 @@ final class ServerConductor implements Agent {
     private final Aeron aeron;
     private final Subscription subscription;
     private final FragmentAssembler assembler;
-    private final MessageAuthenticator auth;
+    private final Framer framer;
+    private final byte[] broadcastNonce = KeySchedule.randomNonce();
     private final ServerMetrics metrics;
     private final Queue<Consumer<ServerConductor>> commands = new ConcurrentLinkedQueue<>();
     private final Queue<Runnable> completions = new ConcurrentLinkedQueue<>();
@@ -66,15 +71,17 @@ final class ServerConductor implements Agent {
     ServerConductor(ParameterServer.Context ctx, Aeron aeron) {
         this.ctx = ctx;
         this.aeron = aeron;
-        this.auth = new MessageAuthenticator(ctx.secret);
+        this.framer = new Framer(KeySchedule.handshakeKey(ctx.secret));
         this.workerCount = ctx.workers;
         this.stages = ctx.pipelineStages;
         this.metrics = new ServerMetrics(stages);
         this.workerSessions = new ClientSession[workerCount];
         this.model = new ServerModel(ctx);
-        this.sender = new ResponseSender(ctx, auth, metrics, model, completions);
+        this.sender = new ResponseSender(ctx, framer, metrics, model, completions);
+        TrafficKey broadcast = KeySchedule.broadcast(ctx.secret, ctx.jobId, broadcastNonce, ctx.rekeyShift)
+                .traffic(KeySchedule.Direction.BROADCAST);
         this.accumulator = new GradientAccumulator(ctx, model, metrics, sender, this::afterPublish);
-        this.pulls = new PullServer(ctx, model, sender, metrics);
+        this.pulls = new PullServer(ctx, model, sender, metrics, framer, new SealedParams(broadcast));
         this.growth = new ChainGrowth(ctx, model, accumulator, pulls, sender);
         this.snapshots = new SnapshotWriter(ctx, model, metrics, sender, completions);
         String channel = Transport.udpParams(ctx.channel, ctx.udpChannelParams);
@@ -205,14 +212,69 @@ final class ServerConductor implements Agent {
             sender.reject(s, RejectReason.MALFORMED, corr, bad);
             return;
         }
-        if (!auth.verify(buffer, offset, length)) {
-            sender.reject(s, RejectReason.BAD_MAC, corr, "HMAC-SHA256 of a " + rx.type() + " message does not verify; "
-                    + "use the job's secret (" + Configuration.SECRET_FILE_PROP + ")");
+        MessageType type = rx.type();
+        int kind = rx.keyKind();
+        if (kind == MessageHeader.KEY_HANDSHAKE) {
+            if (type != MessageType.HELLO) {
+                sender.reject(s, RejectReason.MALFORMED, corr, type + " under the handshake key; only HELLO travels without a session");
+            } else if (framer.verifyHandshake(buffer, offset, length) != Framer.Result.OK) {
+                sender.reject(null, RejectReason.HANDSHAKE_FAILED, corr, "HELLO of worker " + rx.workerId() + " on Aeron session "
+                        + header.sessionId() + " does not verify under the handshake key derived from this job's secret: the client "
+                        + "uses another secret; give it the job's secret (" + Configuration.SECRET_FILE_PROP + ")");
+            } else {
+                onHello(buffer, header.sessionId());
+            }
             return;
         }
-        MessageType type = rx.type();
-        if (type == MessageType.HELLO) {
-            onHello(buffer, header.sessionId());
+        if (kind != MessageHeader.KEY_SESSION) {
+            sender.reject(s, RejectReason.MALFORMED, corr, "a client sent a " + type + " under the broadcast key, which only the "
+                    + "server seals with");
+            return;
+        }
+        if (s == null || s.c2s == null) {
+            sender.reject(null, RejectReason.UNKNOWN_SESSION, corr, "no HELLO on Aeron session " + header.sessionId());
+            return;
+        }
+        DirectBuffer frame;
+        boolean inStaging = false;
+        Framer.Result opened;
+        int at = s.established && type == MessageType.PUSH ? accumulator.stagingOffset(s, rx) : -1;
+        if (at >= 0) { // decrypt the gradient chunk straight into its slot of the worker's staging buffer
+            opened = framer.open(s.c2s, buffer, offset, length, accumulator.staging(s.workerId), at);
+            inStaging = true;
+            frame = buffer;
+        } else {
+            opened = framer.open(s.c2s, buffer, offset, length);
+            frame = framer.opened();
+            if (opened == Framer.Result.OK) {
+                rx.wrap(frame, 0);
+            }
+        }
+        if (opened == Framer.Result.BAD_TAG) {
+            if (s.established) {
+                sender.reject(s, RejectReason.BAD_TAG, corr, "AES-GCM tag of a " + type + " frame (sequence " + rx.sequence()
+                        + ") does not verify under session " + header.sessionId() + "'s key: the frame was modified or forged; "
+                        + "nothing was done");
+            } else {
+                failHandshake(s, corr, "the " + type + " frame does not verify under the session key derived from the job secret and "
+                        + "the handshake's nonces: the client uses another secret (" + Configuration.SECRET_FILE_PROP + ")");
+            }
+            return;
+        }
+        if (opened == Framer.Result.REPLAY) {
+            sender.reject(s, RejectReason.REPLAY, corr, "a " + type + " frame with sequence " + rx.sequence() + " on session "
+                    + header.sessionId() + ", which has accepted up to " + s.c2s.window().highest() + (s.c2s.window()
+                    .isTooOld(rx.sequence()) ? " (older than the replay window of " + io.catena.ps.protocol.ReplayWindow.SIZE
+                    + " frames)" : " (accepted before)") + ": a replayed frame; nothing was done");
+            return;
+        }
+        if (!s.established) {
+            if (type != MessageType.PROOF) {
+                sender.reject(s, RejectReason.UNKNOWN_SESSION, corr, "the handshake of session " + header.sessionId()
+                        + " is not complete: expected PROOF, got " + type);
+            } else {
+                onProof(s, frame);
+            }
             return;
         }
         if (rx.jobId() != ctx.jobId) {
@@ -220,17 +282,13 @@ final class ServerConductor implements Agent {
                     + ctx.jobName + "' (id " + ctx.jobId + ")");
             return;
         }
-        if (s == null || !s.welcomed) {
-            sender.reject(null, RejectReason.UNKNOWN_SESSION, corr, "no HELLO on Aeron session " + header.sessionId());
-            return;
-        }
         switch (type) {
-            case PUSH -> accumulator.onPush(s, rx, buffer);
+            case PUSH -> accumulator.onPush(s, rx, frame, inStaging);
             case PULL -> pulls.onPull(s, rx);
-            case GROW -> growth.onGrowRequest(s, rx, buffer);
-            case SNAPSHOT -> snapshots.onSnapshotRequest(s, rx, buffer);
+            case GROW -> growth.onGrowRequest(s, rx, frame);
+            case SNAPSHOT -> snapshots.onSnapshotRequest(s, rx, frame);
             case METRICS -> sender.sendJson(s, MessageType.ADMIN_REPLY, corr, metrics.toMap());
-            case TRAINER_INFO -> snapshots.onTrainerInfo(s, rx, buffer);
+            case TRAINER_INFO -> snapshots.onTrainerInfo(s, rx, frame);
             default -> sender.reject(s, RejectReason.MALFORMED, corr, type + " is not a request a server accepts");
         }
     }
@@ -245,17 +303,15 @@ final class ServerConductor implements Agent {
     // ---- sessions -----------------------------------------------------------------------------
 
     private void onHello(DirectBuffer buffer, int aeronSessionId) {
-        int p = rx.payloadOffset();
-        int len = rx.payloadLength();
         long corr = rx.correlationId();
         int worker = rx.workerId();
-        if (len < 8 || buffer.getInt(p + 4, java.nio.ByteOrder.LITTLE_ENDIAN) != len - 8) {
-            sender.reject(null, RejectReason.MALFORMED, corr, "HELLO payload of " + len + " bytes is not (stream id, channel)");
+        Handshake.Hello hello = Handshake.parseHello(buffer, rx.payloadOffset(), rx.payloadLength());
+        if (hello == null) {
+            sender.reject(null, RejectReason.MALFORMED, corr, "HELLO payload of " + rx.payloadLength()
+                    + " bytes is not (stream id, channel, " + KeySchedule.NONCE_BYTES + "-byte nonce)");
             return;
         }
-        int stream = buffer.getInt(p, java.nio.ByteOrder.LITTLE_ENDIAN);
-        String channel = buffer.getStringWithoutLengthUtf8(p + 8, len - 8);
-        ExclusivePublication pub = responsePublication(aeronSessionId, worker, stream, channel);
+        ExclusivePublication pub = responsePublication(aeronSessionId, worker, hello.streamId(), hello.channel());
         if (pub == null) {
             return;
         }
@@ -272,12 +328,57 @@ final class ServerConductor implements Agent {
         } else if (sessions.size() >= ctx.maxClients) {
             s.pendingReject = RejectReason.BUSY;
             s.pendingRejectDetail = "server already has " + sessions.size() + " clients (" + Configuration.MAX_CLIENTS_PROP + ")";
+        } else {
+            s.serverNonce = KeySchedule.randomNonce();
+            s.keys = KeySchedule.session(ctx.secret, ctx.jobId, hello.clientNonce(), s.serverNonce, ctx.rekeyShift);
+            s.transcript = Handshake.transcript(ctx.jobId, worker, hello.channel(), hello.clientNonce(), s.serverNonce,
+                    broadcastNonce, ctx.rekeyShift);
+            s.c2s = s.keys.traffic(KeySchedule.Direction.CLIENT_TO_SERVER);
+            s.s2c = s.keys.traffic(KeySchedule.Direction.SERVER_TO_CLIENT);
         }
         sessions.put(aeronSessionId, s);
-        if (s.pendingReject == null && worker >= 0) {
+    }
+
+    /** The client's PROOF ({@code frame}, opened under the session key): the session is established, or it is dropped. */
+    private void onProof(ClientSession s, DirectBuffer frame) {
+        byte[] proof = payloadBytes(rx, frame);
+        if (!s.keys.verifyProof(Handshake.CLIENT, s.transcript, proof)) {
+            failHandshake(s, rx.correlationId(), "the client's proof does not verify: it does not hold this job's secret ("
+                    + Configuration.SECRET_FILE_PROP + ")");
+            return;
+        }
+        s.established = true;
+        int worker = s.workerId;
+        if (worker >= 0) {
+            ClientSession oldWorker = workerSessions[worker];
+            if (oldWorker != null && oldWorker != s) {
+                closeSession(oldWorker, "worker " + worker + " connected again (restarted task)", oldWorker.pub == s.pub);
+            }
             workerSessions[worker] = s;
             accumulator.onWorkerConnected(worker);
         }
+        welcome(s, rx.correlationId());
+    }
+
+    /** Counts HANDSHAKE_FAILED, tells the client (under the handshake key) and drops the session. */
+    private void failHandshake(ClientSession s, long corr, String detail) {
+        sender.reject(s, RejectReason.HANDSHAKE_FAILED, corr, detail);
+        sessions.remove(s.aeronSessionId);
+        forgetWorkerSession(s);
+        releasePublication(s);
+    }
+
+    /**
+     * Closes a dropped session's response publication unless another session shares it (a HELLO naming a live
+     * client's channel, e.g. a replayed one, reuses that client's publication and must not close it).
+     */
+    private void releasePublication(ClientSession s) {
+        for (ClientSession o : sessions.values()) {
+            if (o != s && o.pub == s.pub) {
+                return;
+            }
+        }
+        s.pub.close();
     }
 
     /**
@@ -297,9 +398,7 @@ final class ServerConductor implements Agent {
         if (old != null) {
             closeSession(old, "it said HELLO again", old.pub == reuse);
         }
-        if (oldWorker != null && oldWorker != old) {
-            closeSession(oldWorker, "worker " + worker + " connected again (restarted task)", oldWorker.pub == reuse);
-        }
+        // a worker's earlier session (a restarted task) is replaced only when this one proves the secret (onProof)
         try {
             return reuse != null ? reuse : aeron.addExclusivePublication(channel, stream);
         } catch (RuntimeException e) {
@@ -310,13 +409,24 @@ final class ServerConductor implements Agent {
         }
     }
 
-    /** Welcomes (or rejects) the sessions whose response publication connected; drops those that never did. */
+    /**
+     * Challenges (or rejects) the sessions whose response publication connected; drops those that never did and those
+     * that never sent their PROOF.
+     */
     private int pollSessions() {
         int work = 0;
         long now = System.nanoTime();
         for (Iterator<ClientSession> it = sessions.values().iterator(); it.hasNext(); ) {
             ClientSession s = it.next();
             if (s.welcomed) {
+                if (!s.established && now - s.proofDeadlineNs > 0) {
+                    LOG.warn("client {} answered no CHALLENGE within {} ms; dropping its half-open session", s.workerId,
+                            TimeUnit.NANOSECONDS.toMillis(proofTimeoutNs()));
+                    metrics.reject(RejectReason.HANDSHAKE_FAILED);
+                    it.remove();
+                    forgetWorkerSession(s);
+                    releasePublication(s);
+                }
                 continue;
             }
             if (s.pub.isConnected()) {
@@ -324,25 +434,37 @@ final class ServerConductor implements Agent {
                 work++;
                 if (s.pendingReject != null) {
                     sender.reject(s, s.pendingReject, s.helloCorrelation, s.pendingRejectDetail);
-                    s.pub.close();
                     it.remove();
+                    releasePublication(s);
                 } else {
-                    welcome(s);
+                    challenge(s);
                 }
             } else if (now - s.deadlineNs > 0) {
                 LOG.warn("client {} never connected its response channel {}; is that host/port reachable from the server? "
                         + "(set {} on the client)", s.workerId, s.pub.channel(), Configuration.CLIENT_RESPONSE_HOST_PROP);
-                s.pub.close();
                 it.remove();
                 forgetWorkerSession(s);
+                releasePublication(s);
             }
         }
         return work;
     }
 
-    private void welcome(ClientSession s) {
+    private long proofTimeoutNs() {
+        return Math.max(sender.sendTimeoutNs(), 10_000_000_000L);
+    }
+
+    /** CHALLENGE: the server's nonce, the broadcast nonce, the rekey shift and the server's proof. */
+    private void challenge(ClientSession s) {
+        s.proofDeadlineNs = System.nanoTime() + proofTimeoutNs();
+        byte[] p = Handshake.challengePayload(s.serverNonce, broadcastNonce, ctx.rekeyShift,
+                s.keys.proof(Handshake.SERVER, s.transcript));
+        sender.send(s, MessageType.CHALLENGE, 0, s.helloCorrelation, 0, model.version(), 0, 0, new UnsafeBuffer(p), 0, p.length);
+    }
+
+    private void welcome(ClientSession s, long corr) {
         byte[] json = model.currentLayout().toJson();
-        sender.send(s, MessageType.WELCOME, 0, s.helloCorrelation, 0, model.version(), 0, 0, new UnsafeBuffer(json), 0, json.length);
+        sender.send(s, MessageType.WELCOME, 0, corr, 0, model.version(), 0, 0, new UnsafeBuffer(json), 0, json.length);
         LOG.info("client {} connected from {} (epoch {}, version {})", s.workerId < 0 ? "admin" : "worker " + s.workerId
                 + (stages > 1 ? " (stage " + model.stageOf(s.workerId) + ", replica " + s.workerId / stages + ")" : ""),
                 s.pub.channel(), model.epoch(), model.version());
@@ -358,7 +480,7 @@ final class ServerConductor implements Agent {
         forgetWorkerSession(s);
         pulls.forget(s);
         if (!keepPublication) {
-            s.pub.close();
+            releasePublication(s);
         }
     }
 

@@ -7,13 +7,11 @@ import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
-import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
-import javax.crypto.Mac;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.slf4j.Logger;
@@ -44,11 +42,10 @@ final class ServerModel {
     private UnsafeBuffer paramsView;
     private final Map<String, Object> baseInfo;
     /**
-     * HMAC state after each parameter chunk's payload, for the current parameters: W workers pulling one
-     * version cost one pass of HMAC over the vector, not W (payload-first MAC, protocol package doc).
-     * Null entries: not hashed yet; cleared whenever the parameters change.
+     * Bumped whenever the parameters change (an update, a new model): the broadcast cache of sealed parameter chunks
+     * ({@link SealedParams}) is valid for one value only.
      */
-    private Mac[] chunkMacs = new Mac[0];
+    private long paramsChanges;
 
     ServerModel(ParameterServer.Context ctx) {
         this.ctx = ctx;
@@ -62,7 +59,7 @@ final class ServerModel {
         this.version = st.step();
     }
 
-    /** Installs a model: parameters, moments (null: zeros), optimizer, plan and the chunks' HMAC cache. */
+    /** Installs a model: parameters, moments (null: zeros), optimizer and plan. */
     private void install(Params p, Params m, Params v, int frozen) {
         ParamLayout l = p.layout();
         this.params = p;
@@ -79,7 +76,7 @@ final class ServerModel {
         }
         this.plan = ChunkPlan.of(l, ctx.shards, ctx.chunkFloats, stagePlan);
         this.paramsView = view(p);
-        this.chunkMacs = new Mac[plan.chunks()];
+        this.paramsChanges++;
         this.layout = l;
     }
 
@@ -92,8 +89,7 @@ final class ServerModel {
     }
 
     static UnsafeBuffer view(Params p) {
-        ByteBuffer bb = p.flat().data().asNio();
-        return new UnsafeBuffer(bb, 0, (int) (p.layout().size() * 4));
+        return ParamsViews.view(p);
     }
 
     ParamLayout layout() {
@@ -121,9 +117,9 @@ final class ServerModel {
         return paramsView;
     }
 
-    /** The cached HMAC states of the current parameters' chunks (see the field). */
-    Mac[] chunkMacs() {
-        return chunkMacs;
+    /** How many times the parameters changed (see the field). */
+    long paramsChanges() {
+        return paramsChanges;
     }
 
     /**
@@ -136,7 +132,7 @@ final class ServerModel {
     }
 
     Update applyStep(Params gradSum, int count) {
-        Arrays.fill(chunkMacs, null); // the parameters change
+        paramsChanges++; // the parameters change: the sealed broadcast chunks are stale
         double ss = 0;
         for (int s = 0; s < plan.shards(); s++) {
             ss += adamW.sumOfSquares(gradSum, plan.shardFrom(s), plan.shardTo(s));

@@ -12,7 +12,7 @@ import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
-import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
 import java.net.DatagramSocket;
@@ -242,17 +242,17 @@ class PipelineStagesTest {
             }
             ParameterServerClient c0 = clients.get(0);
             ChunkPlan plan = c0.serverLayout().plan();
-            long job = MessageAuthenticator.jobId(sctx.jobName());
+            long job = KeySchedule.jobId(sctx.jobName());
             int own = plan.stageChunk(0, 0);
             int foreign = plan.stageChunk(1, 0);
             int ownCount = plan.stageChunkCount(0);
 
             // a valid first chunk of stage 0, then a chunk of stage 1 in the same push: refused as a whole
-            var ownFrame = PsTestSupport.frame(MessageType.PUSH, job, 0, 0, 1, 0, 201, own, ownCount,
-                    PsTestSupport.floats(plan.chunkLength(own), 0.5f), PsTestSupport.SECRET);
+            var ownFrame = PsTestSupport.frame(c0, MessageType.PUSH, job, 0, 0, 1, 0, 201, own, ownCount,
+                    PsTestSupport.floats(plan.chunkLength(own), 0.5f));
             assertTrue(c0.sendRawFrame(ownFrame, 0, ownFrame.capacity(), 2_000));
-            var foreignFrame = PsTestSupport.frame(MessageType.PUSH, job, 0, 0, 1, 0, 201, foreign, ownCount,
-                    PsTestSupport.floats(plan.chunkLength(foreign), 0.5f), PsTestSupport.SECRET);
+            var foreignFrame = PsTestSupport.frame(c0, MessageType.PUSH, job, 0, 0, 1, 0, 201, foreign, ownCount,
+                    PsTestSupport.floats(plan.chunkLength(foreign), 0.5f));
             assertTrue(c0.sendRawFrame(foreignFrame, 0, foreignFrame.capacity(), 2_000));
             assertEquals(MessageType.REJECT, c0.awaitReply(201, 5_000));
             assertEquals(RejectReason.BAD_CHUNK, RejectReason.of(c0.lastReplyFlags()));
@@ -261,8 +261,8 @@ class PipelineStagesTest {
                     && msg.contains("belongs to stage 1") && msg.contains(ownCount + " chunks of stage 0"), msg);
 
             // every chunk of the plan, as a worker without a pipeline would push: wrong count
-            var allFrame = PsTestSupport.frame(MessageType.PUSH, job, 0, 0, 1, 0, 202, own, plan.chunks(),
-                    PsTestSupport.floats(plan.chunkLength(own), 0.5f), PsTestSupport.SECRET);
+            var allFrame = PsTestSupport.frame(c0, MessageType.PUSH, job, 0, 0, 1, 0, 202, own, plan.chunks(),
+                    PsTestSupport.floats(plan.chunkLength(own), 0.5f));
             assertTrue(c0.sendRawFrame(allFrame, 0, allFrame.capacity(), 2_000));
             assertEquals(MessageType.REJECT, c0.awaitReply(202, 5_000));
             assertEquals(RejectReason.BAD_CHUNK, RejectReason.of(c0.lastReplyFlags()));

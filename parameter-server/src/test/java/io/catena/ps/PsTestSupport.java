@@ -6,7 +6,6 @@ import io.catena.model.Params;
 import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
-import io.catena.ps.protocol.MessageAuthenticator;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import java.nio.ByteBuffer;
@@ -94,7 +93,7 @@ final class PsTestSupport {
     }
 
     static ParameterServerClient.Context client(ParameterServer.Context server, int workerId) {
-        return new ParameterServerClient.Context().from(server).workerId(workerId).connectTimeoutMs(5_000).requestTimeoutMs(10_000);
+        return server.clientContext().workerId(workerId).connectTimeoutMs(5_000).requestTimeoutMs(10_000);
     }
 
     /** Deterministic gradient of worker w at step s, large enough that clipping is active. */
@@ -148,14 +147,20 @@ final class PsTestSupport {
         return maxAbsDiff(a, b, 0, a.layout().size());
     }
 
-    /** A hand-made frame (header + payload + MAC with {@code secret}) for the server's input checks. */
-    static UnsafeBuffer frame(MessageType type, long jobId, int epoch, int worker, long step, long version, long corr,
-                              int chunkIndex, int chunkCount, byte[] payload, byte[] secret) {
-        UnsafeBuffer b = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.OVERHEAD + payload.length));
-        new MessageHeader().wrap(b, 0).reset(type).jobId(jobId).epoch(epoch).workerId(worker).step(step).version(version)
-                .correlationId(corr).chunkIndex(chunkIndex).chunkCount(chunkCount).payloadLength(payload.length);
-        b.putBytes(MessageHeader.LENGTH, payload);
-        new MessageAuthenticator(secret).sign(b, 0, payload.length);
+    /**
+     * A hand-made frame for the server's input checks, sealed under client {@code c}'s session key with its next
+     * sequence number (as if {@code c} had sent it; the server authenticates it and then checks its fields).
+     */
+    static UnsafeBuffer frame(ParameterServerClient c, MessageType type, long jobId, int epoch, int worker, long step, long version,
+                              long corr, int chunkIndex, int chunkCount, byte[] payload) {
+        return c.sealedFrame(type, jobId, epoch, worker, step, version, corr, chunkIndex, chunkCount, payload);
+    }
+
+    /** A copy of {@code frame} with one bit of byte {@code at} flipped (a modified frame: the tag no longer verifies). */
+    static UnsafeBuffer tampered(UnsafeBuffer frame, int at) {
+        UnsafeBuffer b = new UnsafeBuffer(ByteBuffer.allocateDirect(frame.capacity()));
+        b.putBytes(0, frame, 0, frame.capacity());
+        b.putByte(at, (byte) (b.getByte(at) ^ 0x10));
         return b;
     }
 

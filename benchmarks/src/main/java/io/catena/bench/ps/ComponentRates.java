@@ -6,8 +6,13 @@ import static io.catena.bench.ps.PsBench.SECRET;
 import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.optim.AdamW;
-import io.catena.ps.protocol.MessageAuthenticator;
+import io.catena.ps.protocol.Framer;
+import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageHeader;
+import io.catena.ps.protocol.MessageType;
+import io.catena.ps.protocol.TrafficKey;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
 import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -20,21 +25,59 @@ final class ComponentRates {
     private ComponentRates() {
     }
 
-    /** Single-thread rates of the server's per-byte work (HMAC, copies, AdamW) on {@code grad}, in {@code chunkBytes} chunks. */
+    /**
+     * Single-thread rates of the server's per-byte work (AES-GCM seal and open through the protocol's Framer, HMAC-SHA256
+     * of protocol v3 for comparison, copies, AdamW) on {@code grad}, in {@code chunkBytes} chunks.
+     */
     static Map<String, Object> components(ParamLayout layout, Params grad, int chunkBytes) {
         Map<String, Object> c = new LinkedHashMap<>();
         UnsafeBuffer g = view(grad);
         int bytes = g.capacity();
         int chunk = chunkBytes;
-        MessageAuthenticator auth = new MessageAuthenticator(SECRET);
-        UnsafeBuffer mac = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.MAC_LENGTH));
+        Mac hmac;
+        try {
+            hmac = Mac.getInstance("HmacSHA256");
+            hmac.init(new SecretKeySpec(SECRET, "HmacSHA256"));
+        } catch (java.security.GeneralSecurityException e) {
+            throw new IllegalStateException(e);
+        }
+        java.nio.ByteBuffer gb = g.byteBuffer();
         c.put("hmac_sha256_gb_per_s", bestRate(5, bytes, () -> {
             for (int off = 0; off < bytes; off += chunk) {
-                auth.begin();
-                auth.update(g, off, Math.min(chunk, bytes - off));
-                auth.finish(mac, 0);
+                java.nio.ByteBuffer d = gb.duplicate();
+                d.clear().position(g.wrapAdjustment() + off).limit(g.wrapAdjustment() + off + Math.min(chunk, bytes - off));
+                hmac.update(d);
+                hmac.doFinal();
             }
         }));
+        // AES-256-GCM as the PS seals and opens: one frame per chunk (header as AAD), into a frame buffer and back
+        Framer framer = new Framer(KeySchedule.handshakeKey(SECRET));
+        KeySchedule ks = KeySchedule.session(SECRET, 1, KeySchedule.randomNonce(), KeySchedule.randomNonce(),
+                KeySchedule.DEFAULT_REKEY_SHIFT);
+        TrafficKey sendKey = ks.traffic(KeySchedule.Direction.CLIENT_TO_SERVER);
+        UnsafeBuffer frames = new UnsafeBuffer(ByteBuffer.allocateDirect(bytes + (bytes / chunk + 1) * MessageHeader.OVERHEAD));
+        int[] frameAt = new int[bytes / chunk + 2];
+        c.put("aes_gcm_seal_gb_per_s", bestRate(7, bytes, () -> {
+            int at = 0;
+            int k = 0;
+            for (int off = 0; off < bytes; off += chunk) {
+                frameAt[k++] = at;
+                framer.header(MessageType.PUSH).chunkIndex(k);
+                at += framer.sealInto(sendKey, frames, at, g, off, Math.min(chunk, bytes - off));
+            }
+            frameAt[k] = at;
+        }));
+        Params outOwner = new Params(layout, DataType.FLOAT);
+        UnsafeBuffer out = view(outOwner);
+        c.put("aes_gcm_open_gb_per_s", bestRate(7, bytes, () -> {
+            TrafficKey recvKey = ks.traffic(KeySchedule.Direction.CLIENT_TO_SERVER); // a fresh replay window per pass
+            for (int k = 0, off = 0; off < bytes; k++, off += chunk) {
+                if (framer.open(recvKey, frames, frameAt[k], frameAt[k + 1] - frameAt[k], out, off) != Framer.Result.OK) {
+                    throw new IllegalStateException("a frame sealed here does not open");
+                }
+            }
+        }));
+        java.lang.ref.Reference.reachabilityFence(outOwner);
         Params dstOwner = new Params(layout, DataType.FLOAT); // a view does not keep ND4J's memory alive
         UnsafeBuffer dst = view(dstOwner);
         c.put("copy_gb_per_s", bestRate(5, bytes, () -> {

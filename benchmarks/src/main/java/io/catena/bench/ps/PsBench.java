@@ -45,7 +45,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Issue 4's parameter-server benchmark: one BSP push+pull round of a ~64 MB parameter vector with W (2)
- * workers, through {@link ParameterServer} / {@link ParameterServerClient} (HMAC-signed chunks, server-side
+ * workers, through {@link ParameterServer} / {@link ParameterServerClient} (AES-256-GCM sealed chunks after an HKDF handshake, server-side
  * AdamW), against raw Aeron publications/subscriptions moving the same frames (same chunk size and frame
  * length, same channels and UDP parameters, same MediaDriver, same BSP barrier: every worker sends its whole
  * vector to one receiver thread, which then sends a whole vector back to each worker in turn) — in the same
@@ -55,7 +55,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  * <p>A round moves 2 x W x vector bytes of payload (each worker pushes one vector and pulls one). GB/s =
  * payload bytes / round wall time (1e9 bytes). Ratio = raw round time / PS round time (medians), target >= 0.8.
  * Also measured, to explain the ratio: per-thread CPU time per round (ThreadMXBean) and single-thread rates
- * of the server's per-byte work (HMAC-SHA256, copies, AdamW) on the same vector.
+ * of the server's per-byte work (AES-GCM seal/open, HMAC-SHA256 for comparison, copies, AdamW) on the same vector.
  *
  * <pre>java --add-modules=jdk.incubator.vector --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED -Xmx1g \
  *   -cp ... io.catena.bench.ps.PsBench --dir target/ps-bench --out benchmarks/results/ps.json
@@ -230,13 +230,13 @@ public final class PsBench {
         try {
             ps = ParameterServer.launch(sctx);
             for (int w = 0; w < workers; w++) {
-                clients.add(ParameterServerClient.connect(new ParameterServerClient.Context().from(sctx).embeddedDriver(false)
+                clients.add(ParameterServerClient.connect(sctx.clientContext().embeddedDriver(false)
                         .responseHost("127.0.0.1").workerId(w).connectTimeoutMs(TIMEOUT_MS).requestTimeoutMs(TIMEOUT_MS)));
             }
             int chunkFloats = clients.get(0).serverLayout().chunkFloats();
             int chunks = clients.get(0).serverLayout().plan().chunks();
             // the raw peer moves the same frames: the server's chunk plan (at most chunkFloats per frame, cut at shard ends), the
-            // PS's header and MAC lengths around it (zeros, no HMAC), on the same kind of channels
+            // PS's header and tag lengths around it (zeros, no crypto), on the same kind of channels
             raw = new RawPeer(aeronDir, ipc, grads, init, clients.get(0).serverLayout().plan(), workers, idle);
             r.put("channel", displayChannel(psChannel));
             r.put("chunk_bytes", chunkFloats * 4);

@@ -33,9 +33,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Raw Aeron with the PS's traffic shape and nothing else: each worker offers its vector as frames of
- * (64-byte header, chunk, 32 bytes of zeros) cut by the server's own ChunkPlan (same chunk count and lengths); the receiver thread copies every chunk
+ * (72-byte header, chunk, 16 bytes of zeros: the PS's frame lengths) cut by the server's own ChunkPlan (same chunk count and lengths); the receiver thread copies every chunk
  * into that worker's staging buffer; when all W vectors are in it offers its parameter vector the same way
- * to each worker in turn, and each worker copies the chunks into its own buffer. No HMAC, no ack, no pull
+ * to each worker in turn, and each worker copies the chunks into its own buffer. No crypto, no ack, no pull
  * request, no optimizer.
  */
 final class RawPeer implements AutoCloseable {
@@ -161,14 +161,14 @@ final class RawPeer implements AutoCloseable {
         }
     }
 
-    /** Offers (header, chunk, zero MAC) as one vectored frame, retrying under back pressure (bounded). */
+    /** Offers (header, chunk, zero tag) as one vectored frame, retrying under back pressure (bounded). */
     private final class Sender {
         final ExclusivePublication pub;
         final UnsafeBuffer header = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.LENGTH));
-        final UnsafeBuffer mac = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.MAC_LENGTH));
+        final UnsafeBuffer tag = new UnsafeBuffer(ByteBuffer.allocateDirect(MessageHeader.TAG_LENGTH));
         final DirectBufferVector vPayload = new DirectBufferVector();
         final DirectBufferVector[] vectors = {new DirectBufferVector(header, 0, MessageHeader.LENGTH), vPayload,
-            new DirectBufferVector(mac, 0, MessageHeader.MAC_LENGTH)};
+            new DirectBufferVector(tag, 0, MessageHeader.TAG_LENGTH)};
         final IdleStrategy idleS = idleStrategy();
 
         Sender(ExclusivePublication pub) {

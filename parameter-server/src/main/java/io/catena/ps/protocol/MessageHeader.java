@@ -5,21 +5,32 @@ import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 
 /**
- * Flyweight over the 64-byte frame header (see the package documentation for the layout). Wrap a
- * buffer at an offset, then read or write fields in place; nothing is allocated or copied.
+ * Flyweight over the 72-byte frame header (see the package documentation for the layout). Wrap a
+ * buffer at an offset, then read or write fields in place; nothing is allocated or copied. The header travels in
+ * clear and is the AEAD's associated data: {@link Framer} authenticates it together with the sealed payload.
  */
 public final class MessageHeader {
     public static final short MAGIC = (short) 0xCA7E;
     /**
+     * 4: handshake (HELLO, CHALLENGE, PROOF) with per-session keys, every later frame sealed with AES-256-GCM: the header
+     * grew from 64 to 72 bytes (key kind at 60, sequence number at 64) and the 16-byte GCM tag replaced the 32-byte MAC.
      * 3: pipeline stages (the layout JSON says which stage owns each shard; a stage's worker pushes and by default
      * pulls only its stage's chunks, chunk indices stay those of the whole plan). 2: the MAC covers payload then
      * header (1: header then payload), so that pulls hash each chunk once per version.
      */
-    public static final int PROTOCOL_VERSION = 3;
-    public static final int LENGTH = 64;
-    public static final int MAC_LENGTH = 32;
+    public static final int PROTOCOL_VERSION = 4;
+    public static final int LENGTH = 72;
+    /** The AES-GCM tag (and the truncated HMAC-SHA256 of handshake frames) at the end of every frame. */
+    public static final int TAG_LENGTH = 16;
     /** Bytes a frame needs besides its payload. */
-    public static final int OVERHEAD = LENGTH + MAC_LENGTH;
+    public static final int OVERHEAD = LENGTH + TAG_LENGTH;
+
+    /** Key kinds (the field at offset 60): how the frame is authenticated. */
+    public static final int KEY_HANDSHAKE = 0;
+    /** The session's key of the frame's direction (client to server, or server to that client). */
+    public static final int KEY_SESSION = 1;
+    /** The server's broadcast key (parameter chunks sealed once per version for every worker). */
+    public static final int KEY_BROADCAST = 2;
 
     static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
     private static final int MAGIC_OFFSET = 0;
@@ -35,7 +46,8 @@ public final class MessageHeader {
     private static final int CHUNK_INDEX_OFFSET = 48;
     private static final int CHUNK_COUNT_OFFSET = 52;
     private static final int PAYLOAD_LENGTH_OFFSET = 56;
-    private static final int RESERVED_OFFSET = 60;
+    private static final int KEY_KIND_OFFSET = 60;
+    private static final int SEQUENCE_OFFSET = 64;
 
     private DirectBuffer buffer;
     private MutableDirectBuffer mutable;
@@ -171,8 +183,23 @@ public final class MessageHeader {
         return this;
     }
 
-    public int reserved() {
-        return buffer.getInt(offset + RESERVED_OFFSET, ORDER);
+    public int keyKind() {
+        return buffer.getInt(offset + KEY_KIND_OFFSET, ORDER);
+    }
+
+    public MessageHeader keyKind(int v) {
+        mutable.putInt(offset + KEY_KIND_OFFSET, v, ORDER);
+        return this;
+    }
+
+    /** The sender's frame counter on the frame's key (part of the AES-GCM nonce; 0 for handshake frames). */
+    public long sequence() {
+        return buffer.getLong(offset + SEQUENCE_OFFSET, ORDER);
+    }
+
+    public MessageHeader sequence(long v) {
+        mutable.putLong(offset + SEQUENCE_OFFSET, v, ORDER);
+        return this;
     }
 
     /** Offset of the payload in the wrapped buffer. */
@@ -185,7 +212,7 @@ public final class MessageHeader {
      */
     public String validate(int length) {
         if (length < OVERHEAD) {
-            return "frame of " + length + " bytes is shorter than the " + OVERHEAD + "-byte header + MAC";
+            return "frame of " + length + " bytes is shorter than the " + LENGTH + "-byte header + " + TAG_LENGTH + "-byte tag";
         }
         if (magic() != MAGIC) {
             return String.format("magic 0x%04X, expected 0x%04X", magic() & 0xFFFF, MAGIC & 0xFFFF);
@@ -201,8 +228,11 @@ public final class MessageHeader {
         if (p < 0 || p != length - OVERHEAD) {
             return "payload length field says " + p + " bytes but the frame carries " + (length - OVERHEAD);
         }
-        if (reserved() != 0) {
-            return "reserved field is " + reserved() + ", expected 0";
+        if (keyKind() < KEY_HANDSHAKE || keyKind() > KEY_BROADCAST) {
+            return "key kind " + keyKind() + ", expected 0 (handshake), 1 (session) or 2 (broadcast)";
+        }
+        if (keyKind() != KEY_HANDSHAKE && sequence() < 0) {
+            return "sequence number " + sequence() + " is negative";
         }
         return null;
     }

@@ -2,9 +2,12 @@ package io.catena.ps.protocol;
 
 /** Message types of the wire protocol (the byte at offset 3 of every frame). */
 public enum MessageType {
-    /** client -> server: register a response channel; payload: i32 stream id, i32 length, UTF-8 channel. */
+    /**
+     * client -> server, handshake key: register a response channel and start a session; payload: i32 stream id, i32
+     * length, UTF-8 channel, 32-byte client nonce.
+     */
     HELLO(1),
-    /** server -> client: JSON with job, epoch, version, layout, shard plan, chunking and sync mode. */
+    /** server -> client, session key (the handshake's last frame): JSON with job, epoch, version, layout, shard plan, chunking and sync mode. */
     WELCOME(2),
     /** server -> client: a request was refused; flags = {@link RejectReason} code, payload = UTF-8 detail. */
     REJECT(3),
@@ -36,7 +39,14 @@ public enum MessageType {
      * admin -> server: the facts every later snapshot carries; payload JSON {info: {...}, cursor: {step, data_position,
      * tokens_seen, windows_per_step, tokens_per_step}} (see ParameterServer#trainerInfo).
      */
-    TRAINER_INFO(13);
+    TRAINER_INFO(13),
+    /**
+     * server -> client, handshake key: payload 32-byte server nonce, 32-byte broadcast nonce, i32 rekey shift, 32-byte
+     * server proof (see {@link Handshake}).
+     */
+    CHALLENGE(14),
+    /** client -> server, the session's first sealed frame: payload = 32-byte client proof. Answered by WELCOME. */
+    PROOF(15);
 
     /** PULL flag: answer with every chunk of the plan, also to a worker of a pipeline stage. */
     public static final int PULL_ALL = 1;

@@ -3,7 +3,7 @@ package io.catena.ps.protocol;
 /** Why the server refused (and counted) a message. Codes travel in the REJECT frame's flags. */
 public enum RejectReason {
     MALFORMED(1, "frame too short, bad magic/version/type, or payload length that does not match the frame"),
-    BAD_MAC(2, "HMAC-SHA256 does not verify: wrong per-job secret or a modified message"),
+    BAD_TAG(2, "AES-GCM tag does not verify: a modified or forged frame, or one sealed with another session's keys"),
     UNKNOWN_JOB(3, "job id is not the one this server serves"),
     UNKNOWN_SESSION(4, "no HELLO was received on this Aeron session"),
     UNKNOWN_WORKER(5, "worker id outside [0, workers)"),
@@ -13,7 +13,9 @@ public enum RejectReason {
     NON_FINITE(9, "gradient contains NaN or Infinity"),
     STEP_OUT_OF_WINDOW(10, "push for a step the sync mode does not accept yet"),
     BAD_REQUEST(11, "an admin request that cannot be carried out"),
-    BUSY(12, "server cannot take the request now (e.g. a snapshot is already being written)");
+    BUSY(12, "server cannot take the request now (e.g. a snapshot is already being written)"),
+    REPLAY(13, "frame's sequence number was already accepted on its key, or is older than the replay window: a replayed frame"),
+    HANDSHAKE_FAILED(14, "handshake did not prove the job secret (HELLO or PROOF does not verify): wrong per-job secret");
 
     private static final RejectReason[] BY_CODE = new RejectReason[16];
 
