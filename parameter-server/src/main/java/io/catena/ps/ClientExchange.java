@@ -281,15 +281,21 @@ final class ClientExchange implements AutoCloseable {
 
     /**
      * A request to a server whose address stopped answering (the request channel disconnected, e.g. it crashed): waits
-     * for the connection until {@code untilNs} (at most catena.ps.dead.server.ms), then fails saying the server is gone.
+     * for the connection; false at the deadline; a connection gone for longer than catena.ps.dead.server.ms fails
+     * saying the server is gone.
      */
-    private void awaitConnected(long untilNs) {
+    private boolean awaitConnected(long deadlineNs) {
+        long since = System.nanoTime();
         while (!publication.isConnected()) {
-            if (System.nanoTime() - untilNs > 0) {
-                throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: nothing takes "
-                        + "this client's " + lastSent + " at its address (" + Configuration.DEAD_SERVER_PROP + "). If it crashed, "
-                        + "restart it from its last snapshot (catena ps --conf F --restore <snapshot root>) and resume the job with "
-                        + "--resume");
+            long now = System.nanoTime();
+            if (now - since > DEAD_SERVER_NS) {
+                throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: nothing took "
+                        + "this client's " + lastSent + " at its address for " + TimeUnit.NANOSECONDS.toMillis(now - since) + " ms ("
+                        + Configuration.DEAD_SERVER_PROP + "). If it crashed, restart it from its last snapshot (catena ps --conf F "
+                        + "--restore <snapshot root>) and resume the job with --resume");
+            }
+            if (now - deadlineNs > 0) {
+                return false;
             }
             if (ctx.cancelled.getAsBoolean()) {
                 throw new ParameterServerException("worker " + ctx.workerId + ": stopped sending " + lastSent + ": the caller was "
@@ -298,6 +304,7 @@ final class ClientExchange implements AutoCloseable {
             idle.idle();
         }
         idle.reset();
+        return true;
     }
 
     /** Polls a few frames without waiting (an early REJECT while a push is still being sent). */
@@ -312,8 +319,8 @@ final class ClientExchange implements AutoCloseable {
     boolean send(MessageType type, int flags, long step, long version, long corr, int chunkIndex, int chunkCount,
                  DirectBuffer payload, int payloadOffset, int payloadLength, long deadlineNs) {
         lastSent = type;
-        if (type != MessageType.HELLO) {
-            awaitConnected(Math.min(deadlineNs, System.nanoTime() + DEAD_SERVER_NS));
+        if (type != MessageType.HELLO && !awaitConnected(deadlineNs)) {
+            return false;
         }
         framer.header(type).flags(flags).jobId(jobId).epoch(epoch)
                 .workerId(ctx.workerId).step(step).version(version).correlationId(corr).chunkIndex(chunkIndex)
