@@ -247,6 +247,7 @@ final class ClientExchange implements AutoCloseable {
     boolean await(long deadlineNs) {
         idle.reset();
         long disconnectedSince = 0;
+        long repliesLostSince = 0;
         while (!done) {
             int n = subscription.poll(assembler, 16);
             if (n == 0) {
@@ -258,20 +259,27 @@ final class ClientExchange implements AutoCloseable {
                     throw new ParameterServerException("worker " + ctx.workerId + ": stopped waiting for the parameter server's reply "
                             + "to " + lastSent + ": the caller was cancelled");
                 }
-                // the server's replies come on its publication to us: a server restarted (e.g. restored from a snapshot) on
-                // the same address takes our requests but never answers a session it does not know, so a lost reply
-                // stream counts as a lost server too (a HELLO's reply stream only appears with its WELCOME)
-                boolean repliesLost = lastSent != MessageType.HELLO && !subscription.isConnected();
-                if (publication.isConnected() && !repliesLost) {
+                if (publication.isConnected()) {
                     disconnectedSince = 0;
                 } else if (disconnectedSince == 0) {
                     disconnectedSince = now;
                 } else if (now - disconnectedSince > DEAD_SERVER_NS) {
-                    throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone"
-                            + (publication.isConnected() ? " or was restarted" : "") + ": its Aeron "
+                    throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: its Aeron "
                             + "connection dropped " + TimeUnit.NANOSECONDS.toMillis(now - disconnectedSince) + " ms ago and did "
                             + "not come back (" + Configuration.DEAD_SERVER_PROP + "). If it crashed, restart it from its last "
                             + "snapshot (catena ps --conf F --restore <snapshot root>) and resume the job with --resume");
+                }
+                // the server's replies come on its publication to us: a server restarted (e.g. restored from a snapshot) on
+                // the same address takes our requests but never answers a session it does not know; stop waiting, so the
+                // caller says HELLO again at once (a HELLO's reply stream only appears with its answer)
+                if (lastSent != MessageType.HELLO && publication.isConnected() && !subscription.isConnected()) {
+                    if (repliesLostSince == 0) {
+                        repliesLostSince = now;
+                    } else if (now - repliesLostSince > DEAD_SERVER_NS) {
+                        return false;
+                    }
+                } else {
+                    repliesLostSince = 0;
                 }
                 idle.idle();
             }
