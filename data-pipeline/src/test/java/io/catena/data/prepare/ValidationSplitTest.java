@@ -114,4 +114,101 @@ class ValidationSplitTest {
                 .withTextDocument("file").withTokenizer("train:400").withSeqLen(32)).manifest();
         assertEquals(m.shards(), again.shards());
     }
+
+    /**
+     * Finding 8: a separate held-out corpus as the val split. Its documents are val (encoded with the dataset's tokenizer),
+     * every --input document is train except those also held out; an incremental run keeps the held-out corpus and
+     * refuses to drop it; --val-fraction and --val-input together are refused.
+     */
+    @Test
+    void shouldTakeTheValSplitFromAHeldOutCorpus() throws Exception {
+        Path lake = tmp.resolve("held-lake");
+        PrepareJobTest.write(lake.resolve("date=2026-01-01/part-0.txt"), verses.subList(0, 300));
+        List<String> heldOut = new ArrayList<>(verses.subList(600, 660));
+        heldOut.addAll(verses.subList(10, 15)); // also in the training input: must not be trained on
+        Path heldDir = tmp.resolve("held-out");
+        PrepareJobTest.write(heldDir.resolve("eval.txt"), heldOut);
+        Path out = tmp.resolve("held-out-ds");
+        PrepareOptions o = PrepareOptions.parse("--input", uri(lake), "--format", "text", "--out", uri(out), "--tokenizer",
+                "train:400", "--seq-len", "16", "--val-input", uri(heldDir), "--incremental");
+        assertEquals(0, o.valFraction());
+        Manifest m = PrepareJob.run(spark, o).manifest();
+        Manifest.RunCounts run = m.runs().get(0);
+        assertEquals(65, run.valDocuments(), "every held-out document is val");
+        assertEquals(295, run.trainDocuments(), "every input document but the 5 also held out is train");
+        assertEquals(PrepareJobTest.normalized(heldOut), new HashSet<>(Datasets.documents(uri(out), m, "val", CONF)));
+        Set<String> train = new HashSet<>(Datasets.documents(uri(out), m, "train", CONF));
+        for (String v : verses.subList(10, 15)) {
+            assertTrue(!train.contains(v), "held-out document in train: " + v);
+        }
+        assertEquals(uri(heldDir), m.split().valInput());
+        assertEquals(0, m.split().valPpm());
+        assertEquals(List.of("date=2026-01-01"), m.partitions(), "the held-out corpus is no partition");
+        assertEquals(1, m.sources().stream().filter(Manifest.Source::heldOut).count());
+
+        // the next partition: only it is read; the held-out corpus and its val shards are carried
+        PrepareJobTest.write(lake.resolve("date=2026-01-02/part-0.txt"), verses.subList(300, 400));
+        Manifest m2 = PrepareJob.run(spark, o).manifest();
+        assertEquals(2, m2.version());
+        assertEquals(100, m2.runs().get(1).trainDocuments());
+        assertEquals(0, m2.runs().get(1).valDocuments());
+        assertEquals(m.shards("val"), m2.shards("val"));
+        // dropping --val-input from an incremental run is a settings change, refused with the dataset's value
+        PrepareJobTest.write(lake.resolve("date=2026-01-03/part-0.txt"), verses.subList(400, 450));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PrepareJob.run(spark,
+                PrepareOptions.parse("--input", uri(lake), "--format", "text", "--out", uri(out), "--seq-len", "16",
+                        "--val-fraction", "0", "--incremental")));
+        assertTrue(e.getMessage().contains("--val-input " + uri(heldDir)), e.getMessage());
+
+        PrepareOptions.UsageException both = assertThrows(PrepareOptions.UsageException.class, () -> PrepareOptions.parse(
+                "--input", "a", "--format", "text", "--out", "b", "--val-input", "c", "--val-fraction", "0.1"));
+        assertTrue(both.getMessage().contains("--val-input") && both.getMessage().contains("--val-fraction"), both.getMessage());
+
+        // a held-out corpus too small for one window is refused up front, naming the numbers
+        Path tiny = PrepareJobTest.write(tmp.resolve("tiny-held/eval.txt"), List.of("In the beginning"));
+        IllegalArgumentException small = assertThrows(IllegalArgumentException.class, () -> PrepareJob.run(spark,
+                PrepareOptions.parse("--input", uri(lake.resolve("date=2026-01-01")), "--format", "text", "--out",
+                        uri(tmp.resolve("tiny-held-ds")), "--tokenizer", "train:400", "--seq-len", "64", "--val-input", uri(tiny))));
+        assertTrue(small.getMessage().contains("no validation window") && small.getMessage().contains("--seq-len 64"),
+                small.getMessage());
+        assertTrue(!Files.exists(tmp.resolve("tiny-held-ds/manifests")), "nothing was written");
+    }
+
+    /** Data that cannot give one train and one val window is refused with its numbers; nothing is written. */
+    @Test
+    void shouldRefuseDataTooSmallForAValWindowNamingTheNumbers() throws Exception {
+        Path in = PrepareJobTest.write(tmp.resolve("small/a.txt"), List.of(verses.get(0)));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PrepareJob.run(spark,
+                PrepareOptions.of(List.of(uri(in)), "text", uri(tmp.resolve("small-out"))).withTokenizer("train:300").withSeqLen(64)));
+        assertTrue(e.getMessage().contains("no validation window possible") && e.getMessage().contains("1 new documents")
+                && e.getMessage().contains("--seq-len 64") && e.getMessage().contains("window"), e.getMessage());
+        assertTrue(!Files.exists(tmp.resolve("small-out/manifests")), "nothing was written");
+    }
+
+    /** Manifests written before the window rule and --val-input existed read as before (no rule, no held-out corpus). */
+    @Test
+    void shouldReadManifestsWrittenBeforeTheNewFields() throws Exception {
+        String old = """
+                {"format":"catena-token-shards/1","version":1,"createdAt":"2026-01-01T00:00:00Z","seqLen":16,
+                 "tokenizer":{"path":"v000001/tokenizer.json","sha256":"x","vocabSize":300,"eosId":256,"padId":257,"dtypeBytes":2},
+                 "split":{"rule":"r","valFraction":0.05,"valPpm":50000,"seed":0},
+                 "input":{"format":"text","textField":"text","textDocument":"line","normalization":"NFC"},
+                 "shards":[{"split":"train","path":"v000001/train-00000-000.bin","tokens":34,"windows":2,"documents":3,
+                            "crc32c":"00000000","version":1}],
+                 "sources":[{"path":"file:/x/a.txt","size":10,"modificationTime":1,"version":1}],
+                 "partitions":[],
+                 "runs":[{"version":1,"sourceFiles":1,"records":3,"documents":3,"emptyDocuments":0,"duplicates":0,
+                          "duplicatesOfEarlierVersions":0,"badRecords":0,"trainDocuments":3,"valDocuments":0,
+                          "trainTokens":34,"valTokens":0,"bytes":10}]}
+                """;
+        Path f = tmp.resolve("old-manifest/manifests/manifest-v000001.json");
+        Files.createDirectories(f.getParent());
+        Files.writeString(f, old);
+        Manifest m = ManifestStore.read(new org.apache.hadoop.fs.Path(uri(f)), CONF);
+        assertNull(m.split().windowRule());
+        assertNull(m.split().valInput());
+        assertEquals(50000, m.split().valPpm());
+        assertEquals(0, m.runs().get(0).valWindowsDrawn());
+        assertTrue(!m.sources().get(0).heldOut());
+    }
 }
