@@ -227,12 +227,7 @@ public final class RetrainJob {
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         org.apache.hadoop.conf.Configuration hconf = jsc.hadoopConfiguration();
 
-        // 1. the lake's new files -> the next manifest version
-        PrepareJob.Result prep = prepareNewPartitions(recipe, s);
-        Manifest m = prep.manifest();
-        out.println("retrain: prepare " + opts.lake() + " -> " + opts.dataset() + ": " + prep.message());
-
-        // 2. where training stands: the latest checkpoint and the manifest versions it was trained on
+        // 1. where training stands: the latest checkpoint and the manifest versions it was trained on
         CheckpointStore store = new CheckpointStore(HadoopStorage.resolver(hconf));
         boolean haveCkpt = hasCheckpoint(hconf);
         List<Map<String, Object>> history = new ArrayList<>();
@@ -242,7 +237,18 @@ public final class RetrainJob {
             history.addAll(history(doc));
             fromStep = ((Number) ((Map<?, ?>) doc.get("trainer")).get("step")).longValue();
         }
-        int lastTrained = history.isEmpty() ? 0 : ((Number) history.get(history.size() - 1).get("manifest_version")).intValue();
+        int trainedBefore = history.isEmpty() ? 0 : ((Number) history.get(history.size() - 1).get("manifest_version")).intValue();
+
+        // 2. the lake's new files -> the next manifest version (a version an earlier run prepared with other settings but
+        //    never trained on is prepared again with this run's)
+        PrepareOptions po = prepareOptions(recipe, s);
+        String reprepared = discardUntrainedVersionsWithOtherSettings(po, trainedBefore, hconf);
+        PrepareJob.Result prep = prepareNewPartitions(po);
+        Manifest m = prep.manifest();
+        out.println("retrain: prepare " + opts.lake() + " -> " + opts.dataset() + ": " + prep.message()
+                + (reprepared == null ? "" : " (" + reprepared + ")"));
+
+        int lastTrained = trainedBefore;
         if (m.version() <= lastTrained && !opts.addChains().isEmpty()) {
             // a growth request is never dropped silently: without new data there is nothing to train the new chains on
             throw new IllegalArgumentException("--add-chains " + opts.addChains() + " asks to grow " + opts.ckpt() + ", but there is "
@@ -258,7 +264,8 @@ public final class RetrainJob {
         }
         if (prep.noop()) {
             out.println("retrain: no new partitions, but dataset version " + m.version() + " was never trained on (the checkpoint's "
-                    + "last run used version " + lastTrained + "); training on it now");
+                    + "last run used version " + lastTrained + "); training on it now (with other prepare settings, such as "
+                    + "--val-fraction or --seq-len, a version never trained on is prepared again)");
         }
 
         // 3. optionally grow the loaded checkpoint (the trained model before growth stays a checkpoint of its own)
@@ -284,7 +291,8 @@ public final class RetrainJob {
         return out;
     }
 
-    private PrepareJob.Result prepareNewPartitions(Recipe recipe, TrainSettings s) {
+    /** The prepare settings of this run: the recipe's (with --set) seq_len and val_fraction, --format, --tokenizer, ... */
+    private PrepareOptions prepareOptions(Recipe recipe, TrainSettings s) {
         String vocab = recipe.values().get("vocab_size");
         PrepareOptions po = PrepareOptions.of(List.of(opts.lake()), opts.format(), opts.dataset()).withIncremental(true)
                 .withSeqLen(s.seqLen()).withValFraction(s.valFraction())
@@ -293,6 +301,50 @@ public final class RetrainJob {
         if (opts.textField() != null) {
             po = po.withTextField(opts.textField());
         }
+        return po;
+    }
+
+    /**
+     * Issue 17 finding 1: a run whose training failed leaves the version it prepared; when the next run asks for other
+     * prepare settings (say a val_fraction that the failure called for), an incremental prepare would refuse them and
+     * every rerun would fail the same way. Versions no checkpoint run trained on are derived data: in retrain's own
+     * dataset ({@code <ckpt>/dataset}) they are removed and prepared again with the new settings, and the run says so;
+     * a dataset given with --data may serve other runs, so there it stops and says what to do. Returns what was done, or
+     * null when nothing was.
+     */
+    private String discardUntrainedVersionsWithOtherSettings(PrepareOptions po, int trainedBefore,
+                                                             org.apache.hadoop.conf.Configuration hconf) {
+        Path root = new Path(opts.dataset());
+        try {
+            java.util.Optional<Manifest> latest = ManifestStore.latest(root, hconf);
+            if (latest.isEmpty() || latest.get().version() <= trainedBefore) {
+                return null;
+            }
+            List<String> diffs = PrepareJob.settingDifferences(latest.get(), po);
+            if (diffs.isEmpty()) {
+                return null;
+            }
+            String versions = trainedBefore + 1 == latest.get().version() ? "version " + latest.get().version()
+                    : "versions " + (trainedBefore + 1) + ".." + latest.get().version();
+            if (opts.data() != null) {
+                throw new IllegalArgumentException("dataset " + versions + " of --data " + opts.dataset() + " was prepared by an"
+                        + " earlier run that never trained " + opts.ckpt() + " on it, with other settings than this run's: "
+                        + String.join(", ", diffs) + ". retrain prepares it again only in its own dataset (<ckpt>/dataset);"
+                        + " this one may serve other runs. Rerun with the dataset's settings, or remove " + versions
+                        + " (manifests/manifest-v*.json and v0000NN/ above version " + trainedBefore + ") and rerun.");
+            }
+            List<Integer> removed = PrepareJob.discardVersionsAfter(root, trainedBefore, hconf);
+            String msg = "re-prepared: dataset " + versions + " was prepared by an earlier run that never trained on it, with "
+                    + "other settings than this run's (" + String.join(", ", diffs) + "); removed " + removed
+                    + " and prepared the lake again with this run's settings";
+            out.println("retrain: " + msg);
+            return msg;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read dataset " + opts.dataset() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private PrepareJob.Result prepareNewPartitions(PrepareOptions po) {
         PrepareJob.Result prep;
         try {
             prep = PrepareJob.run(spark, po);

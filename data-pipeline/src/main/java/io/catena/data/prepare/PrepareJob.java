@@ -333,6 +333,54 @@ public final class PrepareJob {
                 .persist(StorageLevel.MEMORY_AND_DISK());
     }
 
+    /**
+     * The settings of {@code o} that differ from those dataset version {@code m} was prepared with, each as
+     * "--flag new (dataset: old)"; empty when an incremental run of {@code o} may append to it. A {@code train:N}
+     * tokenizer of another size counts too (an incremental run would refuse it).
+     */
+    public static List<String> settingDifferences(Manifest m, PrepareOptions o) {
+        List<String> d = new ArrayList<>(PrepareChecks.settingDifferences(m, o));
+        String t = o.tokenizer();
+        if (t != null && t.startsWith("train:") && !t.substring(6).trim().equals(Integer.toString(m.tokenizer().vocabSize()))) {
+            d.add("--tokenizer " + t + " (dataset: " + m.tokenizer().vocabSize() + " tokens)");
+        }
+        return d;
+    }
+
+    /**
+     * Removes the dataset versions after {@code keep} (0: all of them): first their manifest files, newest first (so a
+     * reader or prepare run sees {@code keep} as the newest version at every moment), then {@code manifest.json} is set
+     * back to version {@code keep} (or removed), then their directories. Returns the removed versions, newest first.
+     * For a version that was prepared but never used (a retrain run that failed after its prepare step).
+     */
+    public static List<Integer> discardVersionsAfter(Path root, int keep, Configuration conf) throws IOException {
+        FileSystem fs = root.getFileSystem(conf);
+        Optional<Manifest> latest = ManifestStore.latest(root, conf);
+        List<Integer> removed = new ArrayList<>();
+        if (latest.isEmpty() || latest.get().version() <= keep) {
+            return removed;
+        }
+        for (int v = latest.get().version(); v > keep; v--) {
+            Path f = ManifestStore.versionFile(root, v);
+            if (fs.exists(f) && !fs.delete(f, false)) {
+                throw new IOException("could not delete " + f + "; check permissions on " + root);
+            }
+            removed.add(v);
+        }
+        Path json = new Path(root, ManifestStore.MANIFEST);
+        if (keep == 0) {
+            fs.delete(json, false);
+        } else {
+            ManifestStore.replaceAtomically(root, json, ManifestStore.toJson(ManifestStore.read(ManifestStore.versionFile(root, keep),
+                    conf)).getBytes(StandardCharsets.UTF_8), conf);
+        }
+        for (int v : removed) {
+            fs.delete(new Path(root, ManifestStore.versionDir(v)), true);
+        }
+        LOG.info("dataset {}: removed versions {} (kept {})", root, removed, keep == 0 ? "none" : "up to version " + keep);
+        return removed;
+    }
+
     /** Reads a tokenizer.json from any Hadoop FS; with expectSha, fails when the file is not the one a manifest recorded. */
     public static ByteLevelBpe loadTokenizer(Path p, Configuration conf, String expectSha) {
         String json;
