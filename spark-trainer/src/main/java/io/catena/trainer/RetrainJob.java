@@ -4,6 +4,7 @@ import io.catena.data.manifest.Manifest;
 import io.catena.data.manifest.ManifestStore;
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
+import io.catena.data.reader.ManifestTokenSourceProvider;
 import io.catena.model.ChainExpansion;
 import io.catena.model.cli.Args;
 import io.catena.model.cli.NumericOption;
@@ -54,7 +55,7 @@ public final class RetrainJob {
             catena retrain --lake <uri> --ckpt <uri> --recipe <file|builtin:NAME> [--data <dataset uri>]
                            [--add-chains HEADS[,HEADS...][:freeze]] [--steps N] [--master URL] [--dp N]
                            [--format jsonl|text|parquet] [--text-field NAME] [--tokenizer train:VOCAB|<tokenizer.json>]
-                           [--seq-len N] [--val-fraction F] [--set key=value]...
+                           [--seq-len N] [--val-fraction F] [--new-data-weight W] [--set key=value]...
                            [any `catena train` option but --data/--out/--resume/--steps/--until-step/--grow-at]
               Incremental prepare of the lake's new files (e.g. lake/date=2026-11-28/part-*) into the dataset
               (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
@@ -68,13 +69,19 @@ public final class RetrainJob {
               validation documents follow the same settings the model trains with.
               Prepare uses the recipe's seq_len and val_fraction; --format defaults to jsonl, --tokenizer to
               train:<the recipe's vocab_size, else 8192> (later versions reuse the dataset's tokenizer).
+              Which windows a run trains on: by default every window of every dataset version alike (old data is
+              replayed in proportion to its size: new partitions that are 10% of the dataset are 10% of each step);
+              --new-data-weight W (0 < W < 1) draws share W of every step's windows from the partitions this run adds
+              and the rest from the older ones (the history records the weight).
+              A run whose training failed leaves the dataset version it prepared; the next run trains on it, or, when
+              its prepare settings differ (--val-fraction, --seq-len, --tokenizer, ...), prepares it again and says so.
               Idempotent: with no new partitions (and the newest version already trained) nothing changes and it
               says so (exit 0). Each checkpoint's info holds `history`: the manifest version of every run.
               Exit status: 0 done or nothing new, 2 bad input, 1 failure.
             """;
 
     static final Set<String> OWN = new TreeSet<>(List.of("lake", "ckpt", "recipe", "data", "add-chains", "steps", "master", "dp",
-            "seq-len", "val-fraction",
+            "seq-len", "val-fraction", "new-data-weight",
             "format", "text-field", "tokenizer"));
     /** train options that retrain sets itself. */
     static final Set<String> NOT_PASSED = new TreeSet<>(List.of("data", "out", "resume", "steps", "until-step", "grow-at", "recipe",
@@ -82,7 +89,8 @@ public final class RetrainJob {
 
     /** Settings of one retrain run; {@code trainArgs} are passed to {@link TrainOptions} unchanged. */
     public record Options(String lake, String ckpt, String recipe, String data, List<Integer> addChains, boolean freeze, long steps,
-                          String master, int dp, String format, String textField, String tokenizer, List<String> trainArgs) {
+                          String master, int dp, String format, String textField, String tokenizer, List<String> trainArgs,
+                          double newDataWeight) {
         public Options {
             addChains = List.copyOf(addChains);
             trainArgs = List.copyOf(trainArgs);
@@ -151,10 +159,24 @@ public final class RetrainJob {
             if (get.apply("steps") != null && steps < 1) {
                 throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
             }
+            double newWeight = Double.NaN;
+            String w = get.apply("new-data-weight");
+            if (w != null) {
+                try {
+                    newWeight = Double.parseDouble(w.trim());
+                } catch (NumberFormatException e) {
+                    newWeight = -1;
+                }
+                if (!(newWeight > 0 && newWeight < 1)) {
+                    throw new IllegalArgumentException("--new-data-weight is '" + w + "', expected a share 0 < W < 1 of each step's"
+                            + " windows drawn from the new partitions (the rest replays older ones); leave it out to sample every"
+                            + " window of every version alike");
+                }
+            }
             return new Options(get.apply("lake"), get.apply("ckpt"), get.apply("recipe"), get.apply("data"), heads, freeze, steps,
                     get.apply("master"), get.apply("dp") == null ? 0 : NumericOption.intAtLeast("dp", get.apply("dp"), 1),
                     get.apply("format") == null ? "jsonl" : get.apply("format"),
-                    get.apply("text-field"), get.apply("tokenizer"), pass);
+                    get.apply("text-field"), get.apply("tokenizer"), pass, newWeight);
         }
 
         private static long number(Function<String, String> get, String name, long dflt) {
@@ -387,9 +409,14 @@ public final class RetrainJob {
         long more = opts.steps() > 0 ? opts.steps() : s.steps();
         long toStep = fromStep + more;
         String data = ManifestStore.versionFile(new Path(opts.dataset()), m.version()).toString();
+        if (!Double.isNaN(opts.newDataWeight()) && lastTrained > 0) {
+            // share W of every step's windows from the versions this run adds, the rest replayed from the older ones
+            data = ManifestTokenSourceProvider.Spec.withNewDataWeight(data, opts.newDataWeight(), lastTrained + 1);
+        }
         Map<String, Object> entry = new LinkedHashMap<>();
         entry.put("manifest_version", m.version());
         entry.put("data", data);
+        entry.put("new_data_weight", Double.isNaN(opts.newDataWeight()) || lastTrained == 0 ? "uniform" : opts.newDataWeight());
         entry.put("partitions", newPartitions(m, lastTrained));
         entry.put("from_step", fromStep);
         entry.put("to_step", toStep);

@@ -57,6 +57,9 @@ class RetrainJobTest {
 
             List<String> args = new ArrayList<>(List.of("--lake", lake.toUri().toString(), "--ckpt", ckpt.toString(), "--recipe",
                     recipe.toString(), "--dp", "2", "--tokenizer", "train:300", "--term-length", "1048576"));
+            if (d == 1) {
+                args.addAll(List.of("--new-data-weight", "0.5")); // half of every step from the new day, half replayed
+            }
             if (d == 2) {
                 args.addAll(List.of("--steps", "6", "--add-chains", "1:freeze"));
             }
@@ -97,8 +100,10 @@ class RetrainJobTest {
             assertEquals(want, versions, "the checkpoint's history records the manifest version of every run");
             Map<String, Object> last = history.get(history.size() - 1);
             assertEquals(List.of(DAYS[d]), last.get("partitions"));
-            assertTrue(String.valueOf(last.get("data")).endsWith(String.format("manifests/manifest-v%06d.json", d + 1)),
+            assertTrue(String.valueOf(last.get("data")).endsWith(String.format("manifests/manifest-v%06d.json", d + 1)
+                            + (d == 1 ? "#new-data-weight=0.5&new-from-version=2" : "")),
                     "trained on the pinned version: " + last.get("data"));
+            assertEquals(d == 1 ? (Object) 0.5 : "uniform", last.get("new_data_weight"), "how new and old data were mixed");
             assertEquals(d == 0 ? 0 : expectSteps[d - 1], ((Number) last.get("from_step")).longValue());
             assertEquals(expectSteps[d], ((Number) last.get("to_step")).longValue());
             assertEquals(d == 2 ? List.of(1, 1, 1) : List.of(1, 1), r.train().chains());
@@ -154,6 +159,13 @@ class RetrainJobTest {
         assertEquals(7, o.steps());
         assertEquals("hdfs:///c/dataset", o.dataset());
         assertEquals(List.of("--sync", "ssp:2", "--set", "lr=1e-3"), o.trainArgs());
+        assertTrue(Double.isNaN(o.newDataWeight()), "default: every window of every version alike");
+        // finding 11 of issue 17: the share of new data per step is a choice
+        assertEquals(0.7, RetrainJob.Options.parse(new String[] {"--lake", "x", "--ckpt", "c", "--recipe", "r", "--new-data-weight",
+                "0.7"}, k -> null).newDataWeight());
+        e = assertThrows(IllegalArgumentException.class, () -> RetrainJob.Options.parse(
+                new String[] {"--lake", "x", "--ckpt", "c", "--recipe", "r", "--new-data-weight", "1"}, k -> null));
+        assertTrue(e.getMessage().contains("--new-data-weight") && e.getMessage().contains("0 < W < 1"), e.getMessage());
     }
 
     /**
