@@ -55,7 +55,7 @@ public final class RetrainJob {
             catena retrain --lake <uri> --ckpt <uri> --recipe <file|builtin:NAME> [--data <dataset uri>]
                            [--add-chains HEADS[,HEADS...][:freeze]] [--steps N] [--master URL] [--dp N]
                            [--format jsonl|text|parquet] [--text-field NAME] [--tokenizer train:VOCAB|<tokenizer.json>]
-                           [--seq-len N] [--val-fraction F] [--new-data-weight W] [--set key=value]...
+                           [--seq-len N] [--val-fraction F | --val-input <uri>] [--new-data-weight W] [--set key=value]...
                            [any `catena train` option but --data/--out/--resume/--steps/--until-step/--grow-at]
               Incremental prepare of the lake's new files (e.g. lake/date=2026-11-28/part-*) into the dataset
               (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
@@ -67,6 +67,7 @@ public final class RetrainJob {
               --set key=value overrides the recipe for the prepare step and for training alike (--seq-len N and
               --val-fraction F are --set seq_len=N and --set val_fraction=F): the dataset's windows and its share of
               validation documents follow the same settings the model trains with.
+              --val-input <uri> takes a separate held-out corpus (same --format) as the val split (catena prepare --val-input).
               Prepare uses the recipe's seq_len and val_fraction; --format defaults to jsonl, --tokenizer to
               train:<the recipe's vocab_size, else 8192> (later versions reuse the dataset's tokenizer).
               Which windows a run trains on: by default every window of every dataset version alike (old data is
@@ -81,7 +82,7 @@ public final class RetrainJob {
             """;
 
     static final Set<String> OWN = new TreeSet<>(List.of("lake", "ckpt", "recipe", "data", "add-chains", "steps", "master", "dp",
-            "seq-len", "val-fraction", "new-data-weight",
+            "seq-len", "val-fraction", "new-data-weight", "val-input",
             "format", "text-field", "tokenizer"));
     /** train options that retrain sets itself. */
     static final Set<String> NOT_PASSED = new TreeSet<>(List.of("data", "out", "resume", "steps", "until-step", "grow-at", "recipe",
@@ -90,7 +91,7 @@ public final class RetrainJob {
     /** Settings of one retrain run; {@code trainArgs} are passed to {@link TrainOptions} unchanged. */
     public record Options(String lake, String ckpt, String recipe, String data, List<Integer> addChains, boolean freeze, long steps,
                           String master, int dp, String format, String textField, String tokenizer, List<String> trainArgs,
-                          double newDataWeight) {
+                          double newDataWeight, String valInput) {
         public Options {
             addChains = List.copyOf(addChains);
             trainArgs = List.copyOf(trainArgs);
@@ -176,7 +177,7 @@ public final class RetrainJob {
             return new Options(get.apply("lake"), get.apply("ckpt"), get.apply("recipe"), get.apply("data"), heads, freeze, steps,
                     get.apply("master"), get.apply("dp") == null ? 0 : NumericOption.intAtLeast("dp", get.apply("dp"), 1),
                     get.apply("format") == null ? "jsonl" : get.apply("format"),
-                    get.apply("text-field"), get.apply("tokenizer"), pass, newWeight);
+                    get.apply("text-field"), get.apply("tokenizer"), pass, newWeight, get.apply("val-input"));
         }
 
         private static long number(Function<String, String> get, String name, long dflt) {
@@ -322,6 +323,9 @@ public final class RetrainJob {
                         : PrepareOptions.DEFAULT_TOKENIZER);
         if (opts.textField() != null) {
             po = po.withTextField(opts.textField());
+        }
+        if (opts.valInput() != null) {
+            po = po.withValInput(opts.valInput()); // the held-out corpus is the val split (val_fraction unused)
         }
         return po;
     }

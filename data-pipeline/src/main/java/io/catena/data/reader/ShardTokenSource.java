@@ -179,7 +179,9 @@ public final class ShardTokenSource implements TokenBatchSource {
         if (perEpoch == 0) {
             throw new IllegalArgumentException("split '" + opt.split() + "' of " + root + " (manifest v" + manifest.version()
                     + ") has " + totalWindows + " windows of " + window + " tokens, fewer than the " + opt.worldSize()
-                    + " workers; use fewer workers, a smaller --seq-len, more data, or a larger --val-fraction for val");
+                    + " workers; use fewer workers, a smaller --seq-len or more data"
+                    + (opt.split().equals("val") ? "; for val, prepare the dataset again (`catena prepare` now moves whole"
+                    + " train windows to val when no document gives one) or give it a held-out corpus with --val-input" : ""));
         }
     }
 
