@@ -350,6 +350,11 @@ public final class RetrainJob {
             if (diffs.isEmpty()) {
                 return null;
             }
+            Path trained = ManifestStore.versionFile(root, trainedBefore);
+            if (trainedBefore > 0 && trained.getFileSystem(hconf).exists(trained)
+                    && !PrepareJob.settingDifferences(ManifestStore.read(trained, hconf), po).isEmpty()) {
+                return null; // the settings differ from the trained versions' too: the incremental prepare refuses them, naming both
+            }
             String versions = trainedBefore + 1 == latest.get().version() ? "version " + latest.get().version()
                     : "versions " + (trainedBefore + 1) + ".." + latest.get().version();
             if (opts.data() != null) {
