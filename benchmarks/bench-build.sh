@@ -6,7 +6,10 @@ mkdir -p "$ROOT/benchmarks/results" "$ROOT/target/work/javacpp"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   (cd "$ROOT" && mvn -B -q ${MVN_FLAGS:-} -pl benchmarks -am package -DskipTests)
 fi
-CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$(cat "$ROOT/benchmarks/target/classpath.txt")"
+# target/classpath.txt holds Maven-repository jars only (relocatable); the module jars come from this checkout
+CP="$ROOT/benchmarks/target/benchmarks-0.1.0-SNAPSHOT.jar:$ROOT/chain-model/target/chain-model-0.1.0-SNAPSHOT.jar"
+CP="$CP:$ROOT/data-pipeline/target/data-pipeline-0.1.0-SNAPSHOT.jar:$ROOT/parameter-server/target/parameter-server-0.1.0-SNAPSHOT.jar"
+CP="$CP:$(cat "$ROOT/benchmarks/target/classpath.txt")"
 BENCH_JVM=(env OMP_WAIT_POLICY=passive java --add-modules=jdk.incubator.vector -Xmx2g
            -Dorg.bytedeco.javacpp.cachedir="$ROOT/target/work/javacpp" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
 # The OpenBLAS kernel Catena's detection chooses for this CPU (HostCpu), for the PyTorch peer: both engines run

@@ -4,6 +4,7 @@ import io.catena.data.manifest.Manifest;
 import io.catena.data.manifest.ManifestStore;
 import io.catena.data.prepare.PrepareJob;
 import io.catena.data.prepare.PrepareOptions;
+import io.catena.data.reader.ManifestTokenSourceProvider;
 import io.catena.model.ChainExpansion;
 import io.catena.model.cli.Args;
 import io.catena.model.cli.NumericOption;
@@ -54,7 +55,7 @@ public final class RetrainJob {
             catena retrain --lake <uri> --ckpt <uri> --recipe <file|builtin:NAME> [--data <dataset uri>]
                            [--add-chains HEADS[,HEADS...][:freeze]] [--steps N] [--master URL] [--dp N]
                            [--format jsonl|text|parquet] [--text-field NAME] [--tokenizer train:VOCAB|<tokenizer.json>]
-                           [--seq-len N] [--val-fraction F] [--set key=value]...
+                           [--seq-len N] [--val-fraction F | --val-input <uri>] [--new-data-weight W] [--set key=value]...
                            [any `catena train` option but --data/--out/--resume/--steps/--until-step/--grow-at]
               Incremental prepare of the lake's new files (e.g. lake/date=2026-11-28/part-*) into the dataset
               (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
@@ -66,15 +67,22 @@ public final class RetrainJob {
               --set key=value overrides the recipe for the prepare step and for training alike (--seq-len N and
               --val-fraction F are --set seq_len=N and --set val_fraction=F): the dataset's windows and its share of
               validation documents follow the same settings the model trains with.
+              --val-input <uri> takes a separate held-out corpus (same --format) as the val split (catena prepare --val-input).
               Prepare uses the recipe's seq_len and val_fraction; --format defaults to jsonl, --tokenizer to
               train:<the recipe's vocab_size, else 8192> (later versions reuse the dataset's tokenizer).
+              Which windows a run trains on: by default every window of every dataset version alike (old data is
+              replayed in proportion to its size: new partitions that are 10% of the dataset are 10% of each step);
+              --new-data-weight W (0 < W < 1) draws share W of every step's windows from the partitions this run adds
+              and the rest from the older ones (the history records the weight).
+              A run whose training failed leaves the dataset version it prepared; the next run trains on it, or, when
+              its prepare settings differ (--val-fraction, --seq-len, --tokenizer, ...), prepares it again and says so.
               Idempotent: with no new partitions (and the newest version already trained) nothing changes and it
               says so (exit 0). Each checkpoint's info holds `history`: the manifest version of every run.
               Exit status: 0 done or nothing new, 2 bad input, 1 failure.
             """;
 
     static final Set<String> OWN = new TreeSet<>(List.of("lake", "ckpt", "recipe", "data", "add-chains", "steps", "master", "dp",
-            "seq-len", "val-fraction",
+            "seq-len", "val-fraction", "new-data-weight", "val-input",
             "format", "text-field", "tokenizer"));
     /** train options that retrain sets itself. */
     static final Set<String> NOT_PASSED = new TreeSet<>(List.of("data", "out", "resume", "steps", "until-step", "grow-at", "recipe",
@@ -82,7 +90,8 @@ public final class RetrainJob {
 
     /** Settings of one retrain run; {@code trainArgs} are passed to {@link TrainOptions} unchanged. */
     public record Options(String lake, String ckpt, String recipe, String data, List<Integer> addChains, boolean freeze, long steps,
-                          String master, int dp, String format, String textField, String tokenizer, List<String> trainArgs) {
+                          String master, int dp, String format, String textField, String tokenizer, List<String> trainArgs,
+                          double newDataWeight, String valInput) {
         public Options {
             addChains = List.copyOf(addChains);
             trainArgs = List.copyOf(trainArgs);
@@ -151,10 +160,24 @@ public final class RetrainJob {
             if (get.apply("steps") != null && steps < 1) {
                 throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
             }
+            double newWeight = Double.NaN;
+            String w = get.apply("new-data-weight");
+            if (w != null) {
+                try {
+                    newWeight = Double.parseDouble(w.trim());
+                } catch (NumberFormatException e) {
+                    newWeight = -1;
+                }
+                if (!(newWeight > 0 && newWeight < 1)) {
+                    throw new IllegalArgumentException("--new-data-weight is '" + w + "', expected a share 0 < W < 1 of each step's"
+                            + " windows drawn from the new partitions (the rest replays older ones); leave it out to sample every"
+                            + " window of every version alike");
+                }
+            }
             return new Options(get.apply("lake"), get.apply("ckpt"), get.apply("recipe"), get.apply("data"), heads, freeze, steps,
                     get.apply("master"), get.apply("dp") == null ? 0 : NumericOption.intAtLeast("dp", get.apply("dp"), 1),
                     get.apply("format") == null ? "jsonl" : get.apply("format"),
-                    get.apply("text-field"), get.apply("tokenizer"), pass);
+                    get.apply("text-field"), get.apply("tokenizer"), pass, newWeight, get.apply("val-input"));
         }
 
         private static long number(Function<String, String> get, String name, long dflt) {
@@ -227,12 +250,7 @@ public final class RetrainJob {
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         org.apache.hadoop.conf.Configuration hconf = jsc.hadoopConfiguration();
 
-        // 1. the lake's new files -> the next manifest version
-        PrepareJob.Result prep = prepareNewPartitions(recipe, s);
-        Manifest m = prep.manifest();
-        out.println("retrain: prepare " + opts.lake() + " -> " + opts.dataset() + ": " + prep.message());
-
-        // 2. where training stands: the latest checkpoint and the manifest versions it was trained on
+        // 1. where training stands: the latest checkpoint and the manifest versions it was trained on
         CheckpointStore store = new CheckpointStore(HadoopStorage.resolver(hconf));
         boolean haveCkpt = hasCheckpoint(hconf);
         List<Map<String, Object>> history = new ArrayList<>();
@@ -242,7 +260,18 @@ public final class RetrainJob {
             history.addAll(history(doc));
             fromStep = ((Number) ((Map<?, ?>) doc.get("trainer")).get("step")).longValue();
         }
-        int lastTrained = history.isEmpty() ? 0 : ((Number) history.get(history.size() - 1).get("manifest_version")).intValue();
+        int trainedBefore = history.isEmpty() ? 0 : ((Number) history.get(history.size() - 1).get("manifest_version")).intValue();
+
+        // 2. the lake's new files -> the next manifest version (a version an earlier run prepared with other settings but
+        //    never trained on is prepared again with this run's)
+        PrepareOptions po = prepareOptions(recipe, s);
+        String reprepared = discardUntrainedVersionsWithOtherSettings(po, trainedBefore, hconf);
+        PrepareJob.Result prep = prepareNewPartitions(po);
+        Manifest m = prep.manifest();
+        out.println("retrain: prepare " + opts.lake() + " -> " + opts.dataset() + ": " + prep.message()
+                + (reprepared == null ? "" : " (" + reprepared + ")"));
+
+        int lastTrained = trainedBefore;
         if (m.version() <= lastTrained && !opts.addChains().isEmpty()) {
             // a growth request is never dropped silently: without new data there is nothing to train the new chains on
             throw new IllegalArgumentException("--add-chains " + opts.addChains() + " asks to grow " + opts.ckpt() + ", but there is "
@@ -258,7 +287,8 @@ public final class RetrainJob {
         }
         if (prep.noop()) {
             out.println("retrain: no new partitions, but dataset version " + m.version() + " was never trained on (the checkpoint's "
-                    + "last run used version " + lastTrained + "); training on it now");
+                    + "last run used version " + lastTrained + "); training on it now (with other prepare settings, such as "
+                    + "--val-fraction or --seq-len, a version never trained on is prepared again)");
         }
 
         // 3. optionally grow the loaded checkpoint (the trained model before growth stays a checkpoint of its own)
@@ -284,7 +314,8 @@ public final class RetrainJob {
         return out;
     }
 
-    private PrepareJob.Result prepareNewPartitions(Recipe recipe, TrainSettings s) {
+    /** The prepare settings of this run: the recipe's (with --set) seq_len and val_fraction, --format, --tokenizer, ... */
+    private PrepareOptions prepareOptions(Recipe recipe, TrainSettings s) {
         String vocab = recipe.values().get("vocab_size");
         PrepareOptions po = PrepareOptions.of(List.of(opts.lake()), opts.format(), opts.dataset()).withIncremental(true)
                 .withSeqLen(s.seqLen()).withValFraction(s.valFraction())
@@ -293,6 +324,58 @@ public final class RetrainJob {
         if (opts.textField() != null) {
             po = po.withTextField(opts.textField());
         }
+        if (opts.valInput() != null) {
+            po = po.withValInput(opts.valInput()); // the held-out corpus is the val split (val_fraction unused)
+        }
+        return po;
+    }
+
+    /**
+     * Issue 17 finding 1: a run whose training failed leaves the version it prepared; when the next run asks for other
+     * prepare settings (say a val_fraction that the failure called for), an incremental prepare would refuse them and
+     * every rerun would fail the same way. Versions no checkpoint run trained on are derived data: in retrain's own
+     * dataset ({@code <ckpt>/dataset}) they are removed and prepared again with the new settings, and the run says so;
+     * a dataset given with --data may serve other runs, so there it stops and says what to do. Returns what was done, or
+     * null when nothing was.
+     */
+    private String discardUntrainedVersionsWithOtherSettings(PrepareOptions po, int trainedBefore,
+                                                             org.apache.hadoop.conf.Configuration hconf) {
+        Path root = new Path(opts.dataset());
+        try {
+            java.util.Optional<Manifest> latest = ManifestStore.latest(root, hconf);
+            if (latest.isEmpty() || latest.get().version() <= trainedBefore) {
+                return null;
+            }
+            List<String> diffs = PrepareJob.settingDifferences(latest.get(), po);
+            if (diffs.isEmpty()) {
+                return null;
+            }
+            Path trained = ManifestStore.versionFile(root, trainedBefore);
+            if (trainedBefore > 0 && trained.getFileSystem(hconf).exists(trained)
+                    && !PrepareJob.settingDifferences(ManifestStore.read(trained, hconf), po).isEmpty()) {
+                return null; // the settings differ from the trained versions' too: the incremental prepare refuses them, naming both
+            }
+            String versions = trainedBefore + 1 == latest.get().version() ? "version " + latest.get().version()
+                    : "versions " + (trainedBefore + 1) + ".." + latest.get().version();
+            if (opts.data() != null) {
+                throw new IllegalArgumentException("dataset " + versions + " of --data " + opts.dataset() + " was prepared by an"
+                        + " earlier run that never trained " + opts.ckpt() + " on it, with other settings than this run's: "
+                        + String.join(", ", diffs) + ". retrain prepares it again only in its own dataset (<ckpt>/dataset);"
+                        + " this one may serve other runs. Rerun with the dataset's settings, or remove " + versions
+                        + " (manifests/manifest-v*.json and v0000NN/ above version " + trainedBefore + ") and rerun.");
+            }
+            List<Integer> removed = PrepareJob.discardVersionsAfter(root, trainedBefore, hconf);
+            String msg = "re-prepared: dataset " + versions + " was prepared by an earlier run that never trained on it, with "
+                    + "other settings than this run's (" + String.join(", ", diffs) + "); removed " + removed
+                    + " and prepared the lake again with this run's settings";
+            out.println("retrain: " + msg);
+            return msg;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read dataset " + opts.dataset() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private PrepareJob.Result prepareNewPartitions(PrepareOptions po) {
         PrepareJob.Result prep;
         try {
             prep = PrepareJob.run(spark, po);
@@ -335,9 +418,14 @@ public final class RetrainJob {
         long more = opts.steps() > 0 ? opts.steps() : s.steps();
         long toStep = fromStep + more;
         String data = ManifestStore.versionFile(new Path(opts.dataset()), m.version()).toString();
+        if (!Double.isNaN(opts.newDataWeight()) && lastTrained > 0) {
+            // share W of every step's windows from the versions this run adds, the rest replayed from the older ones
+            data = ManifestTokenSourceProvider.Spec.withNewDataWeight(data, opts.newDataWeight(), lastTrained + 1);
+        }
         Map<String, Object> entry = new LinkedHashMap<>();
         entry.put("manifest_version", m.version());
         entry.put("data", data);
+        entry.put("new_data_weight", Double.isNaN(opts.newDataWeight()) || lastTrained == 0 ? "uniform" : opts.newDataWeight());
         entry.put("partitions", newPartitions(m, lastTrained));
         entry.put("from_step", fromStep);
         entry.put("to_step", toStep);

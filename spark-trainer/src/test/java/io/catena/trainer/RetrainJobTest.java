@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.catena.data.manifest.Manifest;
+import io.catena.data.prepare.DocHash;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
 import java.io.ByteArrayOutputStream;
@@ -56,6 +57,9 @@ class RetrainJobTest {
 
             List<String> args = new ArrayList<>(List.of("--lake", lake.toUri().toString(), "--ckpt", ckpt.toString(), "--recipe",
                     recipe.toString(), "--dp", "2", "--tokenizer", "train:300", "--term-length", "1048576"));
+            if (d == 1) {
+                args.addAll(List.of("--new-data-weight", "0.5")); // half of every step from the new day, half replayed
+            }
             if (d == 2) {
                 args.addAll(List.of("--steps", "6", "--add-chains", "1:freeze"));
             }
@@ -96,8 +100,10 @@ class RetrainJobTest {
             assertEquals(want, versions, "the checkpoint's history records the manifest version of every run");
             Map<String, Object> last = history.get(history.size() - 1);
             assertEquals(List.of(DAYS[d]), last.get("partitions"));
-            assertTrue(String.valueOf(last.get("data")).endsWith(String.format("manifests/manifest-v%06d.json", d + 1)),
+            assertTrue(String.valueOf(last.get("data")).endsWith(String.format("manifests/manifest-v%06d.json", d + 1)
+                            + (d == 1 ? "#new-data-weight=0.5&new-from-version=2" : "")),
                     "trained on the pinned version: " + last.get("data"));
+            assertEquals(d == 1 ? (Object) 0.5 : "uniform", last.get("new_data_weight"), "how new and old data were mixed");
             assertEquals(d == 0 ? 0 : expectSteps[d - 1], ((Number) last.get("from_step")).longValue());
             assertEquals(expectSteps[d], ((Number) last.get("to_step")).longValue());
             assertEquals(d == 2 ? List.of(1, 1, 1) : List.of(1, 1), r.train().chains());
@@ -153,6 +159,13 @@ class RetrainJobTest {
         assertEquals(7, o.steps());
         assertEquals("hdfs:///c/dataset", o.dataset());
         assertEquals(List.of("--sync", "ssp:2", "--set", "lr=1e-3"), o.trainArgs());
+        assertTrue(Double.isNaN(o.newDataWeight()), "default: every window of every version alike");
+        // finding 11 of issue 17: the share of new data per step is a choice
+        assertEquals(0.7, RetrainJob.Options.parse(new String[] {"--lake", "x", "--ckpt", "c", "--recipe", "r", "--new-data-weight",
+                "0.7"}, k -> null).newDataWeight());
+        e = assertThrows(IllegalArgumentException.class, () -> RetrainJob.Options.parse(
+                new String[] {"--lake", "x", "--ckpt", "c", "--recipe", "r", "--new-data-weight", "1"}, k -> null));
+        assertTrue(e.getMessage().contains("--new-data-weight") && e.getMessage().contains("0 < W < 1"), e.getMessage());
     }
 
     /**
@@ -179,6 +192,84 @@ class RetrainJobTest {
                 + " validation documents");
         assertEquals(12, r.manifest().seqLen(), "--set seq_len=12 must reach prepare's windows");
         assertEquals(4, r.toStep());
+    }
+
+    /**
+     * Finding 1 of issue 17, as reported: 30 long documents, one partition per decade, and the recipe's val_fraction 0.05:
+     * the document rule sends none of them to val, so the dataset had 0 validation windows and training stopped at once.
+     * Now whole train windows move to val and the run trains.
+     */
+    @Test
+    void shouldTrainOnAFewLongDocumentsWithTheRecipesValFraction() throws Exception {
+        Path dir = TrainerTestSupport.testDir("retrain-long-docs");
+        Path lake = longDocumentLake(dir);
+        Path recipe = TrainerTestSupport.recipe(dir, 4); // val_fraction = 0.05
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        RetrainJob.Result r = retrain(log, List.of("--lake", lake.toUri().toString(), "--ckpt", dir.resolve("ckpt").toString(),
+                "--recipe", recipe.toString(), "--dp", "2", "--tokenizer", "train:300", "--term-length", "1048576"));
+        Manifest.RunCounts run = r.manifest().runs().get(0);
+        assertEquals(0, run.valDocuments(), "as in the issue, no document is drawn for val by the document rule");
+        long valWindows = r.manifest().shards("val").stream().mapToLong(Manifest.Shard::windows).sum();
+        assertTrue(valWindows >= 1 && run.valWindowsDrawn() == valWindows, "val windows: " + r.manifest().shards("val"));
+        assertEquals(4, r.toStep());
+        assertEquals(3, r.manifest().partitions().size());
+    }
+
+    /**
+     * Finding 1's trap: a first run that fails after its prepare step left dataset v1 behind, and a rerun with other prepare
+     * settings (the val_fraction the failure called for) was refused by the incremental prepare, every time, until the
+     * dataset was deleted by hand. Now the version no run trained on is prepared again with the new settings, and the run
+     * says so.
+     */
+    @Test
+    void shouldPrepareAgainAVersionAFailedRunLeftWhenTheSettingsChange() throws Exception {
+        Path dir = TrainerTestSupport.testDir("retrain-failed-first-run");
+        Path lake = longDocumentLake(dir);
+        Path ckpt = dir.resolve("ckpt");
+        Path recipe = TrainerTestSupport.recipe(dir, 4);
+        List<String> base = List.of("--lake", lake.toUri().toString(), "--ckpt", ckpt.toString(), "--recipe", recipe.toString(),
+                "--dp", "2", "--tokenizer", "train:300", "--term-length", "1048576");
+        List<String> first = new ArrayList<>(base);
+        first.addAll(List.of("--set", "batch_size=3")); // fails after prepare: 3 rows cannot be split over 2 tasks
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> retrain(new ByteArrayOutputStream(), first));
+        assertTrue(e.getMessage().contains("batch_size"), e.getMessage());
+        assertTrue(Files.exists(ckpt.resolve("dataset/manifests/manifest-v000001.json")), "the failed run prepared version 1");
+
+        List<String> second = new ArrayList<>(base);
+        second.addAll(List.of("--val-fraction", "0.5"));
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        RetrainJob.Result r = retrain(log, second);
+        String out = log.toString(StandardCharsets.UTF_8);
+        assertTrue(out.contains("re-prepared") && out.contains("--val-fraction 0.5 (dataset: 0.05)"), out);
+        assertEquals(1, r.manifest().version(), "version 1 prepared again, not appended to");
+        assertEquals(500_000, r.manifest().split().valPpm());
+        assertEquals(1, r.manifest().runs().size());
+        assertEquals(30, r.manifest().runs().get(0).trainDocuments() + r.manifest().runs().get(0).valDocuments());
+        assertEquals(4, r.toStep());
+        assertEquals(List.of(1), RetrainJob.history(new CheckpointStore(io.catena.model.io.storage.HadoopStorage.resolver(
+                TrainerTestSupport.spark().hadoopConfiguration())).readManifest(ckpt.toString())).stream()
+                .map(h -> ((Number) h.get("manifest_version")).intValue()).toList());
+    }
+
+    /**
+     * 30 long documents (20 verses each), one partition per decade, ten per partition: as in the issue, none of them is
+     * one the document rule (val_fraction 0.05, split seed 0) sends to val.
+     */
+    private static Path longDocumentLake(Path dir) throws IOException {
+        List<String> verses = verses();
+        List<String> docs = new ArrayList<>();
+        for (int d = 0; docs.size() < 30; d++) {
+            String text = String.join(" ", verses.subList(d * 20, d * 20 + 20));
+            if (!DocHash.isVal(DocHash.of(text), 0, 50_000)) {
+                docs.add("{\"text\":" + JSON.writeValueAsString(text) + "}");
+            }
+        }
+        for (int decade = 0; decade < 3; decade++) {
+            Path part = dir.resolve("lake/decade=16" + decade + "0/part-00000.jsonl");
+            Files.createDirectories(part.getParent());
+            Files.write(part, docs.subList(decade * 10, decade * 10 + 10), StandardCharsets.UTF_8);
+        }
+        return dir.resolve("lake");
     }
 
     private static RetrainJob.Result retrain(ByteArrayOutputStream log, List<String> args) {

@@ -33,7 +33,8 @@ final class ManifestWriter {
 
     /** The manifest of {@code version}: {@code written} shards (sorted) made of the {@code fresh} sources. */
     static Manifest build(PrepareOptions o, int version, Optional<Manifest> prev, List<ShardOut> written,
-                          List<FileStatus> fresh, DocCounts counts, Manifest.TokenizerRef tokenizer) {
+                          List<FileStatus> fresh, List<FileStatus> freshHeldOut, DocCounts counts, long valWindowsDrawn,
+                          Manifest.TokenizerRef tokenizer) {
         String vdir = ManifestStore.versionDir(version);
         List<Manifest.Shard> shards = new ArrayList<>(prev.map(Manifest::shards).orElse(List.of()));
         long trainTokens = 0;
@@ -55,14 +56,24 @@ final class ManifestWriter {
             sources.add(new Manifest.Source(f.getPath().toString(), f.getLen(), f.getModificationTime(), version));
             bytes += f.getLen();
         }
+        for (FileStatus f : freshHeldOut) {
+            sources.add(new Manifest.Source(f.getPath().toString(), f.getLen(), f.getModificationTime(), version,
+                    Manifest.Source.HELD_OUT));
+            bytes += f.getLen();
+        }
         List<Manifest.RunCounts> runs = new ArrayList<>(prev.map(Manifest::runs).orElse(List.of()));
         PrepareJob.RecordCounts rc = counts.records();
         runs.add(new Manifest.RunCounts(version, fresh.size(), rc.records(), rc.documents(), rc.empty(), counts.duplicates(),
-                counts.duplicatesOfEarlier(), rc.bad(), counts.trainDocs(), counts.valDocs(), trainTokens, valTokens, bytes));
-        long valPpm = Math.round(o.valFraction() * 1_000_000);
+                counts.duplicatesOfEarlier(), rc.bad(), counts.trainDocs(), counts.valDocs(), trainTokens, valTokens, bytes,
+                valWindowsDrawn));
+        long valPpm = o.valInput() != null ? 0 : Math.round(o.valFraction() * 1_000_000);
         return new Manifest(Manifest.FORMAT, version, Instant.now().toString(), o.seqLen(), tokenizer,
-                new Manifest.SplitRule("val iff remainderUnsigned(splitmix64(sha256_64(doc) ^ seed), 1e6) < valPpm",
-                        o.valFraction(), valPpm, o.splitSeed()),
+                o.valInput() != null
+                        ? new Manifest.SplitRule("val = the documents of the held-out corpus valInput (encoded with the dataset's"
+                                + " tokenizer); every other document is train, minus those also held out or in earlier versions",
+                                0, 0, o.splitSeed(), null, o.valInput())
+                        : new Manifest.SplitRule("val iff remainderUnsigned(splitmix64(sha256_64(doc) ^ seed), 1e6) < valPpm",
+                                o.valFraction(), valPpm, o.splitSeed(), ValWindowDraw.RULE, null),
                 new Manifest.InputSettings(o.format(), o.textField(), o.textDocument(), o.normalization()),
                 shards, sources, List.copyOf(new TreeSet<>(Sources.partitions(sources))), runs);
     }

@@ -29,6 +29,39 @@ final class PrepareChecks {
         return all;
     }
 
+    /** All data files under --val-input (none without it); fails when there are none. */
+    static List<FileStatus> listHeldOut(PrepareOptions o, Configuration conf) {
+        if (o.valInput() == null) {
+            return List.of();
+        }
+        List<FileStatus> all = Sources.list(o.valInputs(), conf);
+        if (all.isEmpty()) {
+            throw new IllegalArgumentException("no files found under --val-input " + o.valInput() + " (hidden files and names"
+                    + " starting with '_' or '.' are skipped). Expected the held-out corpus, in --format " + o.format() + ".");
+        }
+        return all;
+    }
+
+    /** {@code files} without those in {@code drop} (a held-out corpus inside an --input directory is not train data). */
+    static List<FileStatus> withoutFiles(List<FileStatus> files, List<FileStatus> drop) {
+        if (drop.isEmpty()) {
+            return files;
+        }
+        java.util.Set<String> d = new java.util.HashSet<>();
+        drop.forEach(f -> d.add(f.getPath().toString()));
+        List<FileStatus> out = new ArrayList<>();
+        for (FileStatus f : files) {
+            if (!d.contains(f.getPath().toString())) {
+                out.add(f);
+            }
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("every file under --input " + files.get(0).getPath().getParent() + " ... is also"
+                    + " under --val-input; expected training files besides the held-out corpus. Check --input and --val-input.");
+        }
+        return out;
+    }
+
     /** The files no earlier dataset version consumed; fails when one that was consumed changed since. */
     static List<FileStatus> newSources(List<FileStatus> all, Optional<Manifest> prev) {
         Map<String, Manifest.Source> consumed = new HashMap<>();
@@ -66,6 +99,24 @@ final class PrepareChecks {
         }
     }
 
+    /** Like {@link #checkRecords} for the held-out corpus: malformed share, and documents for a new dataset. */
+    static void checkHeldOutRecords(Map<String, long[]> perSource, PrepareJob.RecordCounts c, PrepareOptions o,
+                                    Optional<Manifest> prev, int files) {
+        if (files == 0) {
+            return;
+        }
+        if (c.records() > 0 && (double) c.bad() / c.records() > o.maxBadFraction()) {
+            throw new IllegalStateException(c.bad() + " of " + c.records() + " records (" + pct(c.bad(), c.records()) + ") of"
+                    + " --val-input " + o.valInput() + " are malformed, more than --max-bad-fraction " + o.maxBadFraction()
+                    + ". Worst files: " + worst(perSource) + ". Fix those files, or raise --max-bad-fraction; nothing was written.");
+        }
+        if (c.documents() == 0 && prev.isEmpty()) {
+            throw new IllegalArgumentException("no documents in the " + files + " files under --val-input " + o.valInput() + ": "
+                    + c.records() + " records, " + c.bad() + " malformed, " + c.empty() + " empty. Expected the held-out corpus"
+                    + " as non-empty " + o.format() + " records; check --val-input and --format.");
+        }
+    }
+
     private static String pct(long a, long b) {
         return String.format("%.2f%%", 100.0 * a / b);
     }
@@ -85,6 +136,16 @@ final class PrepareChecks {
     }
 
     static void checkSameSettings(Manifest m, PrepareOptions o) {
+        List<String> diffs = settingDifferences(m, o);
+        if (!diffs.isEmpty()) {
+            throw new IllegalArgumentException("incremental run into dataset version " + m.version() + " uses different"
+                    + " settings: " + String.join(", ", diffs) + ". An incremental run must keep the dataset's settings;"
+                    + " use the dataset's values or write a new dataset to a fresh --out.");
+        }
+    }
+
+    /** The settings of {@code o} that differ from those dataset {@code m} was prepared with, as "--flag new (dataset: old)". */
+    static List<String> settingDifferences(Manifest m, PrepareOptions o) {
         List<String> diffs = new ArrayList<>();
         if (m.seqLen() != o.seqLen()) {
             diffs.add("--seq-len " + o.seqLen() + " (dataset: " + m.seqLen() + ")");
@@ -94,6 +155,11 @@ final class PrepareChecks {
         }
         if (m.split().seed() != o.splitSeed()) {
             diffs.add("--split-seed " + o.splitSeed() + " (dataset: " + m.split().seed() + ")");
+        }
+        String valInput = m.split().valInput();
+        if (!java.util.Objects.equals(valInput, o.valInput())) {
+            diffs.add(o.valInput() == null ? "no --val-input (dataset: --val-input " + valInput + ")"
+                    : "--val-input " + o.valInput() + " (dataset: " + (valInput == null ? "none" : valInput) + ")");
         }
         if (!m.input().format().equals(o.format())) {
             diffs.add("--format " + o.format() + " (dataset: " + m.input().format() + ")");
@@ -107,10 +173,6 @@ final class PrepareChecks {
         if (o.format().equals("text") && !m.input().textDocument().equals(o.textDocument())) {
             diffs.add("--text-doc " + o.textDocument() + " (dataset: " + m.input().textDocument() + ")");
         }
-        if (!diffs.isEmpty()) {
-            throw new IllegalArgumentException("incremental run into dataset version " + m.version() + " uses different"
-                    + " settings: " + String.join(", ", diffs) + ". An incremental run must keep the dataset's settings;"
-                    + " use the dataset's values or write a new dataset to a fresh --out.");
-        }
+        return diffs;
     }
 }

@@ -26,6 +26,7 @@ import java.io.InputStream;
 import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -87,6 +88,10 @@ public final class PrepareJob {
         long documents() {
             return records - bad - empty;
         }
+
+        RecordCounts plus(RecordCounts o) {
+            return new RecordCounts(records + o.records, bad + o.bad, empty + o.empty);
+        }
     }
 
     /** A run's documents: its records, the unique ones among them, and those new to the dataset per split. */
@@ -120,10 +125,13 @@ public final class PrepareJob {
         }
         prev.ifPresent(m -> PrepareChecks.checkSameSettings(m, o));
 
-        List<FileStatus> all = PrepareChecks.listInputs(o, conf);
+        List<FileStatus> heldOut = PrepareChecks.listHeldOut(o, conf);
+        List<FileStatus> all = PrepareChecks.withoutFiles(PrepareChecks.listInputs(o, conf), heldOut);
         List<FileStatus> fresh = PrepareChecks.newSources(all, prev);
-        if (fresh.isEmpty()) {
+        List<FileStatus> freshHeldOut = PrepareChecks.newSources(heldOut, prev);
+        if (fresh.isEmpty() && freshHeldOut.isEmpty()) {
             String msg = "nothing new: all " + all.size() + " source files under " + o.inputs()
+                    + (heldOut.isEmpty() ? "" : " and " + heldOut.size() + " under --val-input " + o.valInput())
                     + " are already in dataset version " + prev.get().version() + " at " + root + "; no new version written";
             LOG.info(msg);
             return new Result(true, prev.get(), msg);
@@ -144,7 +152,7 @@ public final class PrepareJob {
         FileSystem fs = root.getFileSystem(conf);
         sc.setJobGroup(group, "catena prepare " + root + " v" + version, true);
         try {
-            Manifest m = runVersion(spark, sc, conf, o, root, staging, prev, fresh, version);
+            Manifest m = runVersion(spark, sc, conf, o, root, staging, prev, fresh, freshHeldOut, version);
             return new Result(false, m, "wrote dataset version " + version + " at " + root);
         } catch (RuntimeException e) {
             if (timedOut.get()) {
@@ -165,63 +173,102 @@ public final class PrepareJob {
 
     private static Manifest runVersion(SparkSession spark, JavaSparkContext sc, Configuration conf, PrepareOptions o,
                                        Path root, Path staging, Optional<Manifest> prev, List<FileStatus> fresh,
-                                       int version) throws IOException {
+                                       List<FileStatus> freshHeldOut, int version) throws IOException {
         FileSystem fs = root.getFileSystem(conf);
         fs.mkdirs(staging);
         String vdir = ManifestStore.versionDir(version);
         SerializableConf sconf = new SerializableConf(conf);
 
-        // 1. records
-        JavaRDD<Rec> recs = SourceReader.read(spark, sc, conf, o, fresh).persist(StorageLevel.MEMORY_AND_DISK());
-        Map<String, long[]> perSource = recs.mapToPair(r -> new Tuple2<>(r.source(),
-                        new long[] {1, r.bad() != null ? 1 : 0, r.bad() == null && r.text().isBlank() ? 1 : 0}))
-                .reduceByKey((a, b) -> new long[] {a[0] + b[0], a[1] + b[1], a[2] + b[2]})
-                .collectAsMap();
-        RecordCounts recordCounts = RecordCounts.of(perSource);
-        PrepareChecks.checkRecords(perSource, recordCounts, o, prev, fresh.size());
+        // 1. records (of --input, and of the held-out corpus --val-input)
+        JavaRDD<Rec> recs = readRecords(spark, sc, conf, o, fresh);
+        Map<String, long[]> perSource = countPerSource(recs);
+        RecordCounts inputCounts = RecordCounts.of(perSource);
+        PrepareChecks.checkRecords(perSource, inputCounts, o, prev, fresh.size());
+        JavaRDD<Rec> heldRecs = freshHeldOut.isEmpty() ? null : readRecords(spark, sc, conf, o, freshHeldOut);
+        Map<String, long[]> heldPerSource = heldRecs == null ? Map.of() : countPerSource(heldRecs);
+        RecordCounts heldCounts = RecordCounts.of(heldPerSource);
+        PrepareChecks.checkHeldOutRecords(heldPerSource, heldCounts, o, prev, freshHeldOut.size());
+        RecordCounts recordCounts = inputCounts.plus(heldCounts);
 
-        // 2. dedup (within this run, then against all earlier versions)
-        JavaPairRDD<Long, String> docs = recs.filter(r -> r.bad() == null && !r.text().isBlank())
-                .mapToPair(r -> new Tuple2<>(DocHash.of(r.text()), r.text()));
+        // 2. dedup (within this run, then against all earlier versions); a held-out document is never train data
         int parts = Math.max(2, sc.defaultParallelism());
-        JavaPairRDD<Long, String> uniqueAll = docs.reduceByKey((a, b) -> a.compareTo(b) <= 0 ? a : b, parts)
-                .persist(StorageLevel.MEMORY_AND_DISK());
+        JavaPairRDD<Long, String> uniqueAll = uniqueDocuments(recs, parts);
         long uniqueCount = uniqueAll.count();
-        JavaPairRDD<Long, String> unique = prev.isPresent() ? notInEarlierVersions(sc, uniqueAll, fs, root, version, parts)
-                : uniqueAll;
-        long valPpm = Math.round(o.valFraction() * 1_000_000);
+        JavaPairRDD<Long, String> heldAll = heldRecs == null ? null : uniqueDocuments(heldRecs, parts);
+        JavaPairRDD<Long, String> trainable = uniqueAll;
+        if (heldAll != null) {
+            long heldUnique = heldAll.count();
+            trainable = uniqueAll.subtractByKey(heldAll, new org.apache.spark.HashPartitioner(parts))
+                    .persist(StorageLevel.MEMORY_AND_DISK());
+            uniqueCount = trainable.count() + heldUnique; // a document in both corpora counts once
+        }
+        JavaPairRDD<Long, String> unique = prev.isPresent() ? notInEarlierVersions(sc, trainable, fs, root, version, parts)
+                : trainable;
+        JavaPairRDD<Long, String> held = heldAll == null ? null
+                : prev.isPresent() ? notInEarlierVersions(sc, heldAll, fs, root, version, parts) : heldAll;
+        long valPpm = o.valInput() != null ? 0 : Math.round(o.valFraction() * 1_000_000);
         long seed = o.splitSeed();
-        Map<Integer, long[]> splitStats = unique.mapToPair(t -> new Tuple2<>(DocHash.isVal(t._1(), seed, valPpm) ? 1 : 0,
-                        new long[] {1, t._2().getBytes(StandardCharsets.UTF_8).length}))
-                .reduceByKey((a, b) -> new long[] {a[0] + b[0], a[1] + b[1]})
-                .collectAsMap();
+        Map<Integer, long[]> splitStats = splitStats(unique, seed, valPpm);
         long[] trainStat = splitStats.getOrDefault(0, new long[2]);
-        long[] valStat = splitStats.getOrDefault(1, new long[2]);
+        long[] valStat = held != null ? splitStats(held, seed, ALL_VAL).getOrDefault(1, new long[2])
+                : splitStats.getOrDefault(1, new long[2]);
         DocCounts counts = new DocCounts(recordCounts, uniqueCount, trainStat[0], valStat[0]);
 
-        // 3. tokenizer
+        // 3. tokenizer (trained on the train documents only when a held-out corpus is given)
         String tokPath = prev.isPresent() ? prev.get().tokenizer().path() : vdir + "/tokenizer.json";
         ByteLevelBpe tok = prev.isPresent() ? TokenizerStep.reuse(o, prev.get(), root, conf)
-                : TokenizerStep.create(o, unique, counts.newDocs(), conf, fs, new Path(staging, "tokenizer.json"));
+                : TokenizerStep.create(o, unique, held == null ? counts.newDocs() : counts.trainDocs(), conf, fs,
+                new Path(staging, "tokenizer.json"));
         String tokSha = tok.sha256();
+        int dtype = ShardFormat.dtypeBytes(tok.vocabSize());
 
-        // 4. encode + pack + write shards
-        List<ShardOut> sorted = ShardWriter.write(sc, unique, tok, o, staging, sconf, trainStat, valStat);
+        // 4. encode + pack + write shards; then make sure the dataset has a val window
+        List<ShardOut> sorted = new ArrayList<>(held == null
+                ? ShardWriter.write(sc, unique, tok, o, staging, sconf, trainStat, valStat, valPpm)
+                : ShardWriter.write(sc, unique, tok, o, staging, sconf, trainStat, new long[2], 0));
+        if (held != null) {
+            sorted.addAll(ShardWriter.write(sc, held, tok, o, staging, sconf, new long[2], valStat, ALL_VAL));
+        }
+        long prevValWindows = prev.map(p -> p.shards("val").stream().mapToLong(Manifest.Shard::windows).sum()).orElse(0L);
+        long valWindows = sorted.stream().filter(sh -> sh.split().equals("val")).mapToLong(ShardOut::windows).sum();
+        long drawn = 0;
+        if (held != null && prevValWindows + valWindows == 0) {
+            long valTokens = sorted.stream().filter(sh -> sh.split().equals("val")).mapToLong(ShardOut::tokens).sum();
+            throw new IllegalArgumentException("--val-input " + o.valInput() + " gives no validation window: its " + valStat[0]
+                    + " new documents hold " + valTokens + " tokens, fewer than one window of " + (o.seqLen() + 1)
+                    + " tokens (--seq-len " + o.seqLen() + "). Add held-out documents, or lower --seq-len; nothing was written.");
+        }
+        if (held == null && o.valFraction() > 0 && prevValWindows + valWindows == 0) {
+            ValWindowDraw.Drawn d = ValWindowDraw.draw(sc, sorted, o, staging, sconf, dtype, counts, valStat);
+            sorted = d.shards();
+            drawn = d.windows();
+            LOG.warn("the document split gave dataset {} no whole validation window ({} of {} new documents hashed to val,"
+                            + " {} val windows); moved {} of {} whole train windows to val instead (--val-fraction {})", root,
+                    valStat[0], counts.newDocs(), valWindows, drawn, d.trainWindowsBefore(), o.valFraction());
+        }
+        sorted.sort(Comparator.comparing(ShardOut::split).thenComparingInt(ShardOut::bucket)
+                .thenComparingInt(ShardOut::part).thenComparing(ShardOut::name));
 
         // 5. quarantine
         if (recordCounts.bad() > 0) {
-            recs.filter(r -> r.bad() != null).map(PrepareJob::quarantineLine).coalesce(1)
-                    .saveAsTextFile(new Path(staging, "quarantine").toString());
+            JavaRDD<Rec> bad = recs.filter(r -> r.bad() != null);
+            if (heldRecs != null) {
+                bad = bad.union(heldRecs.filter(r -> r.bad() != null));
+            }
+            bad.map(PrepareJob::quarantineLine).coalesce(1).saveAsTextFile(new Path(staging, "quarantine").toString());
         }
         recs.unpersist(false);
-        if (unique != uniqueAll) {
-            unique.unpersist(false);
+        if (heldRecs != null) {
+            heldRecs.unpersist(false);
+            heldAll.unpersist(false);
+            held.unpersist(false);
+            trainable.unpersist(false);
         }
+        unique.unpersist(false);
         uniqueAll.unpersist(false);
 
         // 6. manifest
-        int dtype = ShardFormat.dtypeBytes(tok.vocabSize());
-        Manifest m = ManifestWriter.build(o, version, prev, sorted, fresh, counts,
+        Manifest m = ManifestWriter.build(o, version, prev, sorted, fresh, freshHeldOut, counts, drawn,
                 new Manifest.TokenizerRef(tokPath, tokSha, tok.vocabSize(), tok.eosId(), tok.padId(), dtype));
 
         // 7. commit: staging -> vNNNNNN, then the manifest version, then manifest.json
@@ -231,6 +278,38 @@ public final class PrepareJob {
                         + " {} train + {} val tokens in {} shards", root, version, counts.newDocs(), counts.duplicates(),
                 counts.duplicatesOfEarlier(), recordCounts.bad(), run.trainTokens(), run.valTokens(), sorted.size());
         return m;
+    }
+
+    /** valPpm that sends every document to val (the held-out corpus). */
+    static final long ALL_VAL = 1_000_000;
+
+    private static JavaRDD<Rec> readRecords(SparkSession spark, JavaSparkContext sc, Configuration conf, PrepareOptions o,
+                                            List<FileStatus> files) throws IOException {
+        return SourceReader.read(spark, sc, conf, o, files).persist(StorageLevel.MEMORY_AND_DISK());
+    }
+
+    /** {records, bad, empty} per source file. */
+    private static Map<String, long[]> countPerSource(JavaRDD<Rec> recs) {
+        return recs.mapToPair(r -> new Tuple2<>(r.source(),
+                        new long[] {1, r.bad() != null ? 1 : 0, r.bad() == null && r.text().isBlank() ? 1 : 0}))
+                .reduceByKey((a, b) -> new long[] {a[0] + b[0], a[1] + b[1], a[2] + b[2]})
+                .collectAsMap();
+    }
+
+    /** The good, non-blank records by document hash, one text per hash. */
+    private static JavaPairRDD<Long, String> uniqueDocuments(JavaRDD<Rec> recs, int parts) {
+        return recs.filter(r -> r.bad() == null && !r.text().isBlank())
+                .mapToPair(r -> new Tuple2<>(DocHash.of(r.text()), r.text()))
+                .reduceByKey((a, b) -> a.compareTo(b) <= 0 ? a : b, parts)
+                .persist(StorageLevel.MEMORY_AND_DISK());
+    }
+
+    /** {documents, UTF-8 bytes} of each split (0 train, 1 val) under the document rule. */
+    private static Map<Integer, long[]> splitStats(JavaPairRDD<Long, String> docs, long seed, long valPpm) {
+        return docs.mapToPair(t -> new Tuple2<>(DocHash.isVal(t._1(), seed, valPpm) ? 1 : 0,
+                        new long[] {1, t._2().getBytes(StandardCharsets.UTF_8).length}))
+                .reduceByKey((a, b) -> new long[] {a[0] + b[0], a[1] + b[1]})
+                .collectAsMap();
     }
 
     /** The documents of {@code uniqueAll} whose hashes no earlier version recorded (itself when none recorded any). */
@@ -252,6 +331,54 @@ public final class PrepareJob {
                 .mapToPair(h -> new Tuple2<>(h, Boolean.TRUE));
         return uniqueAll.subtractByKey(seen, new org.apache.spark.HashPartitioner(parts))
                 .persist(StorageLevel.MEMORY_AND_DISK());
+    }
+
+    /**
+     * The settings of {@code o} that differ from those dataset version {@code m} was prepared with, each as
+     * "--flag new (dataset: old)"; empty when an incremental run of {@code o} may append to it. A {@code train:N}
+     * tokenizer of another size counts too (an incremental run would refuse it).
+     */
+    public static List<String> settingDifferences(Manifest m, PrepareOptions o) {
+        List<String> d = new ArrayList<>(PrepareChecks.settingDifferences(m, o));
+        String t = o.tokenizer();
+        if (t != null && t.startsWith("train:") && !t.substring(6).trim().equals(Integer.toString(m.tokenizer().vocabSize()))) {
+            d.add("--tokenizer " + t + " (dataset: " + m.tokenizer().vocabSize() + " tokens)");
+        }
+        return d;
+    }
+
+    /**
+     * Removes the dataset versions after {@code keep} (0: all of them): first their manifest files, newest first (so a
+     * reader or prepare run sees {@code keep} as the newest version at every moment), then {@code manifest.json} is set
+     * back to version {@code keep} (or removed), then their directories. Returns the removed versions, newest first.
+     * For a version that was prepared but never used (a retrain run that failed after its prepare step).
+     */
+    public static List<Integer> discardVersionsAfter(Path root, int keep, Configuration conf) throws IOException {
+        FileSystem fs = root.getFileSystem(conf);
+        Optional<Manifest> latest = ManifestStore.latest(root, conf);
+        List<Integer> removed = new ArrayList<>();
+        if (latest.isEmpty() || latest.get().version() <= keep) {
+            return removed;
+        }
+        for (int v = latest.get().version(); v > keep; v--) {
+            Path f = ManifestStore.versionFile(root, v);
+            if (fs.exists(f) && !fs.delete(f, false)) {
+                throw new IOException("could not delete " + f + "; check permissions on " + root);
+            }
+            removed.add(v);
+        }
+        Path json = new Path(root, ManifestStore.MANIFEST);
+        if (keep == 0) {
+            fs.delete(json, false);
+        } else {
+            ManifestStore.replaceAtomically(root, json, ManifestStore.toJson(ManifestStore.read(ManifestStore.versionFile(root, keep),
+                    conf)).getBytes(StandardCharsets.UTF_8), conf);
+        }
+        for (int v : removed) {
+            fs.delete(new Path(root, ManifestStore.versionDir(v)), true);
+        }
+        LOG.info("dataset {}: removed versions {} (kept {})", root, removed, keep == 0 ? "none" : "up to version " + keep);
+        return removed;
     }
 
     /** Reads a tokenizer.json from any Hadoop FS; with expectSha, fails when the file is not the one a manifest recorded. */

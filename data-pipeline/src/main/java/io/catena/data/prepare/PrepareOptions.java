@@ -28,11 +28,15 @@ import java.util.Set;
  * @param shardTokens     target tokens per shard file (a shard never exceeds it, rounded down to whole windows)
  * @param minPairCount    BPE training never merges a pair seen fewer times
  * @param timeoutSeconds  the whole run is cancelled after this long
+ * @param maxTextChars    longest JSONL text field kept
+ * @param valInput        a separate held-out corpus (files, directories or globs, comma-separated) whose documents
+ *                        form the val split, encoded with the dataset's tokenizer; null: val by --val-fraction
  */
 public record PrepareOptions(List<String> inputs, String format, String textField, String textDocument, String out,
                              String tokenizer, int seqLen, double valFraction, long splitSeed, boolean incremental,
                              String master, double maxBadFraction, String normalization, long shardTokens,
-                             long minPairCount, long timeoutSeconds, int maxTextChars) implements Serializable {
+                             long minPairCount, long timeoutSeconds, int maxTextChars, String valInput)
+        implements Serializable {
 
     /** Default longest text field of a JSONL record (characters); a longer one is quarantined, naming the limit. */
     public static final int DEFAULT_MAX_TEXT_CHARS = 20_000_000;
@@ -55,7 +59,14 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
             "                              train a byte-level BPE of that size (default train:8192) or load one;",
             "                              with --incremental the dataset's tokenizer is reused",
             "  --seq-len <n>               sequence length; windows hold n+1 tokens (default 256)",
-            "  --val-fraction <f>          share of documents in the val split, by stable hash (default 0.01)",
+            "  --val-fraction <f>          share of documents in the val split, by stable hash (default 0.01); when",
+            "                              that leaves the dataset without one whole val window (a few long",
+            "                              documents, one large file), that share of whole train windows (at least",
+            "                              one) is moved to val instead; 0: no val split",
+            "  --val-input <uri>[,<uri>...]",
+            "                              a separate held-out corpus (same --format) as the val split, encoded with",
+            "                              the dataset's tokenizer; then every --input document is train data",
+            "                              (documents also in the held-out corpus are dropped from train)",
             "  --split-seed <n>            seed of the train/val hash (default 0)",
             "  --incremental               process only source files absent from the newest manifest and",
             "                              write manifest version N+1 (a no-op if nothing is new)",
@@ -75,52 +86,64 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
     /** Defaults for everything but inputs, format and out. */
     public static PrepareOptions of(List<String> inputs, String format, String out) {
         return new PrepareOptions(inputs, format, "text", "line", out, null, 256, 0.01, 0, false, null, 0.01, "NFC",
-                16L << 20, 2, 86400, DEFAULT_MAX_TEXT_CHARS);
+                16L << 20, 2, 86400, DEFAULT_MAX_TEXT_CHARS, null);
     }
 
     public PrepareOptions withTokenizer(String t) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, t, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withIncremental(boolean inc) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                inc, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                inc, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withSeqLen(int n) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, n, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withTextDocument(String d) {
         return new PrepareOptions(inputs, format, textField, d, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withValFraction(double f) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, f, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withShardTokens(long n) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, n, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, n, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withMaxBadFraction(double f) {
         return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, f, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, f, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     public PrepareOptions withTextField(String f) {
         return new PrepareOptions(inputs, format, f, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
+    }
+
+    public PrepareOptions withValInput(String v) {
+        return new PrepareOptions(inputs, format, textField, textDocument, out, tokenizer, seqLen, v == null ? valFraction : 0,
+                splitSeed, incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds,
+                maxTextChars, v);
+    }
+
+    /** The --val-input URIs (empty without one). */
+    public List<String> valInputs() {
+        return valInput == null ? List.of()
+                : Arrays.stream(valInput.split(",")).map(String::trim).filter(x -> !x.isEmpty()).toList();
     }
 
     public PrepareOptions withInputs(List<String> in) {
         return new PrepareOptions(in, format, textField, textDocument, out, tokenizer, seqLen, valFraction, splitSeed,
-                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars);
+                incremental, master, maxBadFraction, normalization, shardTokens, minPairCount, timeoutSeconds, maxTextChars, valInput);
     }
 
     /** Thrown for a bad command line; the message says which flag and what is expected. */
@@ -158,6 +181,17 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
         String tokenizer = a.get("tokenizer", null);
         int seqLen = (int) num(a, "seq-len", o.seqLen);
         double val = dbl(a, "val-fraction", o.valFraction);
+        String valInput = a.get("val-input", null);
+        if (valInput != null && valInput.isBlank()) {
+            throw new UsageException("--val-input is empty; expected one or more comma-separated URIs of a held-out corpus");
+        }
+        if (valInput != null && a.get("val-fraction", null) != null && val > 0) {
+            throw new UsageException("--val-input " + valInput + " and --val-fraction " + val + " both choose the val split;"
+                    + " pass one: --val-input takes the whole held-out corpus as val and keeps every --input document for train");
+        }
+        if (valInput != null) {
+            val = 0;
+        }
         long seed = num(a, "split-seed", o.splitSeed);
         boolean inc = a.flag("incremental");
         String master = a.get("master", null);
@@ -180,7 +214,7 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
             throw new UsageException("--max-text-chars is " + maxText + ", expected 1 .. " + (Integer.MAX_VALUE - 16));
         }
         PrepareOptions p = new PrepareOptions(inputs, format, textField, textDoc, out, tokenizer, seqLen, val, seed, inc,
-                master, maxBad, norm, shardTokens, minPair, timeout, (int) maxText);
+                master, maxBad, norm, shardTokens, minPair, timeout, (int) maxText, valInput);
         p.validate();
         return p;
     }
@@ -218,6 +252,10 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
                 throw new UsageException("--tokenizer " + tokenizer + ": vocab must be >= 258 (256 bytes + EOS + PAD)");
             }
         }
+        if (valInput != null && valFraction > 0) {
+            throw new UsageException("--val-input " + valInput + " and --val-fraction " + valFraction + " both choose the val"
+                    + " split; pass one (with --val-input, --val-fraction must be 0)");
+        }
         if (textField == null || textField.isEmpty()) {
             throw new UsageException("--text-field is empty; expected the JSONL field / Parquet column holding the text");
         }
@@ -226,7 +264,7 @@ public record PrepareOptions(List<String> inputs, String format, String textFiel
 
     /** Every option that takes a value (--incremental is the one flag). */
     private static final Set<String> VALUED = Set.of("input", "format", "text-field", "text-doc", "out", "tokenizer", "seq-len",
-            "val-fraction", "split-seed", "master", "max-bad-fraction", "normalize", "shard-tokens", "bpe-min-pair-count", "timeout",
+            "val-fraction", "val-input", "split-seed", "master", "max-bad-fraction", "normalize", "shard-tokens", "bpe-min-pair-count", "timeout",
             "max-text-chars");
 
     private static String lower(String v) {

@@ -35,11 +35,11 @@ final class ShardWriter {
 
     /**
      * Writes the shards of {@code unique} under {@code staging}; {@code trainStat} and {@code valStat}: {documents,
-     * UTF-8 bytes} of each split. Returns the shards sorted by split, bucket and part.
+     * UTF-8 bytes} of each split; {@code valPpm}: the document rule's share of val (0: all train, 1e6: all val).
+     * Returns the shards sorted by split, bucket and part.
      */
     static List<ShardOut> write(JavaSparkContext sc, JavaPairRDD<Long, String> unique, ByteLevelBpe tok, PrepareOptions o,
-                                Path staging, SerializableConf sconf, long[] trainStat, long[] valStat) {
-        long valPpm = Math.round(o.valFraction() * 1_000_000);
+                                Path staging, SerializableConf sconf, long[] trainStat, long[] valStat, long valPpm) {
         long seed = o.splitSeed();
         long newDocs = trainStat[0] + valStat[0];
         int window = o.seqLen() + 1;
@@ -109,7 +109,7 @@ final class ShardWriter {
     }
 
     /** Task-attempt-safe write: temp file, then rename over any copy a failed attempt left. */
-    private static void writeOnce(Path p, Configuration conf, byte[] data) throws IOException {
+    static void writeOnce(Path p, Configuration conf, byte[] data) throws IOException {
         FileSystem fs = p.getFileSystem(conf);
         TaskContext tc = TaskContext.get();
         Path tmp = new Path(p.getParent(), "_tmp-" + p.getName() + "-" + (tc == null ? UUID.randomUUID() : tc.taskAttemptId()));

@@ -98,6 +98,9 @@ final class Sources {
     static TreeSet<String> partitions(List<Manifest.Source> sources) {
         TreeSet<String> out = new TreeSet<>();
         for (Manifest.Source s : sources) {
+            if (s.heldOut()) {
+                continue; // the held-out corpus is no partition of the training data
+            }
             String p = partitionOf(s.path());
             if (p != null) {
                 out.add(p);

@@ -35,6 +35,10 @@ import java.util.regex.Pattern;
  * A local directory of plain text files, a text file and {@code builtin:genesis} are not accepted, so
  * chain-model's byte-level text source still handles them.
  *
+ * <p>A spec may end in {@code #new-data-weight=W[&new-from-version=V]} (what {@code catena retrain --new-data-weight}
+ * passes to training): share W of the train windows is drawn from the shards of dataset versions {@code >= V} (default:
+ * the manifest's own version), the rest from older versions ({@link ShardTokenSource}); the val split is not weighted.
+ *
  * <p>{@link #open} returns a {@link ShardTokenSource} (seeded per-epoch shuffle, worker {@code worker}
  * of {@code workers}, exact resume by position) after checking that the shards were packed for the
  * requested {@code seqLen}.
@@ -69,12 +73,62 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
         return conf;
     }
 
+    /** The suffix keys a data spec may carry after '#'. */
+    public static final String NEW_DATA_WEIGHT = "new-data-weight";
+    public static final String NEW_FROM_VERSION = "new-from-version";
+
+    /** A data spec: the dataset or manifest URI, and the new-data weight of its optional suffix (NaN: none). */
+    public record Spec(String dataset, double newDataWeight, int newFromVersion) {
+        /** {@code dataset} with share {@code w} of the train windows from versions >= {@code fromVersion} (0: the newest). */
+        public static String withNewDataWeight(String dataset, double w, int fromVersion) {
+            return dataset + "#" + NEW_DATA_WEIGHT + "=" + w + (fromVersion > 0 ? "&" + NEW_FROM_VERSION + "=" + fromVersion : "");
+        }
+
+        /** Splits off a {@code #new-data-weight=W[&new-from-version=V]} suffix; a '#' followed by anything else is part of the URI. */
+        public static Spec parse(String spec) {
+            String s = spec.strip();
+            int h = s.lastIndexOf('#');
+            if (h < 0 || !(s.startsWith(NEW_DATA_WEIGHT + "=", h + 1) || s.startsWith(NEW_FROM_VERSION + "=", h + 1))) {
+                return new Spec(s, Double.NaN, 0);
+            }
+            double w = Double.NaN;
+            int from = 0;
+            for (String kv : s.substring(h + 1).split("&")) {
+                int eq = kv.indexOf('=');
+                String k = eq < 0 ? kv : kv.substring(0, eq);
+                String v = eq < 0 ? "" : kv.substring(eq + 1);
+                try {
+                    if (k.equals(NEW_DATA_WEIGHT)) {
+                        w = Double.parseDouble(v);
+                    } else if (k.equals(NEW_FROM_VERSION)) {
+                        from = Integer.parseInt(v);
+                    } else {
+                        throw new IllegalArgumentException("data spec " + spec + ": unknown key '" + k + "' after '#'; expected "
+                                + NEW_DATA_WEIGHT + "=W (0 < W < 1) and optionally &" + NEW_FROM_VERSION + "=V");
+                    }
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("data spec " + spec + ": " + k + " is '" + v + "', expected a number", e);
+                }
+            }
+            if (Double.isNaN(w)) {
+                throw new IllegalArgumentException("data spec " + spec + ": " + NEW_FROM_VERSION + " without " + NEW_DATA_WEIGHT
+                        + "=W; add the weight (0 < W < 1)");
+            }
+            return new Spec(s.substring(0, h), w, from);
+        }
+    }
+
     @Override
     public boolean accepts(String dataSpec) {
         if (dataSpec == null || dataSpec.isBlank() || dataSpec.startsWith("builtin:")) {
             return false;
         }
-        String spec = dataSpec.strip();
+        String spec;
+        try {
+            spec = Spec.parse(dataSpec).dataset();
+        } catch (IllegalArgumentException e) {
+            return true; // a weight suffix only a dataset takes: open() says what is wrong with it
+        }
         Path p;
         try {
             p = new Path(spec);
@@ -98,7 +152,8 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
 
     @Override
     public TokenBatchSource open(String dataSpec, String split, int seqLen, long seed, int worker, int workers) {
-        String spec = dataSpec.strip();
+        Spec parsed = Spec.parse(dataSpec);
+        String spec = parsed.dataset();
         if (seqLen < 1) {
             throw new IllegalArgumentException("seq_len is " + seqLen + ", expected >= 1");
         }
@@ -126,6 +181,13 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
         }
         long maxCached = Long.getLong(MAX_CACHED_TOKENS_PROP, DEFAULT_MAX_CACHED_TOKENS);
         ShardTokenSource.Options opt = new ShardTokenSource.Options(split, worker, workers, seed, true, maxCached);
+        if (!Double.isNaN(parsed.newDataWeight())) {
+            if (parsed.newFromVersion() > m.version()) {
+                throw new IllegalArgumentException("data spec " + dataSpec + ": " + NEW_FROM_VERSION + "=" + parsed.newFromVersion()
+                        + " is past the manifest's version " + m.version() + "; expected 1.." + m.version());
+            }
+            opt = opt.withNewDataWeight(parsed.newDataWeight(), parsed.newFromVersion());
+        }
         try {
             return new ShardTokenSource(datasetRoot(p), conf(), m, opt);
         } catch (IOException e) {
@@ -136,7 +198,7 @@ public final class ManifestTokenSourceProvider implements TokenSourceProvider {
     /** The dataset's BPE (its manifest's tokenizer.json, checked against the recorded SHA-256) as a text codec. */
     @Override
     public TextCodec textCodec(String dataSpec) {
-        Path p = new Path(dataSpec.strip());
+        Path p = new Path(Spec.parse(dataSpec).dataset());
         try {
             Manifest m = ManifestStore.open(p, conf());
             Path root = datasetRoot(p);

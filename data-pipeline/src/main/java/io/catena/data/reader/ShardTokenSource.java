@@ -30,6 +30,14 @@ import java.util.Map;
  * permutation leaves last (different ones each epoch), and the stream is a pure function of
  * (manifest version, split, seed, shuffle, rank, W, position).
  *
+ * <p>With a new-data weight {@code w} (train split only; {@link Options#newDataWeight()}), the windows of the shards of
+ * dataset versions {@code >= newFromVersion} (the new partitions; by default the manifest's own version) and those of
+ * older versions are two streams, each in its own seeded per-epoch order: the global draw {@code d = position*W + r}
+ * comes from the new stream iff {@code floor((d+1)*w) > floor(d*w)} (w in millionths), as its {@code floor(d*w)}-th
+ * window, else from the old stream as its {@code d - floor(d*w)}-th. So share w of every step's windows is new data
+ * (the new windows repeat more often when they are fewer), the workers' draws stay disjoint, and the stream stays a
+ * pure function of the position (exact resume). Without a weight every window of every version is equally likely.
+ *
  * <p>Every shard is read whole and its CRC32C verified before any of its windows is returned; a
  * mismatch throws {@link io.catena.data.shard.ShardCorruptException} naming the file and offset.
  * Verified shards are kept in an LRU cache bounded by {@code maxCachedTokens}.
@@ -41,9 +49,30 @@ public final class ShardTokenSource implements TokenBatchSource {
                          long position, String shard, long tokenOffset) {
     }
 
-    /** Construction arguments. */
-    public record Options(String split, int rank, int worldSize, long seed, boolean shuffle, long maxCachedTokens) {
+    /**
+     * Construction arguments. {@code newDataWeight}: share of the train windows drawn from dataset versions
+     * {@code >= newFromVersion} (0 < w < 1; NaN: none, every window equally likely); {@code newFromVersion} 0 means the
+     * manifest's own version.
+     */
+    public record Options(String split, int rank, int worldSize, long seed, boolean shuffle, long maxCachedTokens,
+                          double newDataWeight, int newFromVersion) {
+        public Options(String split, int rank, int worldSize, long seed, boolean shuffle, long maxCachedTokens) {
+            this(split, rank, worldSize, seed, shuffle, maxCachedTokens, Double.NaN, 0);
+        }
+
+        /** These options with a new-data weight over versions {@code >= fromVersion} (0: the manifest's own). */
+        public Options withNewDataWeight(double w, int fromVersion) {
+            return new Options(split, rank, worldSize, seed, shuffle, maxCachedTokens, w, fromVersion);
+        }
+
         public Options {
+            if (!Double.isNaN(newDataWeight) && !(newDataWeight > 0 && newDataWeight < 1)) {
+                throw new IllegalArgumentException("new-data weight is " + newDataWeight + ", expected 0 < w < 1 (the share of"
+                        + " each step's windows drawn from the new dataset versions)");
+            }
+            if (newFromVersion < 0) {
+                throw new IllegalArgumentException("new-from-version is " + newFromVersion + ", expected >= 1 (0: the newest)");
+            }
             if (!"train".equals(split) && !"val".equals(split)) {
                 throw new IllegalArgumentException("split is \"" + split + "\", expected \"train\" or \"val\"");
             }
@@ -75,6 +104,11 @@ public final class ShardTokenSource implements TokenBatchSource {
     private long position;
     private long permEpoch = -1;
     private WindowPermutation perm;
+    /** The new-data mix: windows [0, oldWindows) are old, the rest new; weight in millionths (0: no mix). */
+    private final long oldWindows;
+    private final long newWeightPpm;
+    private final long[] subEpoch = {-1, -1};
+    private final WindowPermutation[] subPerm = new WindowPermutation[2];
 
     /**
      * @param dataset a dataset directory (newest manifest) or a manifest file, on any Hadoop FS
@@ -124,10 +158,30 @@ public final class ShardTokenSource implements TokenBatchSource {
         }
         this.totalWindows = firstWindow[shards.size()];
         this.perEpoch = totalWindows / opt.worldSize();
+        int from = opt.newFromVersion() > 0 ? opt.newFromVersion() : manifest.version();
+        long old = 0;
+        for (int i = 0; i < shards.size() && shards.get(i).version() < from; i++) {
+            old = firstWindow[i + 1];
+        }
+        for (int i = 0; i < shards.size(); i++) {
+            if (shards.get(i).version() < from && firstWindow[i + 1] > old) {
+                throw new IllegalStateException("manifest v" + manifest.version() + " of " + root + " lists " + opt.split()
+                        + " shards out of version order; expected the order `catena prepare` writes");
+            }
+        }
+        boolean mix = !Double.isNaN(opt.newDataWeight()) && opt.split().equals("train");
+        if (mix && (old == 0 || old == totalWindows)) {
+            // one side is empty (a first version, or no new train window): nothing to weigh
+            mix = false;
+        }
+        this.oldWindows = mix ? old : 0;
+        this.newWeightPpm = mix ? Math.max(1, Math.min(999_999, Math.round(opt.newDataWeight() * 1_000_000))) : 0;
         if (perEpoch == 0) {
             throw new IllegalArgumentException("split '" + opt.split() + "' of " + root + " (manifest v" + manifest.version()
                     + ") has " + totalWindows + " windows of " + window + " tokens, fewer than the " + opt.worldSize()
-                    + " workers; use fewer workers, a smaller --seq-len, more data, or a larger --val-fraction for val");
+                    + " workers; use fewer workers, a smaller --seq-len or more data"
+                    + (opt.split().equals("val") ? "; for val, prepare the dataset again (`catena prepare` now moves whole"
+                    + " train windows to val when no document gives one) or give it a held-out corpus with --val-input" : ""));
         }
     }
 
@@ -170,6 +224,12 @@ public final class ShardTokenSource implements TokenBatchSource {
 
     /** The global window index (in manifest order) read at {@code position} by this worker. */
     public long windowAt(long position) {
+        if (newWeightPpm > 0) {
+            long d = position * opt.worldSize() + opt.rank();
+            long before = newDraws(d);
+            return newDraws(d + 1) > before ? oldWindows + subWindow(1, before, totalWindows - oldWindows)
+                    : subWindow(0, d - before, oldWindows);
+        }
         long epoch = position / perEpoch;
         long k = position % perEpoch;
         if (epoch != permEpoch) {
@@ -177,6 +237,28 @@ public final class ShardTokenSource implements TokenBatchSource {
             permEpoch = epoch;
         }
         return perm.apply(k * opt.worldSize() + opt.rank());
+    }
+
+    /** How many of the draws [0, d) come from the new stream: floor(d * w). */
+    private long newDraws(long d) {
+        return Math.multiplyHigh(d, newWeightPpm) == 0 && d * newWeightPpm >= 0 ? d * newWeightPpm / 1_000_000
+                : (long) Math.floor((double) d * newWeightPpm / 1_000_000);
+    }
+
+    /** The {@code j}-th window of stream {@code s} (0 old, 1 new) of {@code n} windows, in its seeded per-epoch order. */
+    private long subWindow(int s, long j, long n) {
+        long epoch = j / n;
+        if (subEpoch[s] != epoch) {
+            subPerm[s] = new WindowPermutation(n, WindowPermutation.mix64(opt.seed() * 0x9E3779B97F4A7C15L + epoch
+                    + (s + 1) * 0x632BE59BD9B4E019L), opt.shuffle());
+            subEpoch[s] = epoch;
+        }
+        return subPerm[s].apply(j % n);
+    }
+
+    /** Train windows of the new dataset versions and of the older ones under a new-data weight (0 and 0 without). */
+    public long[] newAndOldWindows() {
+        return newWeightPpm == 0 ? new long[2] : new long[] {totalWindows - oldWindows, oldWindows};
     }
 
     @Override
@@ -254,7 +336,9 @@ public final class ShardTokenSource implements TokenBatchSource {
     public String describe() {
         return "catena shards " + root + " manifest v" + manifest.version() + " split=" + opt.split() + " worker "
                 + opt.rank() + "/" + opt.worldSize() + " seed=" + opt.seed() + (opt.shuffle() ? "" : " (no shuffle)")
-                + " windows/epoch=" + perEpoch + " of " + totalWindows + " seqLen=" + seqLen() + " vocab=" + vocabSize();
+                + " windows/epoch=" + perEpoch + " of " + totalWindows + " seqLen=" + seqLen() + " vocab=" + vocabSize()
+                + (newWeightPpm == 0 ? "" : String.format(java.util.Locale.ROOT, " new-data-weight=%.6g (%d new windows,"
+                + " %d old)", newWeightPpm / 1e6, totalWindows - oldWindows, oldWindows));
     }
 
     @Override
