@@ -58,18 +58,18 @@ final class ServerModel {
         this.epoch = e instanceof Number n ? n.intValue() : 0;
         this.baseInfo = new LinkedHashMap<>(st.info());
         install(st.params(), st.hasOptimizerState() ? st.adamM() : null, st.hasOptimizerState() ? st.adamV() : null,
-                st.frozenChains());
+                st.frozenChains(), st.info());
         this.version = st.step();
     }
 
     /** Installs a model: parameters, moments (null: zeros), optimizer, plan and the chunks' HMAC cache. */
-    private void install(Params p, Params m, Params v, int frozen) {
+    private void install(Params p, Params m, Params v, int frozen, Map<String, Object> info) {
         ParamLayout l = p.layout();
         this.params = p;
         this.adamM = m != null ? m : new Params(l, DataType.FLOAT);
         this.adamV = v != null ? v : new Params(l, DataType.FLOAT);
         this.frozenChains = frozen;
-        this.adamW = new AdamW(l, ctx.adamW, frozen);
+        this.adamW = AdamW.forState(l, ctx.adamW, frozen, info); // a growth recorded in info gets its warm-up
         if (stages > 1) {
             // growth widens blocks and head unevenly, so the split is recomputed for the new config
             stagePlan = stagePlan == null ? StagePlan.plan(l.config(), stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen,
@@ -87,7 +87,9 @@ final class ServerModel {
     void grow(List<Integer> added, boolean freezeOld, List<Double> weights, long seed) {
         TrainingState cur = new TrainingState(layout.config(), params, adamM, adamV, version, 0, 0, frozenChains, Map.of());
         TrainingState grown = ChainExpansion.expand(cur, added, freezeOld, weights, seed);
-        install(grown.params(), grown.adamM(), grown.adamV(), grown.frozenChains());
+        baseInfo.put("expanded_from_chains", grown.info().get("expanded_from_chains")); // snapshots (and a restore) keep the warm-up
+        baseInfo.put("expanded_at_step", grown.info().get("expanded_at_step"));
+        install(grown.params(), grown.adamM(), grown.adamV(), grown.frozenChains(), grown.info());
         epoch++;
     }
 
