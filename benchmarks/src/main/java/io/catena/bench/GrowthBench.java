@@ -7,6 +7,7 @@ import io.catena.model.data.ByteTokenizer;
 import io.catena.model.data.TextByteSource;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.io.TrainingState;
+import io.catena.model.optim.LrSchedule;
 import io.catena.model.train.Evaluator;
 import io.catena.model.train.LocalTrainer;
 import io.catena.model.train.Recipe;
@@ -42,7 +43,8 @@ import java.util.zip.ZipFile;
  *   grow lr=3e-3 steps=600 at=300 freeze=100 warm=50 the model without its last chain until step {@code at}, then
  *                                                    the chain appended (old chains frozen for {@code freeze} steps,
  *                                                    new chain's LR ramped over {@code warm} steps), one LR schedule
- *                                                    over all {@code steps}
+ *                                                    over all {@code steps} ({@code rewarm=F}: after the growth
+ *                                                    the rate restarts at F x lr and decays to min_lr at the end)
  * </pre>
  * Options: {@code --src-zip PATH --out FILE.jsonl --eval-batches N}; {@code --set key=value} overrides the tiny recipe.
  */
@@ -165,6 +167,12 @@ public final class GrowthBench {
             phases.add(phase("small", t, at));
             TrainingState grown = ChainExpansion.expand(t.state(), List.of(last), freeze > 0, null, s.seed() + 1);
             t = new LocalTrainer(grown, s, train, val, null, null, quiet, null);
+            LrSchedule rewarm = null;
+            if (run.opts.containsKey("rewarm")) {
+                // after the growth: the rate jumps back to rewarm x lr and decays by a cosine to min_lr at the last step
+                rewarm = new LrSchedule(s.lr(), s.minLr(), s.warmupSteps(), s.steps(), at, run.dbl("rewarm", 1) * s.lr());
+                t.lrSchedule(rewarm);
+            }
             long unfreezeAt = Math.min(steps, at + freeze);
             if (freeze > 0) {
                 t.run(unfreezeAt);
@@ -175,6 +183,9 @@ public final class GrowthBench {
                 TrainingState open = new TrainingState(st.config(), st.params(), st.adamM(), st.adamV(), st.step(), st.tokensSeen(),
                         st.dataPosition(), 0, st.info());
                 t = new LocalTrainer(open, s, train, val, null, null, quiet, null);
+                if (rewarm != null) {
+                    t.lrSchedule(rewarm);
+                }
                 t.run(steps);
                 phases.add(phase("unfrozen", t, steps - unfreezeAt));
             }

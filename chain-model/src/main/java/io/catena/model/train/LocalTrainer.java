@@ -65,7 +65,12 @@ public final class LocalTrainer {
         this.checkpointRoot = checkpointRoot;
         this.metricsFile = metricsFile;
         this.out = out;
-        this.info = info == null ? Map.of() : info;
+        // the state's own record (a growth's expanded_from_chains / expanded_at_step, the FLOPs so far) stays, the caller's keys win
+        Map<String, Object> merged = new LinkedHashMap<>(state.info());
+        if (info != null) {
+            merged.putAll(info);
+        }
+        this.info = merged;
         if (train.seqLen() != settings.seqLen()) {
             throw new IllegalArgumentException("data windows have seq_len " + train.seqLen() + " but the recipe says " + settings.seqLen());
         }
@@ -123,6 +128,12 @@ public final class LocalTrainer {
 
     public LrSchedule lrSchedule() {
         return schedule;
+    }
+
+    /** Replaces the LR schedule from the next step on (a benchmark's re-warmed schedule after a growth). */
+    public LocalTrainer lrSchedule(LrSchedule s) {
+        this.schedule = java.util.Objects.requireNonNull(s);
+        return this;
     }
 
     /** Matmul FLOPs of all training steps so far (this model's and, across growths and resumes, its predecessors'). */
