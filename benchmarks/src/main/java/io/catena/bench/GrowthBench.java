@@ -7,7 +7,6 @@ import io.catena.model.data.ByteTokenizer;
 import io.catena.model.data.TextByteSource;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.io.TrainingState;
-import io.catena.model.optim.LrSchedule;
 import io.catena.model.train.Evaluator;
 import io.catena.model.train.LocalTrainer;
 import io.catena.model.train.Recipe;
@@ -137,6 +136,7 @@ public final class GrowthBench {
             over.add("warmup_steps=" + run.lng("warmup", 0));
         }
         over.add("growth_warmup_steps=" + run.lng("warm", 0));
+        over.add("growth_lr_rewarm=" + run.dbl("rewarm", 0)); // the trainer re-warms the schedule at the growth step itself
         over.add("eval_every=0");
         over.add("log_every=" + steps);
         Recipe r = recipe.with(over);
@@ -167,12 +167,6 @@ public final class GrowthBench {
             phases.add(phase("small", t, at));
             TrainingState grown = ChainExpansion.expand(t.state(), List.of(last), freeze > 0, null, s.seed() + 1);
             t = new LocalTrainer(grown, s, train, val, null, null, quiet, null);
-            LrSchedule rewarm = null;
-            if (run.opts.containsKey("rewarm")) {
-                // after the growth: the rate jumps back to rewarm x lr and decays by a cosine to min_lr at the last step
-                rewarm = new LrSchedule(s.lr(), s.minLr(), s.warmupSteps(), s.steps(), at, run.dbl("rewarm", 1) * s.lr());
-                t.lrSchedule(rewarm);
-            }
             long unfreezeAt = Math.min(steps, at + freeze);
             if (freeze > 0) {
                 t.run(unfreezeAt);
@@ -183,9 +177,6 @@ public final class GrowthBench {
                 TrainingState open = new TrainingState(st.config(), st.params(), st.adamM(), st.adamV(), st.step(), st.tokensSeen(),
                         st.dataPosition(), 0, st.info());
                 t = new LocalTrainer(open, s, train, val, null, null, quiet, null);
-                if (rewarm != null) {
-                    t.lrSchedule(rewarm);
-                }
                 t.run(steps);
                 phases.add(phase("unfrozen", t, steps - unfreezeAt));
             }

@@ -89,4 +89,27 @@ class GrowthWarmupTest {
         assertEquals(4, Recipe.of(Map.of("growth_warmup_steps", "4"), "t").trainSettings().adamW().growthWarmupSteps());
         assertThrows(IllegalArgumentException.class, () -> new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, -1));
     }
+
+    @Test
+    void theScheduleReWarmsAtTheGrowthStep() {
+        io.catena.model.train.TrainSettings s = Recipe.of(Map.of("steps", "600", "lr", "3e-3", "min_lr", "3e-4", "warmup_steps", "30"),
+                "t").trainSettings();
+        assertEquals(1.0, s.growthLrRewarm(), 0.0, "the growth recipe's default");
+        Map<String, Object> ckpt = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 500L);
+        io.catena.model.optim.LrSchedule grown = s.scheduleResuming(ckpt, 500, false);
+        assertEquals(3e-3, grown.at(501), 1e-6, "back at the peak right after the growth (one cosine step below)");
+        assertEquals(3e-4, grown.at(600), 1e-12, "min_lr at the last step");
+        assertEquals(s.schedule().at(499), grown.at(499), 0.0, "before the growth: unchanged");
+        // a resume later in the grown run keeps the recorded (re-warmed) schedule instead of re-warming again
+        Map<String, Object> later = Map.of("lr_schedule", grown.toMap(), "expanded_at_step", 500L);
+        assertEquals(grown.at(550), s.scheduleResuming(later, 540, false).at(550), 0.0);
+        // off: the schedule goes on from where it was
+        io.catena.model.train.TrainSettings off = Recipe.of(Map.of("steps", "600", "lr", "3e-3", "growth_lr_rewarm", "0"), "t")
+                .trainSettings();
+        assertEquals(off.schedule().at(501), off.scheduleResuming(Map.of("lr_schedule", off.schedule().toMap(),
+                "expanded_at_step", 500L), 500, false).at(501), 0.0);
+        // a plain resume (no growth at that step) is not re-warmed
+        assertEquals(s.schedule().at(501), s.scheduleResuming(Map.of("lr_schedule", s.schedule().toMap(),
+                "expanded_at_step", 300L), 500, false).at(501), 0.0);
+    }
 }
