@@ -49,7 +49,9 @@ class GrowthWarmupTest {
         assertEquals(0.5, grown.grownChainsLrFactor(12), 0.0);
         assertEquals(1.0, grown.grownChainsLrFactor(14), 0.0);
         assertEquals(1.0, grown.grownChainsLrFactor(500), 0.0);
-        assertEquals(1.0, new AdamW(l, AdamW.Settings.defaults(), 0, 2, 10).grownChainsLrFactor(11), 0.0, "no ramp by default");
+        assertEquals(1.0 / 30, new AdamW(l, AdamW.Settings.defaults(), 0, 2, 10).grownChainsLrFactor(11), 0.0, "30 steps by default");
+        assertEquals(1.0, new AdamW(l, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, 0), 0, 2, 10).grownChainsLrFactor(11), 0.0,
+                "0: no ramp");
 
         int from = (int) l.prefixSize(2);
         Params p = filled(l, 1), g = filled(l, 2), m = filled(l, 3), v = filled(l, 4);

@@ -27,7 +27,7 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
      * After a growth the LR schedule restarts at this share of the peak lr and decays by a cosine to min_lr at the last
      * step, instead of going on from the (decayed) rate it had reached (0: go on). 1.0, the growth recipe of
      * benchmarks/run-growth.sh: on the tiny recipe it took a {2,2} model grown to {2,2,2} after step 330 of 518 from
-     * 1.646 to 1.605 validation loss.
+     * 1.646 to 1.605 validation loss (neutral when growing after step 500 of 600; RESULTS.md "Growth").
      */
     public static final double DEFAULT_GROWTH_LR_REWARM = 1.0;
 
