@@ -117,7 +117,10 @@ public final class ColmModel {
     /**
      * Forward and backward of the full model with the multi-chain loss {@code sum_k w_k CE_k}.
      * Gradients of chains >= frozenChains are written into {@link #grads()} (added when accumulate),
-     * scaled by gradScale (1/M for M accumulated micro-batches). Returns the per-scale mean losses.
+     * scaled by gradScale (1/M for M accumulated micro-batches); the frozen chains' are not computed at all, nor
+     * anything that only reaches them (their activations' gradients, their heads' attention backward, the
+     * gradients of the scales 1..frozenChains), so a frozen prefix costs its forward only ({@link FlopCount}).
+     * Returns the per-scale mean losses.
      */
     public double[] forwardBackward(int[] inputs, int[] targets, int offset, int frozenChains, boolean accumulate, double gradScale) {
         int n = cfg.numChains();
@@ -128,7 +131,7 @@ public final class ColmModel {
             weights[j] = cfg.lossWeights().get(j) * gradScale;
         }
         long t = Prof.start();
-        double[] losses = head.lossAndGradient(targets, offset, n, weights);
+        double[] losses = head.lossAndGradient(targets, offset, n, weights, frozenChains);
         Prof.stop("loss", t);
         lastForwardScale = 0; // logits now hold gradients
         backward(inputs, offset, n, frozenChains, accumulate);

@@ -240,6 +240,7 @@ public final class ParameterServer implements AutoCloseable {
         int rekeyShift = KeySchedule.DEFAULT_REKEY_SHIFT;
         AdamW.Settings adamW;
         LrSchedule schedule;
+        double growthLrRewarm = -1;
         org.apache.hadoop.conf.Configuration hadoopConf;
         private final Properties props;
         private boolean concluded;
@@ -354,6 +355,8 @@ public final class ParameterServer implements AutoCloseable {
         public Context rekeyShift(int v) { rekeyShift = v; return this; }
         public Context adamW(AdamW.Settings v) { adamW = v; return this; }
         public Context schedule(LrSchedule v) { schedule = v; return this; }
+        /** The recipe's growth_lr_rewarm (the rate restarts at this share of lr after the first growth); unset: the recipe's, else 0. */
+        public Context growthLrRewarm(double v) { growthLrRewarm = v; return this; }
         public Context hadoopConf(org.apache.hadoop.conf.Configuration v) { hadoopConf = v; return this; }
 
         public String jobName() { return jobName; }
@@ -551,6 +554,9 @@ public final class ParameterServer implements AutoCloseable {
             }
             if (schedule == null) {
                 schedule = recipeSettings.schedule();
+            }
+            if (growthLrRewarm < 0) {
+                growthLrRewarm = recipeSettings != null ? recipeSettings.growthLrRewarm() : 0;
             }
             if (restoreUri != null && !restoreUri.isBlank()) {
                 try {

@@ -5,6 +5,7 @@ import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
+import io.catena.model.optim.LrSchedule;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
 import java.util.Arrays;
@@ -26,6 +27,8 @@ final class ServerModel {
     private static final Logger LOG = LoggerFactory.getLogger(ServerConductor.class);
 
     private final ParameterServer.Context ctx;
+    /** The LR schedule the updates follow: the context's, re-warmed after a growth (growth_lr_rewarm). */
+    private LrSchedule schedule;
     private final long instanceId = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
     private final int stages;
     private volatile ParamLayout layout;
@@ -49,24 +52,25 @@ final class ServerModel {
 
     ServerModel(ParameterServer.Context ctx) {
         this.ctx = ctx;
+        this.schedule = ctx.schedule;
         this.stages = ctx.pipelineStages;
         TrainingState st = ctx.initialState;
         Object e = st.info().get("ps_epoch");
         this.epoch = e instanceof Number n ? n.intValue() : 0;
         this.baseInfo = new LinkedHashMap<>(st.info());
         install(st.params(), st.hasOptimizerState() ? st.adamM() : null, st.hasOptimizerState() ? st.adamV() : null,
-                st.frozenChains());
+                st.frozenChains(), st.info());
         this.version = st.step();
     }
 
     /** Installs a model: parameters, moments (null: zeros), optimizer and plan. */
-    private void install(Params p, Params m, Params v, int frozen) {
+    private void install(Params p, Params m, Params v, int frozen, Map<String, Object> info) {
         ParamLayout l = p.layout();
         this.params = p;
         this.adamM = m != null ? m : new Params(l, DataType.FLOAT);
         this.adamV = v != null ? v : new Params(l, DataType.FLOAT);
         this.frozenChains = frozen;
-        this.adamW = new AdamW(l, ctx.adamW, frozen);
+        this.adamW = AdamW.forState(l, ctx.adamW, frozen, info); // a growth recorded in info gets its warm-up
         if (stages > 1) {
             // growth widens blocks and head unevenly, so the split is recomputed for the new config
             stagePlan = stagePlan == null ? StagePlan.plan(l.config(), stages, ctx.pipelineMicroBatch, ctx.pipelineSeqLen,
@@ -84,8 +88,15 @@ final class ServerModel {
     void grow(List<Integer> added, boolean freezeOld, List<Double> weights, long seed) {
         TrainingState cur = new TrainingState(layout.config(), params, adamM, adamV, version, 0, 0, frozenChains, Map.of());
         TrainingState grown = ChainExpansion.expand(cur, added, freezeOld, weights, seed);
-        install(grown.params(), grown.adamM(), grown.adamV(), grown.frozenChains());
+        baseInfo.put("expanded_from_chains", grown.info().get("expanded_from_chains")); // snapshots (and a restore) keep the warm-up
+        baseInfo.put("expanded_at_step", grown.info().get("expanded_at_step"));
+        install(grown.params(), grown.adamM(), grown.adamV(), grown.frozenChains(), grown.info());
         epoch++;
+        if (schedule.continueFrom() == 0 || schedule.continueFrom() == version) {
+            // the growth recipe's LR restart (growth_lr_rewarm), as the trainers apply it after their first growth: an
+            // embedded server's schedule has it already (the same step gives the same schedule), an external one's not
+            schedule = schedule.rewarmedAt(version, ctx.growthLrRewarm);
+        }
     }
 
     static UnsafeBuffer view(Params p) {
@@ -140,7 +151,7 @@ final class ServerModel {
         double norm = Math.sqrt(ss) / count;
         double scale = adamW.clipScale(norm) / count;
         long step = version + 1;
-        double lr = ctx.schedule.at(step);
+        double lr = schedule.at(step);
         for (int s = 0; s < plan.shards(); s++) {
             adamW.update(params, gradSum, adamM, adamV, step, lr, scale, plan.shardFrom(s), plan.shardTo(s));
         }

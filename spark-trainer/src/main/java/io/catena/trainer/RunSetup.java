@@ -116,10 +116,20 @@ final class RunSetup {
                         + "%d (--lr-schedule restart to start it anew)", schedule.continueFrom(), schedule.continueLr(), s.minLr(),
                         s.steps()));
             }
+            List<JobSpec.GrowthPlan> growth = growthPlan(state, s);
+            if (!growth.isEmpty() && schedule.continueFrom() == 0) {
+                // the growth recipe: the rate restarts at growth_lr_rewarm x lr after the (first) --grow-at step
+                schedule = s.rewarmedAt(schedule, growth.get(0).step());
+                if (schedule.continueFrom() > 0) {
+                    out.println(String.format(java.util.Locale.ROOT, "lr schedule: re-warmed after the growth at step %d to %.3g, "
+                            + "down to %.3g at step %d (growth_lr_rewarm)", schedule.continueFrom(), schedule.continueLr(),
+                            s.minLr(), s.steps()));
+                }
+            }
             Map<String, Object> info = checkpointInfo(recipe, s, dataDescription, dp, pipeline, extraInfo);
             info.put("lr_schedule", schedule.toMap());
             return new Plan(recipe, s, schedule, dp, pipeline, val, dataDescription, state, state.step(), until, state.dataPosition(),
-                    growthPlan(state, s), opts.evalEvery() >= 0 ? opts.evalEvery() : s.evalEvery(),
+                    growth, opts.evalEvery() >= 0 ? opts.evalEvery() : s.evalEvery(),
                     opts.ckptEvery() >= 0 ? opts.ckptEvery() : s.ckptEvery(), info, metricsPath(opts), connection(state));
         } catch (RuntimeException e) {
             val.close();

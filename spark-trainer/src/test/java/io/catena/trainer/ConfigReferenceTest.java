@@ -153,6 +153,8 @@ class ConfigReferenceTest {
         v.put("ckpt_every", t.ckptEvery());
         v.put("val_fraction", t.valFraction());
         v.put("frozen_chains", t.frozenChains());
+        v.put("growth_warmup_steps", t.adamW().growthWarmupSteps());
+        v.put("growth_lr_rewarm", t.growthLrRewarm());
         Map<String, String> out = new LinkedHashMap<>();
         v.forEach((k, x) -> out.put(k, "`" + x + "`"));
         return out;

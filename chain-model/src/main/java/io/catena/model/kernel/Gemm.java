@@ -40,6 +40,7 @@ public final class Gemm {
     static final long SPLIT_MIN_MULTIPLY_ADDS = 1L << 18;
 
     private static final java.util.concurrent.atomic.LongAdder NANOS = new java.util.concurrent.atomic.LongAdder();
+    private static final java.util.concurrent.atomic.LongAdder MULTIPLY_ADDS = new java.util.concurrent.atomic.LongAdder();
 
     /** Per-shape time and count, when enabled with -Dcatena.gemm.profile=true (benchmarks only). */
     public static final java.util.Map<String, long[]> BY_SHAPE = Boolean.getBoolean("catena.gemm.profile")
@@ -101,6 +102,11 @@ public final class Gemm {
     /** Wall time spent inside GEMM calls since start (for benchmarks' breakdowns). */
     public static long nanos() {
         return NANOS.sum();
+    }
+
+    /** Multiply-adds of every GEMM since start (m * n * k each; FLOPs are twice this). {@code FlopCount} is checked against it. */
+    public static long multiplyAdds() {
+        return MULTIPLY_ADDS.sum();
     }
 
     static void addNanos(long n) {
@@ -190,6 +196,7 @@ public final class Gemm {
             }
             return;
         }
+        MULTIPLY_ADDS.add((long) m * n * k);
         long t0 = System.nanoTime();
         Engine e = engine;
         if (e == Engine.SPLIT) {

@@ -199,9 +199,9 @@ public final class Attention {
 
     private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
 
-    /** Runs body for every (head, sequence) pair of the first heads, split over the kernel threads. */
-    private void forPairs(int heads, PairBody body) {
-        final int pairs = heads * batch, need = seqLen * cfg.headDim();
+    /** Runs body for every (head, sequence) pair of heads [firstHead, heads), split over the kernel threads. */
+    private void forPairs(int firstHead, int heads, PairBody body) {
+        final int pairs = (heads - firstHead) * batch, need = seqLen * cfg.headDim();
         Parallel.forRows(pairs, (from, to) -> {
             float[] bt = SCRATCH.get();
             if (bt.length < need) {
@@ -209,7 +209,7 @@ public final class Attention {
                 SCRATCH.set(bt);
             }
             for (int pr = from; pr < to; pr++) {
-                int h = pr / batch, b = pr % batch;
+                int h = firstHead + pr / batch, b = pr % batch;
                 body.run(qh.index(h, b, 0), probs.index(h, b, 0), bt);
             }
         });
@@ -219,8 +219,9 @@ public final class Attention {
         void run(int firstHead, int heads);
     }
 
-    private void perChain(int k, HeadRange body) {
-        for (int i = 0; i < k; i++) {
+    /** Runs body for the heads of chains [firstChain, k). */
+    private void perChain(int firstChain, int k, HeadRange body) {
+        for (int i = firstChain; i < k; i++) {
             body.run(cfg.headsUpTo(i), cfg.chains().get(i));
         }
     }
@@ -243,67 +244,72 @@ public final class Attention {
         if (s.core == Core.TILED) {
             tiledForward(heads);
         } else if (vectorPath()) {
-            forPairs(heads, (off, poff, bt) -> {
+            forPairs(0, heads, (off, poff, bt) -> {
                 AttentionKernels.transpose(kh.bytes(), off, seqLen, cfg.headDim(), bt);
                 AttentionKernels.causalScores(qh.bytes(), off, bt, probs.bytes(), poff, seqLen, cfg.headDim());
             });
             causalSoftmax(heads);
-            forPairs(heads, (off, poff, bt) ->
+            forPairs(0, heads, (off, poff, bt) ->
                     AttentionKernels.combineRows(probs.bytes(), poff, vh.bytes(), off, s.oh.bytes(), off, seqLen, cfg.headDim()));
         } else {
-            perChain(k, (first, count) -> HeadTensor.bmm(qh, false, kh, true, probs, first, count));
+            perChain(0, k, (first, count) -> HeadTensor.bmm(qh, false, kh, true, probs, first, count));
             causalSoftmax(heads);
-            perChain(k, (first, count) -> HeadTensor.bmm(probs, false, vh, false, s.oh, first, count));
+            perChain(0, k, (first, count) -> HeadTensor.bmm(probs, false, vh, false, s.oh, first, count));
         }
         Prof.stop("att.fwd.core", t);
         t = Prof.start();
-        mergeHeads(s.oh, att, heads, false, attCol);
+        mergeHeads(s.oh, att, 0, heads, false, attCol);
         Prof.stop("att.fwd.merge", t);
         t = Prof.start();
         oProj.forward(att, y, k);
         Prof.stop("att.fwd.o", t);
     }
 
-    /** dh[:, :D_k] (+)= d attention / dh given dy; parameter gradients of chains >= firstTrainable. */
+    /**
+     * dh[:, :D_k] (+)= d attention / dh given dy; parameter gradients of chains >= firstTrainable. Only what reaches a
+     * trainable parameter is computed (see {@link ChainLinear#backward}): the heads of frozen chains are skipped.
+     */
     public void backward(Mat h, Mat dy, Mat dh, int k, int firstTrainable, boolean accParams, boolean accInput) {
         int heads = cfg.headsUpTo(k);
+        int frozenChains = Math.min(Math.max(firstTrainable, 0), k);
+        int first = cfg.headsUpTo(frozenChains);
         long t = Prof.start();
         oProj.backward(att, dy, s.datt, k, firstTrainable, accParams, false);
         Prof.stop("att.bwd.o", t);
         t = Prof.start();
-        splitGradient(s.datt, s.dOh, heads);
+        splitGradient(s.datt, s.dOh, first, heads);
         Prof.stop("att.bwd.split", t);
         t = Prof.start();
         if (s.core == Core.TILED) {
-            tiledBackward(heads);
+            tiledBackward(first, heads);
         } else if (vectorPath()) {
             final int tl = seqLen, hd = cfg.headDim();
-            forPairs(heads, (off, poff, bt) -> {
+            forPairs(first, heads, (off, poff, bt) -> {
                 AttentionKernels.transpose(vh.bytes(), off, tl, hd, bt);
                 AttentionKernels.causalScores(s.dOh.bytes(), off, bt, s.dP.bytes(), poff, tl, hd);
                 AttentionKernels.combineColumns(probs.bytes(), poff, s.dOh.bytes(), off, s.dVh.bytes(), off, tl, hd);
             });
-            softmaxBackward(heads);
-            forPairs(heads, (off, poff, bt) -> {
+            softmaxBackward(first, heads);
+            forPairs(first, heads, (off, poff, bt) -> {
                 AttentionKernels.combineRows(s.dP.bytes(), poff, kh.bytes(), off, s.dQh.bytes(), off, tl, hd);
                 AttentionKernels.combineColumns(s.dP.bytes(), poff, qh.bytes(), off, s.dKh.bytes(), off, tl, hd);
             });
         } else {
-            perChain(k, (first, count) -> {
-                HeadTensor.bmm(s.dOh, false, vh, true, s.dP, first, count);
-                HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, first, count);
+            perChain(frozenChains, k, (f, count) -> {
+                HeadTensor.bmm(s.dOh, false, vh, true, s.dP, f, count);
+                HeadTensor.bmm(probs, true, s.dOh, false, s.dVh, f, count);
             });
-            softmaxBackward(heads);
-            perChain(k, (first, count) -> {
-                HeadTensor.bmm(s.dP, false, kh, false, s.dQh, first, count);
-                HeadTensor.bmm(s.dP, true, qh, false, s.dKh, first, count);
+            softmaxBackward(first, heads);
+            perChain(frozenChains, k, (f, count) -> {
+                HeadTensor.bmm(s.dP, false, kh, false, s.dQh, f, count);
+                HeadTensor.bmm(s.dP, true, qh, false, s.dKh, f, count);
             });
         }
         Prof.stop("att.bwd.core", t);
         t = Prof.start();
-        mergeHeads(s.dQh, s.dq, heads, true, qCol);
-        mergeKv(s.dKh, s.dk, heads, true, kCol);
-        mergeKv(s.dVh, s.dv, heads, false, vCol);
+        mergeHeads(s.dQh, s.dq, first, heads, true, qCol);
+        mergeKv(s.dKh, s.dk, first, heads, true, kCol);
+        mergeKv(s.dVh, s.dv, first, heads, false, vCol);
         Prof.stop("att.bwd.merge", t);
         t = Prof.start();
         qProj.backward(h, s.dq, dh, k, firstTrainable, accParams, accInput);
@@ -345,15 +351,15 @@ public final class Attention {
         });
     }
 
-    /** Tiled core backward: s.dQh, s.dKh, s.dVh of the first heads from s.dOh, recomputing the probabilities. */
-    private void tiledBackward(int heads) {
+    /** Tiled core backward: s.dQh, s.dKh, s.dVh of heads [firstHead, heads) from s.dOh, recomputing the probabilities. */
+    private void tiledBackward(int firstHead, int heads) {
         final int t = seqLen, hd = cfg.headDim();
         final double scale = 1.0 / Math.sqrt(hd);
         final boolean f32 = qh.buf instanceof Buf.F32;
-        Parallel.forUnits(heads * batch, (from, to) -> {
+        Parallel.forUnits((heads - firstHead) * batch, (from, to) -> {
             FlashAttention.Workspace ws = f32 ? FlashAttention.workspace() : null;
             for (int pr = from; pr < to; pr++) {
-                int h = pr / batch, b = pr % batch, off = qh.index(h, b, 0), lse = rowLse.index(h, b, 0);
+                int h = firstHead + pr / batch, b = pr % batch, off = qh.index(h, b, 0), lse = rowLse.index(h, b, 0);
                 int o = att.index(b * t, attCol[h]); // this pair's output rows, saved by forward in att
                 if (f32) {
                     FlashAttention.backward(ws, qh.bytes(), kh.bytes(), vh.bytes(), s.dOh.bytes(), off, t, hd, (float) scale,
@@ -382,26 +388,26 @@ public final class Attention {
         });
     }
 
-    /** d att [N, D] -> dOh per head. */
-    private void splitGradient(Mat src, HeadTensor dst, int heads) {
+    /** d att [N, D] -> dOh of heads [firstHead, heads). */
+    private void splitGradient(Mat src, HeadTensor dst, int firstHead, int heads) {
         final int hd = cfg.headDim();
         Parallel.forRows(batch * seqLen, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int b = r / seqLen, t = r % seqLen;
-                for (int j = 0; j < heads; j++) {
+                for (int j = firstHead; j < heads; j++) {
                     src.buf.copyTo(src.index(r, j * hd), dst.buf, dst.index(j, b, t), hd);
                 }
             }
         });
     }
 
-    /** Per-head -> [N, D] (query-head layout); with unrotate, RoPE's transpose is applied (dq). */
-    private void mergeHeads(HeadTensor src, Mat dst, int heads, boolean unrotate, int[] cols) {
+    /** Heads [firstHead, heads) -> [N, D] (query-head layout); with unrotate, RoPE's transpose is applied (dq). */
+    private void mergeHeads(HeadTensor src, Mat dst, int firstHead, int heads, boolean unrotate, int[] cols) {
         final int hd = cfg.headDim();
         Parallel.forRows(batch * seqLen, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int b = r / seqLen, t = r % seqLen;
-                for (int j = 0; j < heads; j++) {
+                for (int j = firstHead; j < heads; j++) {
                     if (unrotate) {
                         rope.rotate(src.buf, src.index(j, b, t), dst.buf, dst.index(r, cols[j]), t, true);
                     } else {
@@ -412,10 +418,13 @@ public final class Attention {
         });
     }
 
-    /** Per-head k/v gradients -> dk/dv; for CoLM-Air the tiled heads sum into their kv head. */
-    private void mergeKv(HeadTensor src, Mat dst, int heads, boolean unrotate, int[] cols) {
+    /**
+     * k/v gradients of heads [firstHead, heads) -> dk/dv; for CoLM-Air the tiled heads sum into their kv head (whose
+     * projection belongs to chain 0, so only a model with chain 0 trainable, firstHead = 0, uses the sum).
+     */
+    private void mergeKv(HeadTensor src, Mat dst, int firstHead, int heads, boolean unrotate, int[] cols) {
         if (!cfg.isAir()) {
-            mergeHeads(src, dst, heads, unrotate, cols);
+            mergeHeads(src, dst, firstHead, heads, unrotate, cols);
             return;
         }
         final int hd = cfg.headDim();
@@ -423,7 +432,7 @@ public final class Attention {
             for (int r = from; r < to; r++) {
                 int b = r / seqLen, t = r % seqLen;
                 dst.buf.fill(dst.index(r, 0), cfg.kvWidth(), 0.0);
-                for (int j = 0; j < heads; j++) {
+                for (int j = firstHead; j < heads; j++) {
                     int so = src.index(j, b, t), dOff = dst.index(r, cols[j]);
                     if (unrotate) {
                         rope.rotateAdd(src.buf, so, dst.buf, dOff, t, true);
@@ -478,13 +487,13 @@ public final class Attention {
         });
     }
 
-    /** dP -> dScores in place: dS = P * (dP - sum(P * dP)) / sqrt(hd), zero above the diagonal. */
-    private void softmaxBackward(int heads) {
+    /** dP -> dScores in place for heads [firstHead, heads): dS = P * (dP - sum(P * dP)) / sqrt(hd), zero above the diagonal. */
+    private void softmaxBackward(int firstHead, int heads) {
         final double scale = 1.0 / Math.sqrt(cfg.headDim());
         final Buf p = probs.buf, d = s.dP.buf;
-        final int t = seqLen;
-        Parallel.forRows(heads * batch * t, (from, to) -> {
-            for (int row = from; row < to; row++) {
+        final int t = seqLen, firstRow = firstHead * batch * t;
+        Parallel.forRows((heads - firstHead) * batch * t, (lo, hi) -> {
+            for (int row = firstRow + lo; row < firstRow + hi; row++) {
                 int pos = row % t, o = row * t;
                 if (p instanceof Buf.F32 fp && d instanceof Buf.F32 fd) {
                     float dot = (float) VectorKernels.dot(fp.bytes(), o, fd.bytes(), o, pos + 1);

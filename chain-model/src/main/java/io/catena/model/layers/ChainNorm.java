@@ -105,8 +105,9 @@ public final class ChainNorm {
     }
 
     /**
-     * dx += d norm(x) given dy (the residual stream's gradient is accumulated, not overwritten);
-     * gain/bias gradients of chains >= firstTrainable are written or accumulated.
+     * dx += d norm(x) given dy (the residual stream's gradient is accumulated, not overwritten) for the chains >=
+     * firstTrainable, whose gain/bias gradients are written or accumulated; frozen chains (per-chain statistics, so
+     * their gradients reach frozen parameters only) are skipped, and their columns of dx left as they are.
      */
     public void backward(Mat x, Mat dy, Mat dx, int k, int firstTrainable, boolean accumulateParams) {
         int parts = Parallel.parts(x.rows);
@@ -119,7 +120,7 @@ public final class ChainNorm {
             Parallel.forParts(x.rows, (p, from, to) -> {
                 double[] sums = new double[2];
                 for (int r = from; r < to; r++) {
-                    for (int i = 0; i < k; i++) {
+                    for (int i = Math.max(0, firstTrainable); i < k; i++) {
                         backwardSegmentF32(x, dy, dx, r, i, fGain[p], fBeta[p], sums);
                     }
                 }
@@ -133,7 +134,7 @@ public final class ChainNorm {
         } else {
             Parallel.forParts(x.rows, (p, from, to) -> {
                 for (int r = from; r < to; r++) {
-                    for (int i = 0; i < k; i++) {
+                    for (int i = Math.max(0, firstTrainable); i < k; i++) {
                         backwardSegment(x, dy, dx, r, i, dGain[p], dBeta[p]);
                     }
                 }

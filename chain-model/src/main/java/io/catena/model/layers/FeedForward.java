@@ -73,10 +73,14 @@ public final class FeedForward {
         down.forward(act, y, k);
     }
 
+    /**
+     * dh (+)= d FFN / dh given dy; parameter gradients of chains >= firstTrainable. Only what reaches a trainable
+     * parameter is computed (see {@link ChainLinear#backward}): the hidden columns of frozen chains are skipped.
+     */
     public void backward(Mat h, Mat dy, Mat dh, int k, int firstTrainable, boolean accParams, boolean accInput) {
         int f = cfg.ffnPrefixWidth(k);
         down.backward(act, dy, s.dAct, k, firstTrainable, accParams, false);
-        activationBackward(f);
+        activationBackward(cfg.ffnPrefixWidth(Math.min(Math.max(firstTrainable, 0), k)), f);
         up.backward(h, s.dUp, dh, k, firstTrainable, accParams, accInput);
         if (swiglu) {
             gate.backward(h, s.dGate, dh, k, firstTrainable, accParams, true);
@@ -104,7 +108,8 @@ public final class FeedForward {
         });
     }
 
-    private void activationBackward(int f) {
+    /** d activation over hidden columns [col, f) of every row. */
+    private void activationBackward(int col, int f) {
         final Buf ub = u.buf, da = s.dAct.buf, du = s.dUp.buf;
         final Buf gb = swiglu ? g.buf : null, dg = swiglu ? s.dGate.buf : null;
         Parallel.forRows(u.rows, (from, to) -> {
@@ -112,10 +117,10 @@ public final class FeedForward {
                 int o = r * u.ld;
                 if (!swiglu && ub instanceof Buf.F32 fu && da instanceof Buf.F32 fa && du instanceof Buf.F32 fd) {
                     // the forward left gelu'(u) in u
-                    VectorKernels.mul(fu.bytes(), o, fa.bytes(), o, fd.bytes(), o, f);
+                    VectorKernels.mul(fu.bytes(), o + col, fa.bytes(), o + col, fd.bytes(), o + col, f - col);
                     continue;
                 }
-                for (int c = 0; c < f; c++) {
+                for (int c = col; c < f; c++) {
                     double x = ub.get(o + c), d = da.get(o + c);
                     if (swiglu) {
                         double z = gb.get(o + c);

@@ -74,9 +74,21 @@ public final class LmHead {
      * logits[j] becomes sum_{s >= j} w_s dCE_s/dlogits_s, ready for backward. weights[j] is w_{j+1}.
      */
     public double[] lossAndGradient(int[] targets, int targetOffset, int k, double[] weights) {
+        return lossAndGradient(targets, targetOffset, k, weights, 0);
+    }
+
+    /**
+     * {@link #lossAndGradient(int[], int, int, double[])} for a model whose chains < firstTrainable are frozen: the
+     * scales 1..firstTrainable depend on frozen parameters only, so their losses are computed but their logits keep
+     * no gradient ({@link #backward} reads only the trainable chains' logits).
+     */
+    public double[] lossAndGradient(int[] targets, int targetOffset, int k, double[] weights, int firstTrainable) {
         double[] losses = new double[k];
+        for (int j = Math.min(Math.max(firstTrainable, 0), k) - 1; j >= 0; j--) {
+            losses[j] = loss(j + 1, targets, targetOffset);
+        }
         // widest scale first, so each scale's pass can add the summed gradient of the wider ones
-        for (int j = k - 1; j >= 0; j--) {
+        for (int j = k - 1; j >= Math.max(firstTrainable, 0); j--) {
             Mat l = logits[j];
             Mat wider = j + 1 < k ? logits[j + 1] : null;
             double scale = weights[j] / l.rows;
@@ -147,15 +159,13 @@ public final class LmHead {
     }
 
     /**
-     * Backward from the summed logit gradients (after lossAndGradient): dh chains < k written,
-     * head gradients of chains >= firstTrainable written or accumulated.
+     * Backward from the summed logit gradients (after lossAndGradient): for the chains firstTrainable..k-1, dh
+     * written and head gradients written or accumulated; the frozen chains' columns of dh are left as they are.
      */
     public void backward(Mat h, Mat dh, int k, int firstTrainable, boolean accumulateParams) {
-        for (int i = 0; i < k; i++) {
+        for (int i = Math.max(firstTrainable, 0); i < k; i++) {
             Mat hi = h.colsCached(cfg.chainOffset(i), cfg.chainWidth(i));
-            if (i >= firstTrainable) {
-                Gemm.mm(hi, true, logits[i], false, grad[i], accumulateParams);
-            }
+            Gemm.mm(hi, true, logits[i], false, grad[i], accumulateParams);
             Gemm.mm(logits[i], false, weight[i], true, dh.colsCached(cfg.chainOffset(i), cfg.chainWidth(i)), false);
         }
     }

@@ -11,14 +11,34 @@ import java.util.List;
 /**
  * AdamW (decoupled weight decay; none on norms and biases) over flat buffers, in one fused pass per
  * element. Frozen chains (chain tuning) form a prefix of the layout and are skipped entirely: their
- * parameters and optimizer moments stay as they are. Used by the local trainer and, unchanged, by the
+ * parameters and optimizer moments stay as they are. After a growth the appended chains (a suffix of the layout) may
+ * ramp their learning rate up ({@link Settings#growthWarmupSteps}). Used by the local trainer and, unchanged, by the
  * parameter server.
  */
 public final class AdamW {
 
-    /** Hyper-parameters; lr comes from the schedule at each step. */
-    public record Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
+    /**
+     * Hyper-parameters; lr comes from the schedule at each step. growthWarmupSteps: after a growth, the appended
+     * chains' learning rate ramps linearly from 0 to the schedule's over this many steps while the old chains follow
+     * the schedule (0: no ramp).
+     */
+    public record Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm, long growthWarmupSteps) {
+
+        /**
+         * The warm-up of grown chains when a recipe does not set growth_warmup_steps: 30 steps, the growth recipe of
+         * benchmarks/run-growth.sh (with growth_lr_rewarm 1.0; on its own it measured neutral: 1.5973 against 1.5969
+         * without, RESULTS.md "Growth").
+         */
+        public static final long DEFAULT_GROWTH_WARMUP_STEPS = 30;
+
+        public Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
+            this(beta1, beta2, eps, weightDecay, clipNorm, DEFAULT_GROWTH_WARMUP_STEPS);
+        }
+
         public Settings {
+            if (growthWarmupSteps < 0) {
+                throw new IllegalArgumentException("growth_warmup_steps must be >= 0, got " + growthWarmupSteps);
+            }
             if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
                 throw new IllegalArgumentException("AdamW betas must be in [0, 1), got beta1=" + beta1 + " beta2=" + beta2);
             }
@@ -32,7 +52,7 @@ public final class AdamW {
 
         /** What a recipe that sets none of beta1, beta2, adam_eps, weight_decay, clip_norm gets. */
         public static Settings defaults() {
-            return new Settings(0.9, 0.95, 1e-8, 0.1, 1.0);
+            return new Settings(0.9, 0.95, 1e-8, 0.1, 1.0, DEFAULT_GROWTH_WARMUP_STEPS);
         }
     }
 
@@ -44,11 +64,28 @@ public final class AdamW {
     private final List<Segment> segments;
     private final int trainableFrom;
     private final int end;
+    /** First element of the chains appended by the last growth (end: none), and the step it happened after. */
+    private final int grownFrom;
+    private final long grownAtStep;
 
     /**
      * @param frozenChains chains 0..frozenChains-1 are not updated (0 = train everything)
      */
     public AdamW(ParamLayout layout, Settings settings, int frozenChains) {
+        this(layout, settings, frozenChains, layout.config().numChains(), 0);
+    }
+
+    /**
+     * An optimizer for a model grown from {@code chainsBeforeGrowth} chains after step {@code grownAtStep}: the
+     * appended chains' learning rate ramps over {@link Settings#growthWarmupSteps} steps from there.
+     */
+    public AdamW(ParamLayout layout, Settings settings, int frozenChains, int chainsBeforeGrowth, long grownAtStep) {
+        if (chainsBeforeGrowth < 1 || chainsBeforeGrowth > layout.config().numChains() || grownAtStep < 0) {
+            throw new IllegalArgumentException("a growth needs 1.." + layout.config().numChains() + " chains before it and a step >= 0, got "
+                    + chainsBeforeGrowth + " at step " + grownAtStep);
+        }
+        this.grownFrom = (int) layout.prefixSize(chainsBeforeGrowth);
+        this.grownAtStep = grownAtStep;
         if (frozenChains < 0 || frozenChains >= layout.config().numChains()) {
             throw new IllegalArgumentException("frozen chains must be in 0.." + (layout.config().numChains() - 1)
                     + " (at least one chain must train), got " + frozenChains);
@@ -72,8 +109,32 @@ public final class AdamW {
         this.segments = List.copyOf(segs);
     }
 
+    /**
+     * The optimizer of a model whose checkpoint info is {@code info}: the growth recorded there
+     * ({@code expanded_from_chains}, {@code expanded_at_step}, written by {@code ChainExpansion}) gets its warm-up.
+     */
+    public static AdamW forState(ParamLayout layout, Settings settings, int frozenChains, java.util.Map<String, Object> info) {
+        if (info != null && info.get("expanded_from_chains") instanceof List<?> before && info.get("expanded_at_step") instanceof Number at
+                && !before.isEmpty() && before.size() < layout.config().numChains()) {
+            return new AdamW(layout, settings, frozenChains, before.size(), at.longValue());
+        }
+        return new AdamW(layout, settings, frozenChains);
+    }
+
     public Settings settings() {
         return settings;
+    }
+
+    /**
+     * The factor on the learning rate of the grown chains at {@code step}: (step - grownAt) / growth_warmup_steps up
+     * to 1, so the first step after the growth gets 1/N of the rate; 1 without a growth or a ramp.
+     */
+    public double grownChainsLrFactor(long step) {
+        long w = settings.growthWarmupSteps;
+        if (w == 0 || grownFrom >= end || step <= grownAtStep) {
+            return 1.0;
+        }
+        return Math.min(1.0, (double) (step - grownAtStep) / w);
     }
 
     /** First element that the optimizer updates. */
@@ -160,10 +221,19 @@ public final class AdamW {
      */
     public void update(Params params, Params grads, Params m, Params v, long step, double lr, double gradScale, long from, long to) {
         Buf p = params.buf(), g = grads.buf(), mb = m.buf(), vb = v.buf();
+        double factor = grownChainsLrFactor(step);
         for (Segment s : segments) {
             int lo = (int) Math.max(s.from, from), hi = (int) Math.min(s.to, to);
-            if (lo < hi) {
+            if (lo >= hi) {
+                continue;
+            }
+            if (factor == 1.0 || hi <= grownFrom) {
                 updateRange(p, g, mb, vb, step, lr, gradScale, lo, hi, s.decay);
+            } else if (lo >= grownFrom) {
+                updateRange(p, g, mb, vb, step, lr * factor, gradScale, lo, hi, s.decay);
+            } else {
+                updateRange(p, g, mb, vb, step, lr, gradScale, lo, grownFrom, s.decay);
+                updateRange(p, g, mb, vb, step, lr * factor, gradScale, grownFrom, hi, s.decay);
             }
         }
     }

@@ -10,6 +10,18 @@ package io.catena.model.optim;
  */
 public record LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps, long continueFrom, double continueLr) {
 
+    /**
+     * The growth recipe's schedule: after a growth at {@code growthStep} (past the warm-up, before the end) the rate
+     * restarts at {@code rewarm} x the peak (at least min_lr) and decays by a cosine to min_lr at the last step; 0 = off.
+     * The same step and share give the same schedule, so applying it twice changes nothing.
+     */
+    public LrSchedule rewarmedAt(long growthStep, double rewarm) {
+        if (rewarm == 0 || growthStep >= totalSteps || growthStep <= warmupSteps) {
+            return this;
+        }
+        return new LrSchedule(peakLr, minLr, warmupSteps, totalSteps, growthStep, Math.max(minLr, rewarm * peakLr));
+    }
+
     public LrSchedule(double peakLr, double minLr, long warmupSteps, long totalSteps) {
         this(peakLr, minLr, warmupSteps, totalSteps, 0, Double.NaN);
     }

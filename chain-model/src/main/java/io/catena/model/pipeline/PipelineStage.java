@@ -244,7 +244,7 @@ public final class PipelineStage {
         head.forward(hf, scale);
         Prof.stop("fwd.head", t);
         t = Prof.start();
-        double[] losses = head.lossAndGradient(targets, targetOffset, scale, lossWeights);
+        double[] losses = head.lossAndGradient(targets, targetOffset, scale, lossWeights, frozen);
         Prof.stop("loss", t);
         t = Prof.start();
         head.backward(hf, ws.gradientScratch(), scale, frozen, headWritten);

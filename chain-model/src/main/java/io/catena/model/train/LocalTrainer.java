@@ -2,6 +2,7 @@ package io.catena.model.train;
 
 import io.catena.model.ColmConfig;
 import io.catena.model.ColmModel;
+import io.catena.model.FlopCount;
 import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.data.TokenBatchSource;
@@ -49,6 +50,10 @@ public final class LocalTrainer {
     private long tokensSeen;
     private final int frozenChains;
     private double[] lastEval;
+    /** Checkpoint info key: matmul FLOPs of every training step so far, across growths ({@link FlopCount}). */
+    public static final String TRAIN_FLOPS = "train_flops";
+    private final long stepFlops;
+    private double trainFlops;
 
     /** Starts from {@code state} (a fresh init or a loaded checkpoint); the train source is moved to its data position. */
     public LocalTrainer(TrainingState state, TrainSettings settings, TokenBatchSource train, TokenBatchSource val,
@@ -60,7 +65,12 @@ public final class LocalTrainer {
         this.checkpointRoot = checkpointRoot;
         this.metricsFile = metricsFile;
         this.out = out;
-        this.info = info == null ? Map.of() : info;
+        // the state's own record (a growth's expanded_from_chains / expanded_at_step, the FLOPs so far) stays, the caller's keys win
+        Map<String, Object> merged = new LinkedHashMap<>(state.info());
+        if (info != null) {
+            merged.putAll(info);
+        }
+        this.info = merged;
         if (train.seqLen() != settings.seqLen()) {
             throw new IllegalArgumentException("data windows have seq_len " + train.seqLen() + " but the recipe says " + settings.seqLen());
         }
@@ -72,7 +82,9 @@ public final class LocalTrainer {
         this.adamM = state.hasOptimizerState() ? state.adamM() : new Params(params.layout(), DataType.FLOAT);
         this.adamV = state.hasOptimizerState() ? state.adamV() : new Params(params.layout(), DataType.FLOAT);
         this.frozenChains = Math.max(state.frozenChains(), settings.frozenChains());
-        this.adamW = new AdamW(params.layout(), settings.adamW(), frozenChains);
+        this.adamW = AdamW.forState(params.layout(), settings.adamW(), frozenChains, state.info()); // a growth's warm-up
+        this.stepFlops = FlopCount.trainingStep(cfg, settings.batchSize(), settings.seqLen(), frozenChains).total();
+        this.trainFlops = state.info().get(TRAIN_FLOPS) instanceof Number f ? f.doubleValue() : 0;
         this.schedule = settings.scheduleResuming(state.info(), state.step(), false); // a resume continues its schedule
         this.model = new ColmModel(cfg, params, grads, settings.batchSize(), settings.seqLen());
         int t = settings.seqLen();
@@ -118,6 +130,27 @@ public final class LocalTrainer {
         return schedule;
     }
 
+    /** Replaces the LR schedule from the next step on (a benchmark's re-warmed schedule after a growth). */
+    public LocalTrainer lrSchedule(LrSchedule s) {
+        this.schedule = java.util.Objects.requireNonNull(s);
+        return this;
+    }
+
+    /** Matmul FLOPs of all training steps so far (this model's and, across growths and resumes, its predecessors'). */
+    public double trainFlops() {
+        return trainFlops;
+    }
+
+    /** Matmul FLOPs of one training step of this trainer (frozen chains' backward skipped). */
+    public long stepFlops() {
+        return stepFlops;
+    }
+
+    /** The optimizer (its growth warm-up, its trainable range). */
+    public AdamW optimizer() {
+        return adamW;
+    }
+
     public double[] lastEval() {
         return lastEval;
     }
@@ -137,6 +170,7 @@ public final class LocalTrainer {
         m.put("seed", settings.seed());
         m.put("steps_planned", settings.steps());
         m.put("lr_schedule", schedule.toMap()); // a resume with another --steps continues it
+        m.put(TRAIN_FLOPS, trainFlops);
         return m;
     }
 
@@ -166,6 +200,7 @@ public final class LocalTrainer {
                 fields.put("loss", losses);
                 fields.put("lr", schedule.at(step));
                 fields.put("grad_norm", lastGradNorm);
+                fields.put("flops", trainFlops);
                 fields.put("tok_per_s", tps);
                 fields.put("elapsed_s", elapsed);
                 fields.put("peak_rss_mb", MetricsLog.peakRssMb());
@@ -215,6 +250,7 @@ public final class LocalTrainer {
         }
         lastGradNorm = norm;
         lastLosses = losses;
+        trainFlops += stepFlops;
         tokensSeen += (long) settings.batchSize() * settings.seqLen();
         return losses;
     }

@@ -27,7 +27,7 @@ public final class Recipe {
             "vocab_size", "head_dim", "chains", "layers", "kv_heads", "ffn_mult", "activation", "norm", "norm_eps",
             "rope_theta", "variant", "max_seq_len", "bias", "loss_weights", "d_model", "heads",
             "batch_size", "seq_len", "steps", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "adam_eps",
-            "clip_norm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every", "val_fraction", "frozen_chains")));
+            "clip_norm", "growth_warmup_steps", "growth_lr_rewarm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every", "val_fraction", "frozen_chains")));
 
     private final Map<String, String> values;
     private final String source;
@@ -187,7 +187,8 @@ public final class Recipe {
         long steps = integer("steps", (int) TrainSettings.DEFAULT_STEPS);
         AdamW.Settings d = AdamW.Settings.defaults();
         AdamW.Settings adam = new AdamW.Settings(dbl("beta1", d.beta1()), dbl("beta2", d.beta2()), dbl("adam_eps", d.eps()),
-                dbl("weight_decay", d.weightDecay()), dbl("clip_norm", d.clipNorm()));
+                dbl("weight_decay", d.weightDecay()), dbl("clip_norm", d.clipNorm()),
+                integer("growth_warmup_steps", (int) d.growthWarmupSteps()));
         double lr = dbl("lr", TrainSettings.DEFAULT_LR);
         return new TrainSettings(integer("batch_size", TrainSettings.DEFAULT_BATCH_SIZE),
                 integer("seq_len", TrainSettings.DEFAULT_SEQ_LEN), steps, lr, dbl("min_lr", TrainSettings.defaultMinLr(lr)),
@@ -195,7 +196,8 @@ public final class Recipe {
                 integer("seed", (int) TrainSettings.DEFAULT_SEED), integer("eval_every", TrainSettings.DEFAULT_EVAL_EVERY),
                 integer("eval_batches", TrainSettings.DEFAULT_EVAL_BATCHES), integer("log_every", TrainSettings.DEFAULT_LOG_EVERY),
                 integer("ckpt_every", TrainSettings.DEFAULT_CKPT_EVERY), dbl("val_fraction", TrainSettings.DEFAULT_VAL_FRACTION),
-                integer("frozen_chains", TrainSettings.DEFAULT_FROZEN_CHAINS));
+                integer("frozen_chains", TrainSettings.DEFAULT_FROZEN_CHAINS),
+                dbl("growth_lr_rewarm", TrainSettings.DEFAULT_GROWTH_LR_REWARM));
     }
 
     private <E extends Enum<E>> E enumValue(String key, Class<E> type, E dflt) {

@@ -6,7 +6,7 @@ import io.catena.model.optim.LrSchedule;
 /** Training knobs of a recipe (see cluster-conf/recipes/*.properties for one comment per knob). */
 public record TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps,
                             AdamW.Settings adamW, long seed, int evalEvery, int evalBatches, int logEvery,
-                            int ckptEvery, double valFraction, int frozenChains) {
+                            int ckptEvery, double valFraction, int frozenChains, double growthLrRewarm) {
 
     // ---- defaults: what a recipe that leaves a key out gets (Recipe only parses; the values live here) ----
 
@@ -23,6 +23,20 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
     /** Share of the windows (or documents, for prepared data) held out for validation. */
     public static final double DEFAULT_VAL_FRACTION = 0.05;
     public static final int DEFAULT_FROZEN_CHAINS = 0;
+    /**
+     * After a growth the LR schedule restarts at this share of the peak lr and decays by a cosine to min_lr at the last
+     * step, instead of going on from the (decayed) rate it had reached (0: go on). 1.0, the growth recipe of
+     * benchmarks/run-growth.sh: on the tiny recipe it took a {2,2} model grown to {2,2,2} after step 330 of 518 from
+     * 1.646 to 1.605 validation loss (neutral when growing after step 500 of 600; RESULTS.md "Growth").
+     */
+    public static final double DEFAULT_GROWTH_LR_REWARM = 1.0;
+
+    /** The settings without growth_lr_rewarm (its default). */
+    public TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps, AdamW.Settings adamW,
+                         long seed, int evalEvery, int evalBatches, int logEvery, int ckptEvery, double valFraction, int frozenChains) {
+        this(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches, logEvery, ckptEvery, valFraction,
+                frozenChains, DEFAULT_GROWTH_LR_REWARM);
+    }
 
     /** min_lr when not given: a tenth of the peak. */
     public static double defaultMinLr(double lr) {
@@ -43,6 +57,18 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
                     + evalEvery + ", " + evalBatches + ", " + logEvery + ", " + ckptEvery);
         }
         new LrSchedule(lr, minLr, warmupSteps, steps); // validates
+        if (!(growthLrRewarm >= 0 && growthLrRewarm <= 10)) {
+            throw new IllegalArgumentException("growth_lr_rewarm must be in [0, 10] (a share of lr; 0 = off), got " + growthLrRewarm);
+        }
+    }
+
+    /**
+     * {@code schedule} re-warmed for a growth after {@code growthStep}: from there the rate restarts at growth_lr_rewarm
+     * x lr and decays to min_lr at the last step. Unchanged when the rewarm is off, the growth is at or after the last
+     * step, or inside the warmup.
+     */
+    public LrSchedule rewarmedAt(LrSchedule schedule, long growthStep) {
+        return schedule.rewarmedAt(growthStep, growthLrRewarm);
     }
 
     public LrSchedule schedule() {
@@ -53,7 +79,9 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
      * The LR schedule of a run that starts at {@code step} from a checkpoint whose info is {@code info}: with
      * {@code restart}, or from scratch, this recipe's schedule; otherwise the checkpoint's schedule continued
      * ({@link LrSchedule#continuing}), so a resume with a larger --steps decays on from the rate it had reached instead
-     * of jumping back up. Checkpoints without a recorded schedule are read by their {@code steps_planned}.
+     * of jumping back up. Checkpoints without a recorded schedule are read by their {@code steps_planned}. A checkpoint
+     * grown at this very step ({@code expanded_at_step}, a fresh {@code catena expand} or {@code retrain --add-chains})
+     * gets the re-warmed schedule ({@link #rewarmedAt}).
      */
     public LrSchedule scheduleResuming(java.util.Map<String, Object> info, long step, boolean restart) {
         LrSchedule next = schedule();
@@ -64,16 +92,20 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
         if (previous == null && info.get("steps_planned") instanceof Number planned && planned.longValue() >= 1) {
             previous = withSteps(planned.longValue()).schedule();
         }
-        return previous == null ? next : LrSchedule.continuing(previous, step, next);
+        LrSchedule s = previous == null ? next : LrSchedule.continuing(previous, step, next);
+        if (info.get("expanded_at_step") instanceof Number at && at.longValue() == step) {
+            s = rewarmedAt(s, step);
+        }
+        return s;
     }
 
     public TrainSettings withSteps(long newSteps) {
         return new TrainSettings(batchSize, seqLen, newSteps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
-                logEvery, ckptEvery, valFraction, frozenChains);
+                logEvery, ckptEvery, valFraction, frozenChains, growthLrRewarm);
     }
 
     public TrainSettings withFrozenChains(int frozen) {
         return new TrainSettings(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
-                logEvery, ckptEvery, valFraction, frozen);
+                logEvery, ckptEvery, valFraction, frozen, growthLrRewarm);
     }
 }
