@@ -34,7 +34,7 @@ public final class Bf16Gemm {
     private Bf16Gemm() {
     }
 
-    /** A growable direct buffer of bf16 values and its native address, one per calling thread and operand. */
+    /** A growable direct buffer of bf16 values and its native address. */
     private static final class Scratch {
         ByteBuffer bytes = ByteBuffer.allocateDirect(0);
         long address;
@@ -52,7 +52,80 @@ public final class Bf16Gemm {
         }
     }
 
-    private static final ThreadLocal<Scratch[]> SCRATCH = ThreadLocal.withInitial(() -> new Scratch[] {new Scratch(), new Scratch()});
+    /** A converted span [start, end) of one storage (float offsets), valid until its storage is written or the scope closes. */
+    private static final class Span {
+        Object storage;
+        int start;
+        int end;
+        final Scratch scratch = new Scratch();
+    }
+
+    /**
+     * Per calling thread: the spans converted inside the open {@link #reuse} scopes (empty outside one) and free
+     * buffers. Outside a scope each call converts its two operands afresh.
+     */
+    private static final class State {
+        int depth;
+        final java.util.ArrayList<Span> live = new java.util.ArrayList<>();
+        final java.util.ArrayDeque<Span> free = new java.util.ArrayDeque<>();
+
+        Span take() {
+            Span s = free.poll();
+            return s == null ? new Span() : s;
+        }
+
+        void release(Span s) {
+            s.storage = null;
+            free.push(s);
+        }
+    }
+
+    private static final ThreadLocal<State> STATE = ThreadLocal.withInitial(State::new);
+
+    /** Closes a {@link #reuse} scope. */
+    public interface Scope extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    private static final Scope NOTHING = () -> {
+    };
+
+    /**
+     * Opens a scope on the calling thread in which an operand region converted to bf16 is reused by the following
+     * bf16 GEMMs that read the same memory (the same input read by several chains' GEMMs, by q, k and v, or the logit
+     * gradient read by both head GEMMs). Only for code that, inside the scope, writes nothing that a GEMM of the scope
+     * reads except through {@link Gemm} outputs (a GEMM's C drops the spans of its storage). Nests; a no-op unless
+     * the precision is bf16.
+     */
+    public static Scope reuse() {
+        if (Gemm.precision() != Gemm.Precision.BF16) {
+            return NOTHING;
+        }
+        State st = STATE.get();
+        st.depth++;
+        return () -> {
+            if (--st.depth == 0) {
+                for (Span s : st.live) {
+                    st.release(s);
+                }
+                st.live.clear();
+            }
+        };
+    }
+
+    /** A GEMM wrote into c's storage: converted spans of that storage are stale. */
+    static void written(Mat c) {
+        State st = STATE.get();
+        if (st.live.isEmpty()) {
+            return;
+        }
+        for (int i = st.live.size() - 1; i >= 0; i--) {
+            if (st.live.get(i).storage == c.storage) {
+                st.release(st.live.remove(i));
+            }
+        }
+    }
 
     /** The bf16 bits of one float, rounded to nearest even. */
     public static short toBf16(float f) {
@@ -79,46 +152,61 @@ public final class Bf16Gemm {
         }
     }
 
-    /** The region m as a contiguous bf16 matrix (ld = cols) in scratch; the conversion runs on the kernel team. */
-    private static long convert(Mat m, Scratch s) {
-        ByteBuffer src = ((Buf.F32) m.buf).bytes();
-        ByteBuffer dst = s.ensure((long) m.rows * m.cols);
-        if (m.isContiguous()) {
-            int total = m.rows * m.cols;
-            int chunk = 4096;
-            int chunks = (total + chunk - 1) / chunk;
-            if (Parallel.threads() > 1 && chunks > 1) {
-                Parallel.forUnits(chunks, (from, to) -> {
-                    int a = from * chunk, b = Math.min(total, to * chunk);
-                    toBf16(src, m.offset + a, dst, a, b - a);
-                });
-            } else {
-                toBf16(src, m.offset, dst, 0, total);
-            }
-        } else {
-            Parallel.RowRange rows = (from, to) -> {
-                for (int r = from; r < to; r++) {
-                    toBf16(src, m.offset + r * m.ld, dst, r * m.cols, m.cols);
+    /**
+     * Element offset of m's (0, 0) in its storage converted to bf16, as a native address: the whole rows that hold
+     * the region (from the start of m's first row, ld apart) are converted, so a later request for other columns of
+     * the same rows is served by the same span inside a {@link #reuse} scope. The bf16 copy keeps the storage's ld.
+     */
+    private static long convert(Mat m, State st, Span[] call, int slot) {
+        int c0 = m.offset % m.ld;
+        int start = m.offset - c0;
+        int length = m.buf.length();
+        int end = Math.min(length, Math.max(start + m.rows * m.ld, m.offset + (m.rows - 1) * m.ld + m.cols));
+        int need = m.offset + (m.rows - 1) * m.ld + m.cols;
+        if (st.depth > 0) {
+            for (Span s : st.live) {
+                if (s.storage == m.storage && s.start <= m.offset && s.end >= need) {
+                    return s.scratch.address + 2L * (m.offset - s.start);
                 }
-            };
-            if ((long) m.rows * m.cols >= 1 << 14) {
-                Parallel.forRows(m.rows, rows);
-            } else {
-                rows.run(0, m.rows);
             }
         }
-        return s.address;
+        Span s = call[slot];
+        s.storage = m.storage;
+        s.start = start;
+        s.end = end;
+        ByteBuffer src = ((Buf.F32) m.buf).bytes();
+        ByteBuffer dst = s.scratch.ensure(end - start);
+        int total = end - start;
+        int chunk = 8192;
+        int chunks = (total + chunk - 1) / chunk;
+        if (Parallel.threads() > 1 && chunks > 1) {
+            Parallel.forUnits(chunks, (from, to) -> {
+                int a = from * chunk, b = Math.min(total, to * chunk);
+                toBf16(src, start + a, dst, a, b - a);
+            });
+        } else {
+            toBf16(src, start, dst, 0, total);
+        }
+        if (st.depth > 0) {
+            st.live.add(s);
+            call[slot] = st.take();
+        }
+        return s.scratch.address + 2L * (m.offset - start);
     }
+
+    /** Per thread: the two spans a call outside a scope converts into (inside one, fresh ones replace those kept). */
+    private static final ThreadLocal<Span[]> CALL = ThreadLocal.withInitial(() -> new Span[] {new Span(), new Span()});
 
     /** {@code C = op(A) op(B)} or {@code C += op(A) op(B)} in bf16 x bf16 -> fp32; shapes already checked by {@link Gemm}. */
     static void mm(Mat a, boolean transA, Mat b, boolean transB, Mat c, boolean accumulate, int m, int n, int k) {
         if (a.dataType() != org.nd4j.linalg.api.buffer.DataType.FLOAT) {
             throw new IllegalArgumentException("bf16 GEMMs take float32 regions, got " + a.dataType());
         }
-        Scratch[] s = SCRATCH.get();
-        long pa = convert(a, s[0]);
-        long pb = convert(b, s[1]);
-        int lda = a.cols, ldb = b.cols;
+        State st = STATE.get();
+        Span[] call = CALL.get();
+        long pa = convert(a, st, call, 0);
+        long pb = convert(b, st, call, 1);
+        int lda = a.ld, ldb = b.ld;
         org.bytedeco.javacpp.Pointer cp = c.pointer();
         long pc = cp.address() + cp.position() * 4;
         float beta = accumulate ? 1f : 0f;

@@ -13,27 +13,29 @@ package io.catena.model.kernel;
  * only when the multiply-adds per converted element are many.
  */
 public final class Bf16Policy {
-    /** Overrides the rule: {@code all} (every float32 GEMM in bf16) or a minimum of multiply-adds per converted element. */
+    /** Overrides the rule: {@code all} (every float32 GEMM in bf16) or another {@link #MAX_K_RATIO}. */
     public static final String SHAPES_PROPERTY = "catena.bf16.shapes";
 
     /**
-     * A GEMM runs in bf16 when it does at least this many multiply-adds per operand element converted
-     * ({@code m n k / (m k + k n)}, i.e. about the harmonic mean of m and n over 2) and its work passes
-     * {@link #MIN_MULTIPLY_ADDS}.
+     * A GEMM runs in bf16 when its work passes {@link #MIN_MULTIPLY_ADDS} and its inner dimension k is below
+     * {@link #MAX_K_RATIO} times its larger output side. The excluded shapes are the weight gradients
+     * ({@code dW = dY^T X}: outputs of 128-512 a side summed over the 2048+ rows of a batch), where converting the two
+     * tall operands costs about what bf16 saves and oneDNN's bf16 kernel gains least (measured 0.9-1.6x the fp32 time
+     * at k = 4-16 x max(m, n), 0.54-0.58x at k <= 2 x max(m, n): benchmarks/RESULTS.md, "bf16").
      */
-    static final double MIN_INTENSITY = intensityFromProperty();
+    static final double MAX_K_RATIO = ratioFromProperty();
     static final long MIN_MULTIPLY_ADDS = 1L << 20;
 
     private Bf16Policy() {
     }
 
-    private static double intensityFromProperty() {
+    private static double ratioFromProperty() {
         String v = System.getProperty(SHAPES_PROPERTY);
         if (v == null || v.isBlank()) {
-            return 48;
+            return 4;
         }
         if (v.trim().equals("all")) {
-            return 0;
+            return Double.POSITIVE_INFINITY;
         }
         try {
             return Double.parseDouble(v.trim());
@@ -44,12 +46,10 @@ public final class Bf16Policy {
 
     /** Whether a float32 GEMM of this shape runs in bf16 when the precision is bf16. */
     public static boolean useBf16(int m, int n, int k) {
-        if (MIN_INTENSITY <= 0) {
+        if (MAX_K_RATIO == Double.POSITIVE_INFINITY) {
             return true;
         }
-        long work = (long) m * n * k;
-        double perElement = (double) work / ((long) m * k + (long) k * n);
-        return work >= MIN_MULTIPLY_ADDS && perElement >= MIN_INTENSITY;
+        return (long) m * n * k >= MIN_MULTIPLY_ADDS && k < MAX_K_RATIO * Math.max(m, n);
     }
 
     /** Null when bf16 can run on this host, else what is missing and what to do. */
@@ -69,7 +69,7 @@ public final class Bf16Policy {
 
     /** One line for the engine report: the library and the rule. */
     public static String describe() {
-        return Dnnl.describe() + ", bf16 for GEMMs with >= " + (MIN_INTENSITY <= 0 ? "0 (all)" : String.valueOf((long) MIN_INTENSITY))
-                + " multiply-adds per operand element";
+        return Dnnl.describe() + (MAX_K_RATIO == Double.POSITIVE_INFINITY ? ", every GEMM in bf16"
+                : ", bf16 for GEMMs with k < " + MAX_K_RATIO + " x max(m, n) and >= 2^20 multiply-adds");
     }
 }

@@ -252,6 +252,7 @@ public final class Gemm {
             MMulTranspose t = transA ? (transB ? TT : TN) : (transB ? NT : NN);
             Nd4j.exec(new Mmul(a.nd(), b.nd(), c.nd(), 1.0, 1.0, t));
         }
+        Bf16Gemm.written(c);
         long dt = System.nanoTime() - t0;
         NANOS.add(dt);
         if (BY_SHAPE != null) {
