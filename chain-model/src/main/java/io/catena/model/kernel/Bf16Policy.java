@@ -9,32 +9,30 @@ package io.catena.model.kernel;
  *
  * <p>Shapes: the choice is a fixed rule of the GEMM's shape, never a timing, so every process on every host
  * computes the same floats for the same shapes (resume and dp-vs-local equivalence stay exact). The rule is a
- * measured one (benchmarks/RESULTS.md, "bf16"): bf16 pays for converting both operands on every call, so it wins
- * only when the multiply-adds per converted element are many.
+ * measured one (benchmarks/RESULTS.md, "bf16").
  */
 public final class Bf16Policy {
-    /** Overrides the rule: {@code all} (every float32 GEMM in bf16) or another {@link #MAX_K_RATIO}. */
+    /** Overrides the rule: {@code all} (every float32 GEMM in bf16, however small) or a {@link #MAX_K_RATIO}. */
     public static final String SHAPES_PROPERTY = "catena.bf16.shapes";
 
     /**
-     * A GEMM runs in bf16 when its work passes {@link #MIN_MULTIPLY_ADDS} and its inner dimension k is below
-     * {@link #MAX_K_RATIO} times its larger output side. The excluded shapes are the weight gradients
-     * ({@code dW = dY^T X}: outputs of 128-512 a side summed over the 2048+ rows of a batch), where converting the two
-     * tall operands costs about what bf16 saves and oneDNN's bf16 kernel gains least (measured 0.9-1.6x the fp32 time
-     * at k = 4-16 x max(m, n), 0.54-0.58x at k <= 2 x max(m, n): benchmarks/RESULTS.md, "bf16").
+     * A GEMM runs in bf16 when its work passes {@link #MIN_MULTIPLY_ADDS} (below it the conversion and the library
+     * call cost more than bf16 saves) and, if {@code -Dcatena.bf16.shapes=R} sets one, its inner dimension k is below
+     * R times its larger output side. Measured on the reference model (benchmarks/RESULTS.md, "bf16"): with the
+     * layers' reuse scopes every shape of a step is faster in bf16, the weight gradients too (k = 4-16 x max(m, n);
+     * their tall operands are converted once for the input-gradient GEMM beside them), so there is no k limit
+     * by default. Without the scopes the weight gradients lost (0.9-1.6x the fp32 time): they were converted for
+     * themselves alone.
      */
     static final double MAX_K_RATIO = ratioFromProperty();
-    static final long MIN_MULTIPLY_ADDS = 1L << 20;
+    static final long MIN_MULTIPLY_ADDS = "all".equals(System.getProperty(SHAPES_PROPERTY, "").trim()) ? 0 : 1L << 20;
 
     private Bf16Policy() {
     }
 
     private static double ratioFromProperty() {
         String v = System.getProperty(SHAPES_PROPERTY);
-        if (v == null || v.isBlank()) {
-            return 4;
-        }
-        if (v.trim().equals("all")) {
+        if (v == null || v.isBlank() || v.trim().equals("all")) {
             return Double.POSITIVE_INFINITY;
         }
         try {
@@ -46,9 +44,6 @@ public final class Bf16Policy {
 
     /** Whether a float32 GEMM of this shape runs in bf16 when the precision is bf16. */
     public static boolean useBf16(int m, int n, int k) {
-        if (MAX_K_RATIO == Double.POSITIVE_INFINITY) {
-            return true;
-        }
         return (long) m * n * k >= MIN_MULTIPLY_ADDS && k < MAX_K_RATIO * Math.max(m, n);
     }
 
@@ -69,7 +64,7 @@ public final class Bf16Policy {
 
     /** One line for the engine report: the library and the rule. */
     public static String describe() {
-        return Dnnl.describe() + (MAX_K_RATIO == Double.POSITIVE_INFINITY ? ", every GEMM in bf16"
-                : ", bf16 for GEMMs with k < " + MAX_K_RATIO + " x max(m, n) and >= 2^20 multiply-adds");
+        return Dnnl.describe() + ", bf16 for GEMMs of >= " + MIN_MULTIPLY_ADDS + " multiply-adds"
+                + (MAX_K_RATIO == Double.POSITIVE_INFINITY ? "" : " with k < " + MAX_K_RATIO + " x max(m, n)");
     }
 }
