@@ -92,20 +92,42 @@ public final class Gemm {
     private static volatile Precision precision = Precision.FP32;
 
     /**
-     * Sets the process's GEMM precision. BF16 is refused, with an {@link UnsupportedOperationException} naming what
-     * is missing and what to do, on a CPU without AVX512_BF16 or AMX-BF16 or without a oneDNN library
+     * Sets the process's GEMM precision and returns the one it replaces (trainers set theirs for a step and put the
+     * previous one back). BF16 is refused, with an {@link UnsupportedOperationException} naming what is missing and
+     * what to do, on a CPU without AVX512_BF16 or AMX-BF16 or without a oneDNN library
      * ({@link Bf16Policy#unsupportedReason}): a slower, emulated bf16 is never run silently.
      */
-    public static void usePrecision(Precision p) {
+    public static Precision usePrecision(Precision p) {
         java.util.Objects.requireNonNull(p);
         if (p == Precision.BF16) {
-            String why = Bf16Policy.unsupportedReason(HostCpu.read());
-            if (why != null) {
-                throw new UnsupportedOperationException(why);
-            }
+            checkSupported(p);
         }
+        Precision old = precision;
         precision = p;
+        return old;
     }
+
+    /** Throws the refusal of {@link #usePrecision} where p cannot run on this host; nothing else. */
+    public static void checkSupported(Precision p) {
+        if (p != Precision.BF16) {
+            return;
+        }
+        String hidden = System.getProperty(HostCpu.HIDE_PROPERTY, "");
+        String[] cached = BF16_CHECK;
+        String why;
+        if (cached != null && cached[0].equals(hidden)) {
+            why = cached[1];
+        } else {
+            why = Bf16Policy.unsupportedReason(HostCpu.read());
+            BF16_CHECK = new String[] {hidden, why};
+        }
+        if (why != null) {
+            throw new UnsupportedOperationException(why);
+        }
+    }
+
+    /** The last bf16 check: {hidden flags, reason or null} (reading /proc/cpuinfo once per step is waste). */
+    private static volatile String[] BF16_CHECK;
 
     public static Precision precision() {
         return precision;

@@ -1,12 +1,13 @@
 package io.catena.model.train;
 
+import io.catena.model.kernel.Gemm;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
 
 /** Training knobs of a recipe (see cluster-conf/recipes/*.properties for one comment per knob). */
 public record TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps,
                             AdamW.Settings adamW, long seed, int evalEvery, int evalBatches, int logEvery,
-                            int ckptEvery, double valFraction, int frozenChains) {
+                            int ckptEvery, double valFraction, int frozenChains, Gemm.Precision precision) {
 
     // ---- defaults: what a recipe that leaves a key out gets (Recipe only parses; the values live here) ----
 
@@ -23,6 +24,12 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
     /** Share of the windows (or documents, for prepared data) held out for validation. */
     public static final double DEFAULT_VAL_FRACTION = 0.05;
     public static final int DEFAULT_FROZEN_CHAINS = 0;
+    /**
+     * fp32, or bf16: GEMM operands rounded to bf16 with float32 accumulation (oneDNN; a CPU with AVX512_BF16 or
+     * AMX-BF16), everything else float32 (master weights, optimizer state, norms, softmax, loss, checkpoints, the
+     * parameter server). A host that cannot run bf16 refuses the run (it does not fall back to fp32).
+     */
+    public static final Gemm.Precision DEFAULT_PRECISION = Gemm.Precision.FP32;
 
     /** min_lr when not given: a tenth of the peak. */
     public static double defaultMinLr(double lr) {
@@ -34,7 +41,15 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
         return Math.min(100, steps / 10);
     }
 
+    /** Without a precision: {@link #DEFAULT_PRECISION}. */
+    public TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps, AdamW.Settings adamW, long seed,
+                         int evalEvery, int evalBatches, int logEvery, int ckptEvery, double valFraction, int frozenChains) {
+        this(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches, logEvery, ckptEvery, valFraction,
+                frozenChains, DEFAULT_PRECISION);
+    }
+
     public TrainSettings {
+        java.util.Objects.requireNonNull(precision, "precision");
         if (batchSize < 1 || seqLen < 1 || steps < 1) {
             throw new IllegalArgumentException("batch_size, seq_len and steps must be >= 1, got " + batchSize + ", " + seqLen + ", " + steps);
         }
@@ -69,11 +84,16 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
 
     public TrainSettings withSteps(long newSteps) {
         return new TrainSettings(batchSize, seqLen, newSteps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
-                logEvery, ckptEvery, valFraction, frozenChains);
+                logEvery, ckptEvery, valFraction, frozenChains, precision);
+    }
+
+    public TrainSettings withPrecision(Gemm.Precision p) {
+        return new TrainSettings(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
+                logEvery, ckptEvery, valFraction, frozenChains, p);
     }
 
     public TrainSettings withFrozenChains(int frozen) {
         return new TrainSettings(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
-                logEvery, ckptEvery, valFraction, frozen);
+                logEvery, ckptEvery, valFraction, frozen, precision);
     }
 }
