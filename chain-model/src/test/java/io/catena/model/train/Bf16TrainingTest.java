@@ -85,6 +85,65 @@ class Bf16TrainingTest {
                 "bf16 gave fp32's exact weights: it did not run");
     }
 
+    /**
+     * The backward pass in bf16 (every layer's gradient GEMMs: dX and dW, the LM head's), against fp32 on the same
+     * batch: a finite-difference check means nothing in bf16 (rounding makes the loss piecewise constant in each
+     * weight), so each parameter tensor's bf16 gradient is compared with its fp32 one (itself checked against float64
+     * finite differences by GradientCheckTest). Tolerance: each GEMM moves its output by ~1.6e-3 rms (u = 2^-9, two
+     * rounded operands, see TorchBf16ParityTest); a gradient passes the forward's 2 L + 1 GEMMs and the backward's as
+     * many again, sqrt(2 (2 L + 1)) x 1.6e-3 = 5e-3 for L = 2; bound 4x that, 2e-2, as a norm-wise relative error of
+     * every tensor (a gradient GEMM on a wrong region or with a wrong transpose is off by O(1)).
+     */
+    @Test
+    void bf16GradientsOfEveryTensorStayWithinTheBf16BoundOfFp32() {
+        Assumptions.assumeTrue(Bf16Policy.unsupportedReason(HostCpu.read()) == null,
+                () -> "bf16 cannot run here: " + Bf16Policy.unsupportedReason(HostCpu.read()));
+        ColmConfig cfg = new ColmConfig(512, 32, List.of(2, 2), 2, 0, 4.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
+                1e-5, 1e4, ColmConfig.Variant.COLM, 64, true, null);
+        int batch = 4, seq = 64;
+        io.catena.model.ParamLayout layout = new io.catena.model.ParamLayout(cfg);
+        io.catena.model.Params params = new io.catena.model.Params(layout, org.nd4j.linalg.api.buffer.DataType.FLOAT);
+        params.initialize(3, 0);
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(9);
+        for (int i = 0; i < params.buf().length(); i++) { // off the init: gains, biases and zero rows matter too
+            params.buf().set(i, params.buf().get(i) + 0.05 * (rnd.nextDouble() - 0.5));
+        }
+        int[] in = new int[batch * seq], tg = new int[batch * seq];
+        for (int i = 0; i < in.length; i++) {
+            in[i] = rnd.nextInt(cfg.vocabSize());
+            tg[i] = rnd.nextInt(cfg.vocabSize());
+        }
+        io.catena.model.Params g32 = new io.catena.model.Params(layout, org.nd4j.linalg.api.buffer.DataType.FLOAT);
+        io.catena.model.Params g16 = new io.catena.model.Params(layout, org.nd4j.linalg.api.buffer.DataType.FLOAT);
+        new io.catena.model.ColmModel(cfg, params, g32, batch, seq).forwardBackward(in, tg, 0, 0, false, 1.0);
+        io.catena.model.ColmModel m16 = new io.catena.model.ColmModel(cfg, params, g16, batch, seq);
+        Gemm.Precision outer = Gemm.usePrecision(Gemm.Precision.BF16);
+        try {
+            m16.forwardBackward(in, tg, 0, 0, false, 1.0);
+        } finally {
+            Gemm.usePrecision(outer);
+        }
+        double worst = 0;
+        String worstName = "";
+        for (io.catena.model.ParamLayout.Entry e : layout.entries()) {
+            double diff = 0, norm = 0;
+            for (long j = e.offset(); j < e.offset() + e.size(); j++) {
+                double a = g32.buf().get((int) j), b = g16.buf().get((int) j);
+                diff += (a - b) * (a - b);
+                norm += a * a;
+            }
+            double rel = Math.sqrt(diff / Math.max(norm, 1e-300));
+            assertTrue(norm > 0, e.name() + " has a zero fp32 gradient: the comparison would prove nothing");
+            assertTrue(rel < 2e-2, e.name() + ": bf16 gradient off fp32 by " + rel + " (norm-wise)");
+            if (rel > worst) {
+                worst = rel;
+                worstName = e.name();
+            }
+        }
+        assertTrue(worst > 1e-4, "bf16 gradients equal fp32 to " + worst + ": bf16 did not run");
+        System.out.println("Bf16TrainingTest: worst norm-wise bf16 gradient error " + worst + " (" + worstName + ")");
+    }
+
     @Test
     void aHostWithoutBf16RefusesTheRunBeforeItStarts() throws Exception {
         System.setProperty(HostCpu.HIDE_PROPERTY, "avx512_bf16,amx_bf16");
