@@ -27,7 +27,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  * precision (the measurement behind {@link Bf16Policy}'s rule; run with {@code -Dcatena.bf16.shapes=all} to see
  * every shape in bf16).
  *
- * <pre>java ... io.catena.bench.Bf16Bench [--config reference|wide] [--steps 20] [--warmup 4] [--out FILE]</pre>
+ * <pre>java ... io.catena.bench.Bf16Bench [--config reference|wide] [--steps 20] [--warmup 4] [--out FILE]
+ * java ... io.catena.bench.Bf16Bench --mode converge [--steps 400] [--data builtin:genesis] [--out FILE]</pre>
  * reference: vocab 4096, d 256 (chains 2,2 of head_dim 64), 4 layers, FFN 1024, T 128, B 16.
  * wide: vocab 4096, d 768 (chains 6,6), 4 layers, FFN 3072, T 512, B 4.
  */
@@ -44,7 +45,12 @@ public final class Bf16Bench {
 
     public static void main(String[] args) throws Exception {
         NativeSetup.report();
-        Map<String, String> a = io.catena.model.cli.Args.values("bench bf16", args, 0, java.util.Set.of("config", "steps", "warmup", "out"));
+        Map<String, String> a = io.catena.model.cli.Args.values("bench bf16", args, 0, java.util.Set.of("config", "steps", "warmup", "out",
+                "mode", "data"));
+        if (a.getOrDefault("mode", "speed").equals("converge")) {
+            converge(a);
+            return;
+        }
         String name = a.getOrDefault("config", "reference");
         int steps = Integer.parseInt(a.getOrDefault("steps", "20"));
         int warmup = Integer.parseInt(a.getOrDefault("warmup", "4"));
@@ -124,6 +130,58 @@ public final class Bf16Bench {
                     val[0] / 1e6 / val[1], val[1] / steps)));
             out.put("gemm_ms_per_call_by_shape", shapes);
         }
+        String json = new ObjectMapper().writeValueAsString(out);
+        System.out.println(json);
+        if (a.containsKey("out")) {
+            Files.writeString(Path.of(a.get("out")), json + "\n", java.nio.file.StandardOpenOption.CREATE,
+                    java.nio.file.StandardOpenOption.APPEND);
+        }
+    }
+
+    /**
+     * The correctness run: the tiny recipe (builtin:tiny, 400 steps) trained twice from the same init on the same
+     * data (default builtin:genesis), fp32 and bf16, their steps interleaved in this process; the final validation
+     * loss of each (fp32 evaluation, --set eval_batches 16 by default: more of the split than the recipe's 4).
+     */
+    static void converge(Map<String, String> a) throws Exception {
+        String data = a.getOrDefault("data", "builtin:genesis");
+        io.catena.model.train.Recipe base = io.catena.model.train.Recipe.resolve("builtin:tiny").with(List.of("eval_batches=16"));
+        if (a.containsKey("steps")) {
+            base = base.with(List.of("steps=" + a.get("steps")));
+        }
+        io.catena.model.train.LocalTrainer[] t = new io.catena.model.train.LocalTrainer[2];
+        String[] names = {"fp32", "bf16"};
+        for (int i = 0; i < 2; i++) {
+            io.catena.model.train.TrainSettings s = base.with(List.of("precision=" + names[i])).trainSettings();
+            var train = io.catena.model.data.DataSources.open(data, "train", s.seqLen(), s.valFraction(), s.seed(), 0, 1);
+            var val = io.catena.model.data.DataSources.open(data, "val", s.seqLen(), s.valFraction(), s.seed(), 0, 1);
+            ColmConfig cfg = base.modelConfig(train.vocabSize());
+            t[i] = new io.catena.model.train.LocalTrainer(io.catena.model.train.LocalTrainer.freshState(cfg, s.seed()), s, train, val, null,
+                    null, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()), Map.of());
+        }
+        long steps = base.trainSettings().steps();
+        double[] ms = new double[2];
+        for (long step = 1; step <= steps; step++) {
+            for (int i = 0; i < 2; i++) {
+                long t0 = System.nanoTime();
+                t[i].trainStep();
+                ms[i] += (System.nanoTime() - t0) / 1e6;
+            }
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("mode", "converge");
+        out.put("recipe", "builtin:tiny (eval_batches=16)");
+        out.put("data", data);
+        out.put("steps", steps);
+        out.put("native", NativeSetup.report().toMap());
+        out.put("bf16", Bf16Policy.describe());
+        double[] v32 = t[0].evaluate(), v16 = t[1].evaluate();
+        out.put("fp32_val_loss_per_scale", v32);
+        out.put("bf16_val_loss_per_scale", v16);
+        out.put("bf16_over_fp32_val_loss_full_model", v16[v16.length - 1] / v32[v32.length - 1]);
+        out.put("fp32_ms_per_step_mean", ms[0] / steps);
+        out.put("bf16_ms_per_step_mean", ms[1] / steps);
+        out.put("load_average", Files.readString(Path.of("/proc/loadavg")).trim());
         String json = new ObjectMapper().writeValueAsString(out);
         System.out.println(json);
         if (a.containsKey("out")) {

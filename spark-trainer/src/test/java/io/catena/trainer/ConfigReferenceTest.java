@@ -153,6 +153,7 @@ class ConfigReferenceTest {
         v.put("ckpt_every", t.ckptEvery());
         v.put("val_fraction", t.valFraction());
         v.put("frozen_chains", t.frozenChains());
+        v.put("precision", t.precision().key());
         Map<String, String> out = new LinkedHashMap<>();
         v.forEach((k, x) -> out.put(k, "`" + x + "`"));
         return out;
