@@ -109,11 +109,22 @@ public final class Dnnl {
                 }
                 return new Loaded(true, path, version, "");
             } catch (Throwable t) {
-                tried.add(c + " (" + t.getMessage() + ")");
+                tried.add(c + " (" + brief(t) + ")");
             }
         }
         return new Loaded(false, "", "", explicit != null ? "-D" + LIB_PROPERTY + "=" + explicit + " cannot be loaded: " + tried
                 : "no oneDNN library found (tried " + String.join("; ", tried) + ")");
+    }
+
+    /** A load failure in a few words: JNA's messages end in the whole class path. */
+    private static String brief(Throwable t) {
+        String m = String.valueOf(t.getMessage());
+        int cut = m.indexOf(" not found in resource path");
+        if (cut < 0) {
+            cut = m.indexOf(": Native library");
+        }
+        m = cut > 0 ? m.substring(0, cut) + ": not found" : m;
+        return m.length() > 200 ? m.substring(0, 200) + "..." : m;
     }
 
     /** oneDNN's version from {@code dnnl_version()} (a struct of three ints and two strings). */
