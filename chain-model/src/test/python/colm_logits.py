@@ -5,7 +5,8 @@
 DIR is a step directory or a checkpoint root with a `latest` file. tokens.npy is int32/int64 [B, T].
 Writes OUTDIR/logits_k{k}.npy (float32 [B, T, V]) for k = 1..n and prints one JSON line.
 float32, CPU, 2 threads. With --elastic each scale k is computed by the k-chain sub-model alone
-(forward(tokens, k)); by default one full pass yields all scales (the running sum over chains).
+(forward(tokens, k)); by default one full pass yields all scales (the running sum over chains). With
+--bf16-operands, Catena's precision=bf16 emulated (torch_colm.GEMM_OPERANDS).
 """
 import argparse
 import json
@@ -27,11 +28,15 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--elastic", action="store_true", help="compute scale k with forward(tokens, k)")
+    ap.add_argument("--bf16-operands", action="store_true",
+                    help="emulate Catena's precision=bf16: both operands of every linear rounded to bf16, fp32 products")
     ap.add_argument("--strict-order", action="store_true",
                     help="fail (not warn) when model.json's tensor order differs from ours")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
+    if a.bf16_operands:
+        tc.GEMM_OPERANDS["round"] = tc.round_to_bf16
     t0 = time.perf_counter()
     model = tc.load_catena(a.ckpt, dtype=torch.float32, strict_order=a.strict_order)
     cfg = model.cfg

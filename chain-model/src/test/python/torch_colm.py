@@ -37,6 +37,17 @@ class CatenaFormatError(ValueError):
 # Configuration
 # ----------------------------------------------------------------------------------------------
 
+def round_to_bf16(t: torch.Tensor) -> torch.Tensor:
+    """t rounded to bf16 (round to nearest even) and back to its dtype."""
+    return t.to(torch.bfloat16).to(t.dtype)
+
+
+# Catena's precision=bf16, emulated: GEMM_OPERANDS["round"] = round_to_bf16 rounds both operands of every linear
+# (the chain linears and the LM head) to bf16 before an fp32 product; the attention core, norms and softmax
+# stay fp32, as in Catena. None (default): plain fp32.
+GEMM_OPERANDS = {"round": None}
+
+
 @dataclass
 class ColmConfig:
     vocab_size: int
@@ -254,7 +265,10 @@ class ChainLinear(nn.Module):
             lin = getattr(self, f"c{i}")
             p = self.in_prefix[i]
             xi = x if x.shape[-1] == p else x[:, :p]
-            outs.append(F.linear(xi, lin.weight, lin.bias))
+            w = lin.weight
+            if GEMM_OPERANDS["round"] is not None:
+                xi, w = GEMM_OPERANDS["round"](xi), GEMM_OPERANDS["round"](w)
+            outs.append(F.linear(xi, w, lin.bias))
         return outs[0] if k == 1 else torch.cat(outs, dim=-1)
 
 
@@ -457,7 +471,10 @@ class ColmModel(nn.Module):
         logits, acc = [], None
         for i in range(k):
             hi = h if (k == 1 and h.shape[-1] == D[0]) else h[:, off[i]:off[i] + D[i]]
-            acc = hi.mm(self.head.chain(i)) if acc is None else torch.addmm(acc, hi, self.head.chain(i))
+            w = self.head.chain(i)
+            if GEMM_OPERANDS["round"] is not None:
+                hi, w = GEMM_OPERANDS["round"](hi), GEMM_OPERANDS["round"](w)
+            acc = hi.mm(w) if acc is None else torch.addmm(acc, hi, w)
             logits.append(acc.view(B, T, V))
         return logits
 

@@ -101,6 +101,11 @@ final class WorkerTask implements Serializable {
         int threads = spec.kernelThreads() > 0 ? spec.kernelThreads()
                 : Math.max(1, Integer.parseInt(SparkEnv.get().conf().get("spark.task.cpus", "1")));
         Parallel.setThreads(threads);
+        try {
+            io.catena.model.kernel.Gemm.checkSupported(settings.precision()); // every executor, before it connects
+        } catch (UnsupportedOperationException e) {
+            throw new io.catena.model.NotRetryableException(e.getMessage(), e); // the same host refuses again
+        }
         int gpu = GpuBinding.bind(tc);
         String host = SparkEnv.get().blockManager().blockManagerId().host();
         this.sameJvm = ProcessHandle.current().pid() == spec.driverPid() && JobSpec.THIS_JVM.equals(spec.driverHostId());
@@ -162,6 +167,10 @@ final class WorkerTask implements Serializable {
         Map<String, Object> engine = report("engine"); // this executor's native path and measured GEMM speed
         engine.put("host", host);
         engine.putAll(io.catena.model.kernel.NativeSetup.report().toMap());
+        engine.put("precision", settings.precision().key());
+        if (settings.precision() == io.catena.model.kernel.Gemm.Precision.BF16) {
+            engine.put("bf16_gemm", io.catena.model.kernel.Bf16Policy.describe());
+        }
         tel.send(engine);
         if (rank == 0) {
             Map<String, Object> m = report("stage");
@@ -370,6 +379,16 @@ final class WorkerTask implements Serializable {
 
     /** This task's share of the step's gradient in {@code grads}; the per-scale losses, or null on a pipeline stage but the last. */
     private double[] forwardBackward(long nextStep, int[] in, int[] tg) {
+        // the recipe's precision for this step's GEMMs; evaluation and the server stay fp32
+        var outer = io.catena.model.kernel.Gemm.usePrecision(settings.precision());
+        try {
+            return forwardBackwardIn(nextStep, in, tg);
+        } finally {
+            io.catena.model.kernel.Gemm.usePrecision(outer);
+        }
+    }
+
+    private double[] forwardBackwardIn(long nextStep, int[] in, int[] tg) {
         if (pipe == null) {
             return model.forwardBackward(in, tg, 0, frozen, false, 1.0);
         }

@@ -67,6 +67,73 @@ public final class Gemm {
         }
     }
 
+    /**
+     * The precision of GEMM operands: {@link #FP32}, or {@link #BF16} (operands rounded to bf16, products summed and
+     * written in float32, through oneDNN: {@link Bf16Gemm}); the recipe key {@code precision}. Only float32 GEMMs
+     * are affected (float64 gradient checks never run in bf16), and under BF16 only the shapes
+     * {@link Bf16Policy#useBf16} picks.
+     */
+    public enum Precision {
+        FP32, BF16;
+
+        /** The precision a recipe value names ({@code fp32} or {@code bf16}). */
+        public static Precision parse(String name) {
+            return switch (name.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "fp32", "float32" -> FP32;
+                case "bf16", "bfloat16" -> BF16;
+                default -> throw new IllegalArgumentException("precision must be fp32 or bf16, got '" + name + "'");
+            };
+        }
+
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    private static volatile Precision precision = Precision.FP32;
+
+    /**
+     * Sets the process's GEMM precision and returns the one it replaces (trainers set theirs for a step and put the
+     * previous one back). BF16 is refused, with an {@link UnsupportedOperationException} naming what is missing and
+     * what to do, on a CPU without AVX512_BF16 or AMX-BF16 or without a oneDNN library
+     * ({@link Bf16Policy#unsupportedReason}): a slower, emulated bf16 is never run silently.
+     */
+    public static Precision usePrecision(Precision p) {
+        java.util.Objects.requireNonNull(p);
+        if (p == Precision.BF16) {
+            checkSupported(p);
+        }
+        Precision old = precision;
+        precision = p;
+        return old;
+    }
+
+    /** Throws the refusal of {@link #usePrecision} where p cannot run on this host; nothing else. */
+    public static void checkSupported(Precision p) {
+        if (p != Precision.BF16) {
+            return;
+        }
+        String hidden = System.getProperty(HostCpu.HIDE_PROPERTY, "");
+        String[] cached = BF16_CHECK;
+        String why;
+        if (cached != null && cached[0].equals(hidden)) {
+            why = cached[1];
+        } else {
+            why = Bf16Policy.unsupportedReason(HostCpu.read());
+            BF16_CHECK = new String[] {hidden, why};
+        }
+        if (why != null) {
+            throw new UnsupportedOperationException(why);
+        }
+    }
+
+    /** The last bf16 check: {hidden flags, reason or null} (reading /proc/cpuinfo once per step is waste). */
+    private static volatile String[] BF16_CHECK;
+
+    public static Precision precision() {
+        return precision;
+    }
+
     /** Switches the GEMM engine at run time (benchmarks' A/B runs). */
     public static void use(Engine e) {
         engine = java.util.Objects.requireNonNull(e);
@@ -199,7 +266,10 @@ public final class Gemm {
         MULTIPLY_ADDS.add((long) m * n * k);
         long t0 = System.nanoTime();
         Engine e = engine;
-        if (e == Engine.SPLIT) {
+        boolean bf16 = precision == Precision.BF16 && a.dataType() == DataType.FLOAT && Bf16Policy.useBf16(m, n, k);
+        if (bf16) {
+            Bf16Gemm.mm(a, transA, b, transB, c, accumulate, m, n, k);
+        } else if (e == Engine.SPLIT) {
             split(a, transA, b, transB, c, accumulate, m, n, k);
         } else if (e == Engine.OPENBLAS_THREADS) {
             blasThreads(Parallel.threads());
@@ -211,10 +281,11 @@ public final class Gemm {
             MMulTranspose t = transA ? (transB ? TT : TN) : (transB ? NT : NN);
             Nd4j.exec(new Mmul(a.nd(), b.nd(), c.nd(), 1.0, 1.0, t));
         }
+        Bf16Gemm.written(c);
         long dt = System.nanoTime() - t0;
         NANOS.add(dt);
         if (BY_SHAPE != null) {
-            String key = m + "x" + n + "x" + k + (transA ? " tA" : "") + (transB ? " tB" : "") + (accumulate ? " acc" : "")
+            String key = (bf16 ? "bf16 " : "") + m + "x" + n + "x" + k + (transA ? " tA" : "") + (transB ? " tB" : "") + (accumulate ? " acc" : "")
                     + (a.isContiguous() ? "" : " sA") + (c.isContiguous() ? "" : " sC");
             BY_SHAPE.computeIfAbsent(key, x -> new long[2]);
             long[] v = BY_SHAPE.get(key);

@@ -29,14 +29,37 @@ public record HostCpu(String arch, String vendor, String modelName, String part,
 
     private static final Set<String> AVX512_CORE = Set.of("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd");
 
+    /**
+     * Flags to treat as absent, comma-separated ({@code -Dcatena.cpu.hide=avx512_bf16,amx_bf16}): shows what a host
+     * without them gets (tests of the precision=bf16 refusal; diagnosis).
+     */
+    public static final String HIDE_PROPERTY = "catena.cpu.hide";
+
     /** The host's CPU; an empty description where /proc/cpuinfo cannot be read (OpenBLAS then decides alone). */
     public static HostCpu read() {
         String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);
         try {
-            return parse(arch, Files.readString(Path.of("/proc/cpuinfo")));
+            return parse(arch, Files.readString(Path.of("/proc/cpuinfo"))).hiding(System.getProperty(HIDE_PROPERTY, ""));
         } catch (IOException | RuntimeException e) {
             return new HostCpu(normalArch(arch), "", "", "", Set.of());
         }
+    }
+
+    /** This CPU without the comma-separated flags named. */
+    public HostCpu hiding(String names) {
+        if (names == null || names.isBlank()) {
+            return this;
+        }
+        Set<String> kept = new TreeSet<>(flags);
+        for (String n : names.split(",")) {
+            kept.remove(n.trim().toLowerCase(Locale.ROOT));
+        }
+        return new HostCpu(arch, vendor, modelName, part, Set.copyOf(kept));
+    }
+
+    /** Whether the CPU multiplies bf16 natively: AVX512_BF16 (Zen 4+, Cooper Lake+) or AMX-BF16 (Sapphire Rapids+). */
+    public boolean bf16() {
+        return x86() && (flags.contains("avx512_bf16") || flags.contains("amx_bf16"));
     }
 
     /** Parses the first processor's entry of a {@code /proc/cpuinfo} text (x86 "flags", aarch64 "Features"). */

@@ -3,6 +3,7 @@ package io.catena.model.layers;
 import io.catena.model.ColmConfig;
 import io.catena.model.Params;
 import io.catena.model.kernel.AttentionKernels;
+import io.catena.model.kernel.Bf16Gemm;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.FlashAttention;
 import io.catena.model.kernel.FlashAttentionScalar;
@@ -231,10 +232,12 @@ public final class Attention {
     public void forward(Mat h, Mat y, int k) {
         int heads = cfg.headsUpTo(k);
         long t = Prof.start();
-        qProj.forward(h, s.q, k);
-        if (kProj != null) {
-            kProj.forward(h, s.k, k);
-            vProj.forward(h, s.v, k);
+        try (var reuse = Bf16Gemm.reuse()) { // h converted to bf16 once for q, k and v
+            qProj.forward(h, s.q, k);
+            if (kProj != null) {
+                kProj.forward(h, s.k, k);
+                vProj.forward(h, s.v, k);
+            }
         }
         Prof.stop("att.fwd.qkv", t);
         t = Prof.start();
@@ -312,10 +315,12 @@ public final class Attention {
         mergeKv(s.dVh, s.dv, first, heads, false, vCol);
         Prof.stop("att.bwd.merge", t);
         t = Prof.start();
-        qProj.backward(h, s.dq, dh, k, firstTrainable, accParams, accInput);
-        if (kProj != null) {
-            kProj.backward(h, s.dk, dh, k, firstTrainable, accParams, true);
-            vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
+        try (var reuse = Bf16Gemm.reuse()) {
+            qProj.backward(h, s.dq, dh, k, firstTrainable, accParams, accInput);
+            if (kProj != null) {
+                kProj.backward(h, s.dk, dh, k, firstTrainable, accParams, true);
+                vProj.backward(h, s.dv, dh, k, firstTrainable, accParams, true);
+            }
         }
         Prof.stop("att.bwd.qkv", t);
     }

@@ -1,6 +1,7 @@
 package io.catena.model.layers;
 
 import io.catena.model.Params;
+import io.catena.model.kernel.Bf16Gemm;
 import io.catena.model.kernel.Gemm;
 import io.catena.model.kernel.Kernels;
 import io.catena.model.kernel.Mat;
@@ -92,11 +93,13 @@ public final class ChainLinear {
 
     /** y[:, :outWidth(k)] = chain-linear(x) for output chains < k. */
     public void forward(Mat x, Mat y, int k) {
-        for (int i = 0; i < active(k); i++) {
-            Mat yi = y.colsCached(outOffset[i], outWidth[i]);
-            Gemm.mm(x.colsCached(0, inPrefix[i]), false, weight[i], true, yi, false);
-            if (bias[i] != null) {
-                Kernels.addRowVector(yi, bias[i]);
+        try (var reuse = Bf16Gemm.reuse()) { // under bf16: x converted once for every chain's GEMM
+            for (int i = 0; i < active(k); i++) {
+                Mat yi = y.colsCached(outOffset[i], outWidth[i]);
+                Gemm.mm(x.colsCached(0, inPrefix[i]), false, weight[i], true, yi, false);
+                if (bias[i] != null) {
+                    Kernels.addRowVector(yi, bias[i]);
+                }
             }
         }
     }
@@ -110,6 +113,12 @@ public final class ChainLinear {
      * gradient feeds only frozen parameters. With firstTrainable = 0 this is the full backward.
      */
     public void backward(Mat x, Mat dy, Mat dx, int k, int firstTrainable, boolean accumulateParams, boolean accumulateInput) {
+        try (var reuse = Bf16Gemm.reuse()) { // under bf16: x and dy converted once for every chain's GEMMs
+            backwardChains(x, dy, dx, k, firstTrainable, accumulateParams, accumulateInput);
+        }
+    }
+
+    private void backwardChains(Mat x, Mat dy, Mat dx, int k, int firstTrainable, boolean accumulateParams, boolean accumulateInput) {
         int frozenIn = narrowInputGradient ? frozenInWidth(firstTrainable) : 0;
         for (int i = active(k) - 1; i >= 0; i--) {
             if (chainBase + i < firstTrainable) {

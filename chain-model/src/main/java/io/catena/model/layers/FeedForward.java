@@ -2,6 +2,7 @@ package io.catena.model.layers;
 
 import io.catena.model.ColmConfig;
 import io.catena.model.Params;
+import io.catena.model.kernel.Bf16Gemm;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
@@ -65,9 +66,11 @@ public final class FeedForward {
 
     public void forward(Mat h, Mat y, int k) {
         int f = cfg.ffnPrefixWidth(k);
-        up.forward(h, u, k);
-        if (swiglu) {
-            gate.forward(h, g, k);
+        try (var reuse = Bf16Gemm.reuse()) { // h converted to bf16 once for up and gate
+            up.forward(h, u, k);
+            if (swiglu) {
+                gate.forward(h, g, k);
+            }
         }
         activate(f);
         down.forward(act, y, k);
@@ -81,9 +84,11 @@ public final class FeedForward {
         int f = cfg.ffnPrefixWidth(k);
         down.backward(act, dy, s.dAct, k, firstTrainable, accParams, false);
         activationBackward(cfg.ffnPrefixWidth(Math.min(Math.max(firstTrainable, 0), k)), f);
-        up.backward(h, s.dUp, dh, k, firstTrainable, accParams, accInput);
-        if (swiglu) {
-            gate.backward(h, s.dGate, dh, k, firstTrainable, accParams, true);
+        try (var reuse = Bf16Gemm.reuse()) {
+            up.backward(h, s.dUp, dh, k, firstTrainable, accParams, accInput);
+            if (swiglu) {
+                gate.backward(h, s.dGate, dh, k, firstTrainable, accParams, true);
+            }
         }
     }
 

@@ -2,6 +2,7 @@ package io.catena.model.layers;
 
 import io.catena.model.ColmConfig;
 import io.catena.model.Params;
+import io.catena.model.kernel.Bf16Gemm;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.Gemm;
 import io.catena.model.kernel.Kernels;
@@ -46,6 +47,12 @@ public final class LmHead {
 
     /** Logits of scales 1..k from the final-normed hidden state h. */
     public void forward(Mat h, int k) {
+        try (var reuse = Bf16Gemm.reuse()) { // under bf16: h converted once for every chain
+            forwardChains(h, k);
+        }
+    }
+
+    private void forwardChains(Mat h, int k) {
         for (int i = 0; i < k; i++) {
             Mat hi = h.colsCached(cfg.chainOffset(i), cfg.chainWidth(i));
             if (i == 0) {
@@ -163,10 +170,13 @@ public final class LmHead {
      * written and head gradients written or accumulated; the frozen chains' columns of dh are left as they are.
      */
     public void backward(Mat h, Mat dh, int k, int firstTrainable, boolean accumulateParams) {
-        for (int i = Math.max(firstTrainable, 0); i < k; i++) {
-            Mat hi = h.colsCached(cfg.chainOffset(i), cfg.chainWidth(i));
-            Gemm.mm(hi, true, logits[i], false, grad[i], accumulateParams);
-            Gemm.mm(logits[i], false, weight[i], true, dh.colsCached(cfg.chainOffset(i), cfg.chainWidth(i)), false);
+        // under bf16: h and each logit gradient converted once for both GEMMs (dh's storage is not h's)
+        try (var reuse = Bf16Gemm.reuse()) {
+            for (int i = Math.max(firstTrainable, 0); i < k; i++) {
+                Mat hi = h.colsCached(cfg.chainOffset(i), cfg.chainWidth(i));
+                Gemm.mm(hi, true, logits[i], false, grad[i], accumulateParams);
+                Gemm.mm(logits[i], false, weight[i], true, dh.colsCached(cfg.chainOffset(i), cfg.chainWidth(i)), false);
+            }
         }
     }
 }

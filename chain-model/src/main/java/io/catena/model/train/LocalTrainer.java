@@ -8,6 +8,7 @@ import io.catena.model.Params;
 import io.catena.model.data.TokenBatchSource;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.TrainingState;
+import io.catena.model.kernel.Gemm;
 import io.catena.model.kernel.NativeSetup;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
@@ -60,6 +61,7 @@ public final class LocalTrainer {
                         String checkpointRoot, Path metricsFile, PrintStream out, Map<String, Object> info) {
         this.cfg = state.config();
         this.settings = settings;
+        Gemm.checkSupported(settings.precision()); // precision=bf16 on a host without it: refused before anything runs
         this.train = train;
         this.val = val;
         this.checkpointRoot = checkpointRoot;
@@ -166,7 +168,9 @@ public final class LocalTrainer {
     private Map<String, Object> info() {
         Map<String, Object> m = new LinkedHashMap<>(info);
         m.put("data", train.describe());
-        m.put("gemm", NativeSetup.report().toMap()); // the native path this process trained on
+        Map<String, Object> gemm = new LinkedHashMap<>(NativeSetup.report().toMap()); // the native path this process trained on
+        gemm.put("precision", settings.precision().key());
+        m.put("gemm", gemm);
         m.put("seed", settings.seed());
         m.put("steps_planned", settings.steps());
         m.put("lr_schedule", schedule.toMap()); // a resume with another --steps continues it
@@ -179,7 +183,12 @@ public final class LocalTrainer {
         long last = untilStep > 0 ? untilStep : settings.steps();
         double[] losses = new double[cfg.numChains()];
         if (!engineRecorded) {
-            metric("engine", NativeSetup.report().toMap()); // which GEMM path and how fast, once per run
+            Map<String, Object> engine = new LinkedHashMap<>(NativeSetup.report().toMap()); // which GEMM path and how fast, once per run
+            engine.put("precision", settings.precision().key());
+            if (settings.precision() == Gemm.Precision.BF16) {
+                engine.put("bf16_gemm", io.catena.model.kernel.Bf16Policy.describe());
+            }
+            metric("engine", engine);
             engineRecorded = true;
             guard.baseline(AdamW.norm(params)); // the parameters this run starts from
         }
@@ -239,7 +248,13 @@ public final class LocalTrainer {
     public double[] trainStep() {
         train.nextBatch(window, settings.batchSize());
         splitWindows(window, settings.batchSize(), settings.seqLen(), inputs, targets);
-        double[] losses = model.forwardBackward(inputs, targets, 0, frozenChains, false, 1.0);
+        double[] losses;
+        Gemm.Precision outer = Gemm.usePrecision(settings.precision()); // the recipe's precision for this step's GEMMs
+        try {
+            losses = model.forwardBackward(inputs, targets, 0, frozenChains, false, 1.0);
+        } finally {
+            Gemm.usePrecision(outer);
+        }
         step++;
         double norm = adamW.gradientNorm(grads);
         if (guard.accept(step, norm, losses)) {
@@ -279,7 +294,16 @@ public final class LocalTrainer {
 
     /** Mean validation loss per scale over the first eval_batches batches of the validation split ({@link Evaluator}). */
     public double[] evaluate() {
-        return val == null ? new double[0] : Evaluator.evaluate(model, val, settings.evalBatches());
+        if (val == null) {
+            return new double[0];
+        }
+        // always fp32, whatever the training precision: the figure catena eval gives for the (fp32) checkpoint
+        Gemm.Precision outer = Gemm.usePrecision(Gemm.Precision.FP32);
+        try {
+            return Evaluator.evaluate(model, val, settings.evalBatches());
+        } finally {
+            Gemm.usePrecision(outer);
+        }
     }
 
     private void evaluateAndReport() {

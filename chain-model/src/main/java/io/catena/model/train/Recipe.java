@@ -27,7 +27,8 @@ public final class Recipe {
             "vocab_size", "head_dim", "chains", "layers", "kv_heads", "ffn_mult", "activation", "norm", "norm_eps",
             "rope_theta", "variant", "max_seq_len", "bias", "loss_weights", "d_model", "heads",
             "batch_size", "seq_len", "steps", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "adam_eps",
-            "clip_norm", "growth_warmup_steps", "growth_lr_rewarm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every", "val_fraction", "frozen_chains")));
+            "clip_norm", "growth_warmup_steps", "growth_lr_rewarm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every",
+            "val_fraction", "frozen_chains", "precision")));
 
     private final Map<String, String> values;
     private final String source;
@@ -197,7 +198,19 @@ public final class Recipe {
                 integer("eval_batches", TrainSettings.DEFAULT_EVAL_BATCHES), integer("log_every", TrainSettings.DEFAULT_LOG_EVERY),
                 integer("ckpt_every", TrainSettings.DEFAULT_CKPT_EVERY), dbl("val_fraction", TrainSettings.DEFAULT_VAL_FRACTION),
                 integer("frozen_chains", TrainSettings.DEFAULT_FROZEN_CHAINS),
-                dbl("growth_lr_rewarm", TrainSettings.DEFAULT_GROWTH_LR_REWARM));
+                dbl("growth_lr_rewarm", TrainSettings.DEFAULT_GROWTH_LR_REWARM), precision());
+    }
+
+    private io.catena.model.kernel.Gemm.Precision precision() {
+        String v = values.get("precision");
+        if (v == null) {
+            return TrainSettings.DEFAULT_PRECISION;
+        }
+        try {
+            return io.catena.model.kernel.Gemm.Precision.parse(v);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("recipe " + source + ": " + e.getMessage());
+        }
     }
 
     private <E extends Enum<E>> E enumValue(String key, Class<E> type, E dflt) {

@@ -1,12 +1,14 @@
 package io.catena.model.train;
 
+import io.catena.model.kernel.Gemm;
 import io.catena.model.optim.AdamW;
 import io.catena.model.optim.LrSchedule;
 
 /** Training knobs of a recipe (see cluster-conf/recipes/*.properties for one comment per knob). */
 public record TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps,
                             AdamW.Settings adamW, long seed, int evalEvery, int evalBatches, int logEvery,
-                            int ckptEvery, double valFraction, int frozenChains, double growthLrRewarm) {
+                            int ckptEvery, double valFraction, int frozenChains, double growthLrRewarm,
+                            Gemm.Precision precision) {
 
     // ---- defaults: what a recipe that leaves a key out gets (Recipe only parses; the values live here) ----
 
@@ -31,12 +33,12 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
      */
     public static final double DEFAULT_GROWTH_LR_REWARM = 1.0;
 
-    /** The settings without growth_lr_rewarm (its default). */
-    public TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps, AdamW.Settings adamW,
-                         long seed, int evalEvery, int evalBatches, int logEvery, int ckptEvery, double valFraction, int frozenChains) {
-        this(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches, logEvery, ckptEvery, valFraction,
-                frozenChains, DEFAULT_GROWTH_LR_REWARM);
-    }
+    /**
+     * fp32, or bf16: GEMM operands rounded to bf16 with float32 accumulation (oneDNN; a CPU with AVX512_BF16 or
+     * AMX-BF16), everything else float32 (master weights, optimizer state, norms, softmax, loss, checkpoints, the
+     * parameter server). A host that cannot run bf16 refuses the run (it does not fall back to fp32).
+     */
+    public static final Gemm.Precision DEFAULT_PRECISION = Gemm.Precision.FP32;
 
     /** min_lr when not given: a tenth of the peak. */
     public static double defaultMinLr(double lr) {
@@ -48,7 +50,15 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
         return Math.min(100, steps / 10);
     }
 
+    /** Without growth_lr_rewarm and precision: their defaults. */
+    public TrainSettings(int batchSize, int seqLen, long steps, double lr, double minLr, long warmupSteps, AdamW.Settings adamW, long seed,
+                         int evalEvery, int evalBatches, int logEvery, int ckptEvery, double valFraction, int frozenChains) {
+        this(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches, logEvery, ckptEvery, valFraction,
+                frozenChains, DEFAULT_GROWTH_LR_REWARM, DEFAULT_PRECISION);
+    }
+
     public TrainSettings {
+        java.util.Objects.requireNonNull(precision, "precision");
         if (batchSize < 1 || seqLen < 1 || steps < 1) {
             throw new IllegalArgumentException("batch_size, seq_len and steps must be >= 1, got " + batchSize + ", " + seqLen + ", " + steps);
         }
@@ -101,11 +111,16 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
 
     public TrainSettings withSteps(long newSteps) {
         return new TrainSettings(batchSize, seqLen, newSteps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
-                logEvery, ckptEvery, valFraction, frozenChains, growthLrRewarm);
+                logEvery, ckptEvery, valFraction, frozenChains, growthLrRewarm, precision);
+    }
+
+    public TrainSettings withPrecision(Gemm.Precision p) {
+        return new TrainSettings(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
+                logEvery, ckptEvery, valFraction, frozenChains, growthLrRewarm, p);
     }
 
     public TrainSettings withFrozenChains(int frozen) {
         return new TrainSettings(batchSize, seqLen, steps, lr, minLr, warmupSteps, adamW, seed, evalEvery, evalBatches,
-                logEvery, ckptEvery, valFraction, frozen, growthLrRewarm);
+                logEvery, ckptEvery, valFraction, frozen, growthLrRewarm, precision);
     }
 }

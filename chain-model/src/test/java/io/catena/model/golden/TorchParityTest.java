@@ -106,7 +106,7 @@ class TorchParityTest {
         return log;
     }
 
-    private static void writeInt32(Path file, int[] data, int rows, int cols) throws IOException {
+    static void writeInt32(Path file, int[] data, int rows, int cols) throws IOException {
         try (OutputStream o = Files.newOutputStream(file)) {
             io.catena.model.io.Npy.writeInt32(o, new int[] {rows, cols}, data);
         }
