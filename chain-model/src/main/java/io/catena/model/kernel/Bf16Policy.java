@@ -47,9 +47,24 @@ public final class Bf16Policy {
         return (long) m * n * k >= MIN_MULTIPLY_ADDS && k < MAX_K_RATIO * Math.max(m, n);
     }
 
+    /**
+     * Tests only: lets bf16 run on a host without bf16 units when oneDNN computes its bf16 GEMM there anyway (emulated,
+     * slow: never for training), so the bf16 numerics are checked on every CI host, not only on those with the units.
+     */
+    private static volatile boolean emulationForTests;
+
+    /** See {@link #emulationForTests}; tests switch it on around their bf16 checks and off after. */
+    public static void allowEmulationForTests(boolean allow) {
+        emulationForTests = allow;
+    }
+
+    public static boolean emulationAllowedForTests() {
+        return emulationForTests;
+    }
+
     /** Null when bf16 can run on this host, else what is missing and what to do. */
     public static String unsupportedReason(HostCpu cpu) {
-        if (!cpu.bf16()) {
+        if (!cpu.bf16() && !(emulationForTests && Dnnl.bf16Works())) {
             return "precision=bf16 needs a CPU that multiplies bf16 natively (the AVX512_BF16 or AMX-BF16 instructions: AMD Zen 4 "
                     + "or later, Intel Cooper Lake / Sapphire Rapids or later); this host's " + cpu.describe()
                     + " has neither (no avx512_bf16 or amx_bf16 in /proc/cpuinfo). Use precision=fp32 (--set precision=fp32).";

@@ -183,6 +183,22 @@ public final class Dnnl {
         }
     }
 
+    /** True when oneDNN is loaded and its bf16 GEMM computes a 2x2x2 product right on this CPU (natively or emulated). */
+    public static boolean bf16Works() {
+        if (!available()) {
+            return false;
+        }
+        try (org.bytedeco.javacpp.ShortPointer a = new org.bytedeco.javacpp.ShortPointer(4);
+             org.bytedeco.javacpp.FloatPointer c = new org.bytedeco.javacpp.FloatPointer(4)) {
+            short one = (short) (Float.floatToRawIntBits(1f) >>> 16), two = (short) (Float.floatToRawIntBits(2f) >>> 16);
+            a.put(0, one).put(1, two).put(2, two).put(3, one);
+            gemmBf16(false, false, 2, 2, 2, a.address(), 2, a.address(), 2, 0f, c.address(), 2);
+            return c.get(0) == 5f && c.get(1) == 4f && c.get(2) == 4f && c.get(3) == 5f; // [[1,2],[2,1]]^2
+        } catch (RuntimeException | UnsatisfiedLinkError e) {
+            return false;
+        }
+    }
+
     /** Row-major {@code C = alpha op(A) op(B) + beta C}, A and B bf16 (addresses), C fp32; single-threaded. */
     static void gemmBf16(boolean transA, boolean transB, int m, int n, int k, long a, int lda, long b, int ldb, float beta, long c, int ldc) {
         oneThread();

@@ -113,7 +113,7 @@ public final class Gemm {
         if (p != Precision.BF16) {
             return;
         }
-        String hidden = System.getProperty(HostCpu.HIDE_PROPERTY, "");
+        String hidden = System.getProperty(HostCpu.HIDE_PROPERTY, "") + (Bf16Policy.emulationAllowedForTests() ? "|emulated" : "");
         String[] cached = BF16_CHECK;
         String why;
         if (cached != null && cached[0].equals(hidden)) {
@@ -127,7 +127,7 @@ public final class Gemm {
         }
     }
 
-    /** The last bf16 check: {hidden flags, reason or null} (reading /proc/cpuinfo once per step is waste). */
+    /** The last bf16 check: {hidden flags (+ test emulation), reason or null} (reading /proc/cpuinfo once per step is waste). */
     private static volatile String[] BF16_CHECK;
 
     public static Precision precision() {

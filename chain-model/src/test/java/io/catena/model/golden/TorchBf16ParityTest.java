@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -46,9 +47,16 @@ import org.nd4j.linalg.api.buffer.DataType;
  */
 class TorchBf16ParityTest {
 
+    @AfterEach
+    void noEmulationAfterwards() {
+        Bf16Policy.allowEmulationForTests(false);
+    }
+
+
     @ParameterizedTest
     @MethodSource("io.catena.model.golden.TorchParityTest#configs")
     void bf16LogitsMatchPyTorchWithTheSameRoundingAndStayNearFp32(ColmConfig cfg, @TempDir Path dir) throws Exception {
+        Bf16Policy.allowEmulationForTests(true); // the numerics are checked on every host whose oneDNN computes bf16
         Assumptions.assumeTrue(Bf16Policy.unsupportedReason(HostCpu.read()) == null,
                 () -> "bf16 cannot run here: " + Bf16Policy.unsupportedReason(HostCpu.read()));
         int batch = 4, seq = Math.min(64, cfg.maxSeqLen()); // 256 rows: every GEMM passes bf16's 2^20 multiply-adds
