@@ -115,7 +115,7 @@ final class ClientSessions {
 
     /** The client's PROOF ({@code frame}, opened under the session key): the session is established, or it is dropped. */
     void onProof(ClientSession s, MessageHeader rx, DirectBuffer frame) {
-        byte[] proof = ServerConductor.payloadBytes(rx, frame);
+        byte[] proof = rx.payloadBytes();
         if (!s.keys.verifyProof(Handshake.CLIENT, s.transcript, proof)) {
             failHandshake(s, rx.correlationId(), "the client's proof does not verify: it does not hold this job's secret ("
                     + Configuration.SECRET_FILE_PROP + ")");

@@ -275,10 +275,4 @@ final class ServerConductor implements Agent {
         }
     }
 
-    /** The payload of the message {@code rx} wraps in {@code buffer}, copied. */
-    static byte[] payloadBytes(MessageHeader rx, DirectBuffer buffer) {
-        byte[] b = new byte[rx.payloadLength()];
-        buffer.getBytes(rx.payloadOffset(), b);
-        return b;
-    }
 }
