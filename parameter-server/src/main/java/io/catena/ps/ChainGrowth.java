@@ -119,7 +119,7 @@ final class ChainGrowth {
         long corr = rx.correlationId();
         Map<String, Object> req;
         try {
-            req = JSON.readValue(ServerConductor.payloadBytes(rx, buffer), Map.class);
+            req = JSON.readValue(rx.payloadBytes(), Map.class);
         } catch (Exception e) {
             sender.reject(s, RejectReason.BAD_REQUEST, corr, "GROW payload is not JSON: " + e.getMessage());
             return;

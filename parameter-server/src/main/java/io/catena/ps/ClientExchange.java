@@ -83,7 +83,7 @@ final class ClientExchange implements AutoCloseable {
         this.secret = ctx.secret.clone();
         this.framer = new Framer(KeySchedule.handshakeKey(secret));
         this.idle = Transport.idleStrategy(ctx.idleStrategy, Configuration.IDLE_STRATEGY_PROP);
-        this.jobId = KeySchedule.jobId(ctx.jobName);
+        this.jobId = ctx.jobId;
         SharedDriver d = null;
         Aeron a = null;
         Subscription sub = null;
@@ -92,14 +92,14 @@ final class ClientExchange implements AutoCloseable {
             d = ctx.embeddedDriver ? SharedDriver.acquire(ctx.aeronDirectoryName, ctx.termLength, ctx.idleStrategy) : null;
             a = Aeron.connect(new Aeron.Context().aeronDirectoryName(ctx.aeronDirectoryName).driverTimeoutMs(10_000));
             sub = responseSubscription(a);
-            pub = a.addExclusivePublication(Transport.udpParams(ctx.serverChannel, ctx.udpChannelParams), ctx.serverStreamId);
+            pub = a.addExclusivePublication(Transport.udpParams(ctx.channel, ctx.udpChannelParams), ctx.streamId);
         } catch (RuntimeException e) {
             CloseHelper.quietCloseAll(pub, sub, a, d);
             if (e instanceof ParameterServerException) {
                 throw e;
             }
             throw new ParameterServerException("client cannot open Aeron channels (Aeron dir " + ctx.aeronDirectoryName + ", server "
-                    + ctx.serverChannel + "): " + e.getMessage() + "; check " + Configuration.AERON_DIR_PROP + " and "
+                    + ctx.channel + "): " + e.getMessage() + "; check " + Configuration.AERON_DIR_PROP + " and "
                     + Configuration.CHANNEL_PROP, e);
         }
         this.driver = d;
@@ -113,7 +113,7 @@ final class ClientExchange implements AutoCloseable {
     /** The subscription the server answers on; a UDP one binds an ephemeral port (within the connect timeout). */
     private Subscription responseSubscription(Aeron a) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(ctx.connectTimeoutMs);
-        if (ctx.serverChannel.startsWith("aeron:ipc")) {
+        if (ctx.channel.startsWith("aeron:ipc")) {
             String resp = "aeron:ipc?session-id=" + ThreadLocalRandom.current().nextInt(1, Integer.MAX_VALUE);
             return a.addSubscription(resp, ctx.responseStreamId);
         }
@@ -264,7 +264,7 @@ final class ClientExchange implements AutoCloseable {
                 } else if (disconnectedSince == 0) {
                     disconnectedSince = now;
                 } else if (now - disconnectedSince > DEAD_SERVER_NS) {
-                    throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: its Aeron "
+                    throw new ParameterServerGoneException("the parameter server at " + ctx.channel + " is gone: its Aeron "
                             + "connection dropped " + TimeUnit.NANOSECONDS.toMillis(now - disconnectedSince) + " ms ago and did "
                             + "not come back (" + Configuration.DEAD_SERVER_PROP + "). If it crashed, restart it from its last "
                             + "snapshot (catena ps --conf F --restore <snapshot root>) and resume the job with --resume");
@@ -297,7 +297,7 @@ final class ClientExchange implements AutoCloseable {
         while (!publication.isConnected()) {
             long now = System.nanoTime();
             if (now - since > DEAD_SERVER_NS) {
-                throw new ParameterServerGoneException("the parameter server at " + ctx.serverChannel + " is gone: nothing took "
+                throw new ParameterServerGoneException("the parameter server at " + ctx.channel + " is gone: nothing took "
                         + "this client's " + lastSent + " at its address for " + TimeUnit.NANOSECONDS.toMillis(now - since) + " ms ("
                         + Configuration.DEAD_SERVER_PROP + "). If it crashed, restart it from its last snapshot (catena ps --conf F "
                         + "--restore <snapshot root>) and resume the job with --resume");
@@ -362,7 +362,7 @@ final class ClientExchange implements AutoCloseable {
         byte[] transcript = Handshake.transcript(jobId, ctx.workerId, responseChannel, clientNonce, ch.serverNonce(),
                 ch.broadcastNonce(), ch.rekeyShift());
         if (!keys.verifyProof(Handshake.SERVER, transcript, ch.serverProof())) {
-            throw new RequestRejectedException(RejectReason.HANDSHAKE_FAILED, "the server at " + ctx.serverChannel + " could not "
+            throw new RequestRejectedException(RejectReason.HANDSHAKE_FAILED, "the server at " + ctx.channel + " could not "
                     + "prove it holds job '" + ctx.jobName + "''s secret (its proof over this handshake does not verify); check "
                     + "that server and workers use the same secret (" + Configuration.SECRET_FILE_PROP + ")");
         }

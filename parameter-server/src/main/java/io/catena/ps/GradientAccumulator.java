@@ -4,8 +4,8 @@ import io.catena.model.ParamLayout;
 import io.catena.model.Params;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.VectorKernels;
-import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
+import io.catena.ps.protocol.FloatRange;
 import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
@@ -278,7 +278,7 @@ final class GradientAccumulator {
             return;
         }
         // only the worker's own stage ranges hold its gradient (all of the vector without a pipeline)
-        List<StagePlan.ParamRange> own = model.plan().stageRanges(model.stageOf(w));
+        List<FloatRange> own = model.plan().stageRanges(model.stageOf(w));
         int bad = -1;
         for (int r = 0; r < own.size() && bad < 0; r++) {
             bad = firstNonFinite(ws.staging, ws.view, (int) own.get(r).offset(), (int) own.get(r).end());
@@ -311,12 +311,12 @@ final class GradientAccumulator {
     }
 
     /** BSP/SSP: adds the push to its step's slot. */
-    private void accumulate(int w, WorkerState ws, List<StagePlan.ParamRange> own, long now) {
+    private void accumulate(int w, WorkerState ws, List<FloatRange> own, long now) {
         int sl = slot(ws.step);
         if (slotStep[sl] != ws.step) {
             slotStep[sl] = ws.step;
         }
-        for (StagePlan.ParamRange r : own) {
+        for (FloatRange r : own) {
             add(slots[sl], slotViews[sl], ws.staging, ws.view, (int) r.offset(), (int) r.end());
         }
         slotHas[sl][w] = true;

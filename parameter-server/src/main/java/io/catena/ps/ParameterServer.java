@@ -14,10 +14,6 @@ import io.catena.model.train.Recipe;
 import io.catena.model.train.TrainSettings;
 import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageHeader;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -203,18 +199,8 @@ public final class ParameterServer implements AutoCloseable {
      * {@code w % P} of data-parallel replica {@code w / P} (so W = replicas x P, and the P workers of one
      * replica have consecutive ids).
      */
-    public static final class Context {
-        String jobName;
-        byte[] secret;
-        String secretFile;
-        String aeronDirectoryName;
-        boolean embeddedDriver;
-        int termLength;
-        String channel;
-        int streamId;
-        String udpChannelParams;
+    public static final class Context extends TransportContext<Context> {
         int chunkBytes;
-        String idleStrategy;
         int shards;
         int workers;
         int pipelineStages;
@@ -242,10 +228,8 @@ public final class ParameterServer implements AutoCloseable {
         LrSchedule schedule;
         double growthLrRewarm = -1;
         org.apache.hadoop.conf.Configuration hadoopConf;
-        private final Properties props;
         private boolean concluded;
         // derived by conclude()
-        long jobId;
         int chunkFloats;
         int maxMessageLength;
 
@@ -256,19 +240,8 @@ public final class ParameterServer implements AutoCloseable {
 
         /** Defaults from {@code p} (then system properties, then {@link Configuration}'s defaults). */
         public Context(Properties p) {
-            this.props = p;
-            jobName = Configuration.get(p, Configuration.JOB_NAME_PROP, Configuration.JOB_NAME_DEFAULT);
-            String s = Configuration.get(p, Configuration.SECRET_PROP, null);
-            secret = s == null ? null : s.getBytes(StandardCharsets.UTF_8);
-            secretFile = Configuration.get(p, Configuration.SECRET_FILE_PROP, null);
-            aeronDirectoryName = Configuration.get(p, Configuration.AERON_DIR_PROP, Configuration.AERON_DIR_DEFAULT);
-            embeddedDriver = Configuration.getBoolean(p, Configuration.EMBEDDED_DRIVER_PROP, Configuration.EMBEDDED_DRIVER_DEFAULT);
-            termLength = Configuration.getInt(p, Configuration.TERM_LENGTH_PROP, Configuration.TERM_LENGTH_DEFAULT);
-            channel = Configuration.get(p, Configuration.CHANNEL_PROP, Configuration.CHANNEL_DEFAULT);
-            streamId = Configuration.getInt(p, Configuration.STREAM_ID_PROP, Configuration.STREAM_ID_DEFAULT);
-            udpChannelParams = Configuration.get(p, Configuration.UDP_CHANNEL_PARAMS_PROP, Configuration.UDP_CHANNEL_PARAMS_DEFAULT);
+            super(p);
             chunkBytes = Configuration.getInt(p, Configuration.CHUNK_BYTES_PROP, Configuration.CHUNK_BYTES_DEFAULT);
-            idleStrategy = Configuration.get(p, Configuration.IDLE_STRATEGY_PROP, Configuration.IDLE_STRATEGY_DEFAULT);
             shards = Configuration.getInt(p, Configuration.SHARDS_PROP, Configuration.SHARDS_DEFAULT);
             workers = Configuration.getInt(p, Configuration.WORKERS_PROP, Configuration.WORKERS_DEFAULT);
             syncText = Configuration.get(p, Configuration.SYNC_PROP, Configuration.SYNC_DEFAULT);
@@ -292,17 +265,7 @@ public final class ParameterServer implements AutoCloseable {
             maxClients = Configuration.getInt(p, Configuration.MAX_CLIENTS_PROP, Configuration.MAX_CLIENTS_DEFAULT);
         }
 
-        public Context jobName(String v) { jobName = v; return this; }
-        public Context secret(byte[] v) { secret = v == null ? null : v.clone(); return this; }
-        public Context secretFile(String v) { secretFile = v; return this; }
-        public Context aeronDirectoryName(String v) { aeronDirectoryName = v; return this; }
-        public Context embeddedDriver(boolean v) { embeddedDriver = v; return this; }
-        public Context termLength(int v) { termLength = v; return this; }
-        public Context channel(String v) { channel = v; return this; }
-        public Context streamId(int v) { streamId = v; return this; }
-        public Context udpChannelParams(String v) { udpChannelParams = v; return this; }
         public Context chunkBytes(int v) { chunkBytes = v; return this; }
-        public Context idleStrategy(String v) { idleStrategy = v; return this; }
         public Context shards(int v) { shards = v; return this; }
         /** All workers W; with pipeline stages W = data-parallel replicas x stages. */
         public Context workers(int v) { workers = v; return this; }
@@ -359,30 +322,15 @@ public final class ParameterServer implements AutoCloseable {
         public Context growthLrRewarm(double v) { growthLrRewarm = v; return this; }
         public Context hadoopConf(org.apache.hadoop.conf.Configuration v) { hadoopConf = v; return this; }
 
-        public String jobName() { return jobName; }
-
         /**
-         * A client context with the settings a client shares with this server (job, secret, channel, Aeron dir, term
-         * length, idle strategy); set the worker id and the rest on it. (The server knows the client's settings; the
-         * client knows nothing of the server's classes.)
+         * A client context with the settings a client shares with this server ({@link TransportContext}: job, secret,
+         * channel, Aeron dir, term length, ...); set the worker id and the rest on it. (The server knows the client's
+         * settings; the client knows nothing of the server's classes.)
          */
         public ParameterServerClient.Context clientContext() {
-            ParameterServerClient.Context c = new ParameterServerClient.Context();
-            c.jobName = jobName;
-            c.secret = secret == null ? null : secret.clone();
-            c.secretFile = secretFile;
-            c.aeronDirectoryName = aeronDirectoryName;
-            c.termLength = termLength;
-            c.serverChannel = channel;
-            c.serverStreamId = streamId;
-            c.udpChannelParams = udpChannelParams;
-            c.idleStrategy = idleStrategy;
-            return c;
+            return new ParameterServerClient.Context(this);
         }
-        public String aeronDirectoryName() { return aeronDirectoryName; }
-        public String channel() { return channel; }
-        public int streamId() { return streamId; }
-        public int termLength() { return termLength; }
+
         public int workers() { return workers; }
         public int pipelineStages() { return pipelineStages; }
         public int pipelineMicroBatch() { return pipelineMicroBatch; }
@@ -400,19 +348,6 @@ public final class ParameterServer implements AutoCloseable {
         public Context conclude() {
             if (concluded) {
                 return this;
-            }
-            if (jobName == null || jobName.isBlank()) {
-                throw new ConfigurationException(Configuration.JOB_NAME_PROP, "a job name", jobName, "name the training job");
-            }
-            jobId = KeySchedule.jobId(jobName);
-            secret = Configuration.resolveSecret(secret, secretFile);
-            Transport.checkTermLength(termLength, Configuration.TERM_LENGTH_PROP);
-            if (channel == null || !(channel.startsWith("aeron:ipc") || channel.startsWith("aeron:udp?endpoint="))) {
-                throw new ConfigurationException(Configuration.CHANNEL_PROP, "aeron:ipc or aeron:udp?endpoint=host:port", channel,
-                        "set the channel the server listens on");
-            }
-            if (streamId == 0) {
-                throw new ConfigurationException(Configuration.STREAM_ID_PROP, "a non-zero stream id", streamId, "pick e.g. 1001");
             }
             if (workers < 1) {
                 throw new ConfigurationException(Configuration.WORKERS_PROP, "at least 1 worker", workers, "set the data-parallel degree");
@@ -447,7 +382,7 @@ public final class ParameterServer implements AutoCloseable {
                         + "stage's part on its own)", syncText, "set " + Configuration.SYNC_PROP + "=bsp (or ssp:S), or "
                         + Configuration.PIPELINE_STAGES_PROP + "=1");
             }
-            Transport.idleStrategy(idleStrategy, Configuration.IDLE_STRATEGY_PROP);
+            concludeTransport(2 * (workers + 2));
             int max = Transport.maxMessageLength(termLength);
             int bytes = Math.min(chunkBytes, max - MessageHeader.OVERHEAD) & ~3;
             if (chunkBytes < 4 || bytes < 4) {
@@ -467,14 +402,6 @@ public final class ParameterServer implements AutoCloseable {
             if (snapshotInterval > 0 && snapshotUri == null) {
                 throw new ConfigurationException(Configuration.SNAPSHOT_URI_PROP, "a checkpoint root URI because "
                         + Configuration.SNAPSHOT_INTERVAL_PROP + "=" + snapshotInterval, null, "set it or set the interval to 0");
-            }
-            if (embeddedDriver && !SharedDriver.running(aeronDirectoryName)) {
-                Transport.checkAeronDir(aeronDirectoryName, termLength, 2 * (workers + 2), Configuration.AERON_DIR_PROP,
-                        Configuration.TERM_LENGTH_PROP);
-            } else if (!Files.isDirectory(Path.of(aeronDirectoryName))) {
-                throw new ConfigurationException(Configuration.AERON_DIR_PROP, "the directory of a running MediaDriver because "
-                        + Configuration.EMBEDDED_DRIVER_PROP + "=false", aeronDirectoryName, "start the driver or set "
-                        + Configuration.EMBEDDED_DRIVER_PROP + "=true");
             }
             loadModelAndOptimizer();
             checkPipelineFitsTheModel();

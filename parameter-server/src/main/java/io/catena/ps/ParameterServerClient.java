@@ -8,7 +8,6 @@ import io.catena.ps.protocol.MessageHeader;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -84,7 +83,7 @@ public final class ParameterServerClient implements AutoCloseable {
     }
 
     private String noServerMessage(long ms) {
-        return "no parameter server answered on " + ctx.serverChannel + " stream " + ctx.serverStreamId + " within " + ms
+        return "no parameter server answered on " + ctx.channel + " stream " + ctx.streamId + " within " + ms
                 + " ms (expected a WELCOME for job '" + ctx.jobName + "'; the request channel was "
                 + (exchange.requestChannelConnected() ? "connected" : "never connected: nothing is listening there")
                 + "). Check that the server is running and listening on that channel (" + Configuration.CHANNEL_PROP
@@ -383,77 +382,54 @@ public final class ParameterServerClient implements AutoCloseable {
         exchange.close();
     }
 
-    /** Client settings; defaults from {@link Configuration} (system properties or a properties object). */
-    public static final class Context {
-        String jobName;
-        byte[] secret;
-        String secretFile;
-        String aeronDirectoryName;
-        boolean embeddedDriver;
-        int termLength;
-        String serverChannel;
-        int serverStreamId;
+    /**
+     * Client settings: the ones it shares with the server ({@link TransportContext}: job, secret, the server's channel and
+     * stream, ...) and its own; defaults from {@link Configuration} (system properties or a properties object).
+     */
+    public static final class Context extends TransportContext<Context> {
         String responseHost;
         int responseStreamId;
-        String udpChannelParams;
         int workerId = -1;
         long connectTimeoutMs;
         long requestTimeoutMs;
-        String idleStrategy;
         java.util.function.BooleanSupplier cancelled = () -> false;
 
         public Context() {
-            this(null);
+            this((Properties) null);
         }
 
         public Context(Properties p) {
-            jobName = Configuration.get(p, Configuration.JOB_NAME_PROP, Configuration.JOB_NAME_DEFAULT);
-            String s = Configuration.get(p, Configuration.SECRET_PROP, null);
-            secret = s == null ? null : s.getBytes(StandardCharsets.UTF_8);
-            secretFile = Configuration.get(p, Configuration.SECRET_FILE_PROP, null);
-            aeronDirectoryName = Configuration.get(p, Configuration.AERON_DIR_PROP, Configuration.AERON_DIR_DEFAULT);
-            embeddedDriver = Configuration.getBoolean(p, Configuration.EMBEDDED_DRIVER_PROP, Configuration.EMBEDDED_DRIVER_DEFAULT);
-            termLength = Configuration.getInt(p, Configuration.TERM_LENGTH_PROP, Configuration.TERM_LENGTH_DEFAULT);
-            serverChannel = Configuration.get(p, Configuration.CHANNEL_PROP, Configuration.CHANNEL_DEFAULT);
-            serverStreamId = Configuration.getInt(p, Configuration.STREAM_ID_PROP, Configuration.STREAM_ID_DEFAULT);
-            responseHost = Configuration.get(p, Configuration.CLIENT_RESPONSE_HOST_PROP, Configuration.CLIENT_RESPONSE_HOST_DEFAULT);
-            responseStreamId = Configuration.getInt(p, Configuration.CLIENT_RESPONSE_STREAM_ID_PROP,
-                    Configuration.CLIENT_RESPONSE_STREAM_ID_DEFAULT);
-            udpChannelParams = Configuration.get(p, Configuration.UDP_CHANNEL_PARAMS_PROP, Configuration.UDP_CHANNEL_PARAMS_DEFAULT);
-            connectTimeoutMs = Configuration.getLong(p, Configuration.CONNECT_TIMEOUT_PROP, Configuration.CONNECT_TIMEOUT_DEFAULT);
-            requestTimeoutMs = Configuration.getLong(p, Configuration.REQUEST_TIMEOUT_PROP, Configuration.REQUEST_TIMEOUT_DEFAULT);
-            idleStrategy = Configuration.get(p, Configuration.IDLE_STRATEGY_PROP, Configuration.IDLE_STRATEGY_DEFAULT);
+            super(p);
+            loadOwn();
         }
 
-        public Context jobName(String v) { jobName = v; return this; }
-        public Context secret(byte[] v) { secret = v == null ? null : v.clone(); return this; }
-        public Context secretFile(String v) { secretFile = v; return this; }
-        public Context aeronDirectoryName(String v) { aeronDirectoryName = v; return this; }
-        public Context embeddedDriver(boolean v) { embeddedDriver = v; return this; }
-        public Context termLength(int v) { termLength = v; return this; }
-        public Context serverChannel(String v) { serverChannel = v; return this; }
-        public Context serverStreamId(int v) { serverStreamId = v; return this; }
+        /**
+         * The settings shared with {@code shared} (e.g. a server's context, see ParameterServer.Context#clientContext()),
+         * this client's own from the same properties.
+         */
+        public Context(TransportContext<?> shared) {
+            super(shared);
+            loadOwn();
+        }
+
+        private void loadOwn() {
+            responseHost = Configuration.get(props, Configuration.CLIENT_RESPONSE_HOST_PROP, Configuration.CLIENT_RESPONSE_HOST_DEFAULT);
+            responseStreamId = Configuration.getInt(props, Configuration.CLIENT_RESPONSE_STREAM_ID_PROP,
+                    Configuration.CLIENT_RESPONSE_STREAM_ID_DEFAULT);
+            connectTimeoutMs = Configuration.getLong(props, Configuration.CONNECT_TIMEOUT_PROP, Configuration.CONNECT_TIMEOUT_DEFAULT);
+            requestTimeoutMs = Configuration.getLong(props, Configuration.REQUEST_TIMEOUT_PROP, Configuration.REQUEST_TIMEOUT_DEFAULT);
+        }
+
         public Context responseHost(String v) { responseHost = v; return this; }
         public Context responseStreamId(int v) { responseStreamId = v; return this; }
-        public Context udpChannelParams(String v) { udpChannelParams = v; return this; }
         /** 0..W-1 for a worker, -1 for an admin client (grow, snapshot, metrics). */
         public Context workerId(int v) { workerId = v; return this; }
         public Context connectTimeoutMs(long v) { connectTimeoutMs = v; return this; }
         public Context requestTimeoutMs(long v) { requestTimeoutMs = v; return this; }
-        public Context idleStrategy(String v) { idleStrategy = v; return this; }
         /** Ends any wait for a reply with a ParameterServerException once this says so (e.g. the Spark task was killed). */
         public Context cancelledWhen(java.util.function.BooleanSupplier v) { cancelled = v; return this; }
 
         public Context conclude() {
-            if (jobName == null || jobName.isBlank()) {
-                throw new ConfigurationException(Configuration.JOB_NAME_PROP, "a job name", jobName, "use the server's job name");
-            }
-            secret = Configuration.resolveSecret(secret, secretFile);
-            Transport.checkTermLength(termLength, Configuration.TERM_LENGTH_PROP);
-            if (serverChannel == null || !(serverChannel.startsWith("aeron:ipc") || serverChannel.startsWith("aeron:udp?endpoint="))) {
-                throw new ConfigurationException(Configuration.CHANNEL_PROP, "aeron:ipc or aeron:udp?endpoint=host:port of the server",
-                        serverChannel, "set the server's channel");
-            }
             if (connectTimeoutMs < 1 || requestTimeoutMs < 1) {
                 throw new ConfigurationException(connectTimeoutMs < 1 ? Configuration.CONNECT_TIMEOUT_PROP : Configuration.REQUEST_TIMEOUT_PROP,
                         "a positive number of milliseconds", connectTimeoutMs < 1 ? connectTimeoutMs : requestTimeoutMs, "fix the value");
@@ -461,10 +437,7 @@ public final class ParameterServerClient implements AutoCloseable {
             if (workerId < -1) {
                 throw new ConfigurationException("workerId", "0..W-1, or -1 for an admin client", workerId, "fix the worker id");
             }
-            Transport.idleStrategy(idleStrategy, Configuration.IDLE_STRATEGY_PROP);
-            if (embeddedDriver && !SharedDriver.running(aeronDirectoryName)) {
-                Transport.checkAeronDir(aeronDirectoryName, termLength, 4, Configuration.AERON_DIR_PROP, Configuration.TERM_LENGTH_PROP);
-            }
+            concludeTransport(4);
             return this;
         }
     }

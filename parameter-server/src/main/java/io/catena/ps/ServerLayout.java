@@ -6,6 +6,7 @@ import io.catena.model.ParamLayout;
 import io.catena.model.pipeline.PipelineSchedule;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
+import io.catena.ps.protocol.FloatRange;
 import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -41,6 +42,29 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
     public StagePlan stagePlan() {
         return StagePlan.plan(config, pipelineStages, pipelineMicroBatch, pipelineSeqLen, PipelineSchedule.Kind.parse(pipelineSchedule),
                 pipelineMicros);
+    }
+
+    /**
+     * The server's chunk plan of {@code layout}: {@code shards} shards cut at tensor ends and at the boundaries of
+     * {@code stagePlan}'s stages (null or one stage: no pipeline). Here, and only here, chain-model's layout and stage
+     * plan become the plain offsets and ranges of the protocol's {@link ChunkPlan}.
+     */
+    static ChunkPlan chunkPlan(ParamLayout layout, int shards, int chunkFloats, StagePlan stagePlan) {
+        long[] ends = layout.entries().stream().mapToLong(e -> e.offset() + e.size()).toArray();
+        if (stagePlan == null || stagePlan.numStages() == 1) {
+            return ChunkPlan.of(ends, shards, chunkFloats);
+        }
+        long planned = new ParamLayout(stagePlan.config()).size();
+        if (planned != layout.size()) {
+            throw new IllegalArgumentException("the stage plan is for a model of " + planned + " parameters, the layout has "
+                    + layout.size() + "; re-plan the stages for this model");
+        }
+        return ChunkPlan.of(ends, shards, chunkFloats, stagePlan.stages().stream().map(st -> ranges(st.paramRanges())).toList());
+    }
+
+    /** chain-model's parameter ranges as the protocol's. */
+    static List<FloatRange> ranges(List<StagePlan.ParamRange> ranges) {
+        return ranges.stream().map(r -> new FloatRange(r.offset(), r.length())).toList();
     }
 
     /** Pipeline stage of a worker ({@code workerId % pipelineStages}); -1 for an admin client. */
@@ -132,7 +156,7 @@ public record ServerLayout(String job, long serverInstance, int epoch, long vers
         }
         ChunkPlan plan = plan();
         for (int s = 0; s < pipelineStages; s++) {
-            if (!plan.stageRanges(s).equals(sp.stage(s).paramRanges())) {
+            if (!plan.stageRanges(s).equals(ranges(sp.stage(s).paramRanges()))) {
                 throw new ParameterServerException("the server assigns stage " + s + " the parameter ranges " + plan.stageRanges(s)
                         + ", this client's chain-model plans " + sp.stage(s).paramRanges() + " (epoch " + epoch + ", chains "
                         + config.chains() + "); run the same Catena version on server and workers");

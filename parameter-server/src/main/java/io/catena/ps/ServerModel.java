@@ -78,7 +78,7 @@ final class ServerModel {
                     : stagePlan.replan(l.config());
             LOG.info("{}", stagePlan.describe().stripTrailing());
         }
-        this.plan = ChunkPlan.of(l, ctx.shards, ctx.chunkFloats, stagePlan);
+        this.plan = ServerLayout.chunkPlan(l, ctx.shards, ctx.chunkFloats, stagePlan);
         this.paramsView = view(p);
         this.paramsChanges++;
         this.layout = l;

@@ -93,7 +93,7 @@ final class SnapshotWriter {
         Map<String, Object> info = Map.of();
         if (rx.payloadLength() > 0) {
             try {
-                info = JSON.readValue(ServerConductor.payloadBytes(rx, buffer), Map.class);
+                info = JSON.readValue(rx.payloadBytes(), Map.class);
             } catch (Exception e) {
                 sender.reject(s, RejectReason.BAD_REQUEST, corr, "SNAPSHOT payload is not JSON: " + e.getMessage());
                 return;
@@ -114,7 +114,7 @@ final class SnapshotWriter {
     void onTrainerInfo(ClientSession s, MessageHeader rx, DirectBuffer buffer) {
         long corr = rx.correlationId();
         try {
-            Map<String, Object> req = JSON.readValue(ServerConductor.payloadBytes(rx, buffer), Map.class);
+            Map<String, Object> req = JSON.readValue(rx.payloadBytes(), Map.class);
             Map<String, Object> info = req.get("info") instanceof Map<?, ?> m ? (Map<String, Object>) m : Map.of();
             Map<String, Object> c = req.get("cursor") instanceof Map<?, ?> m ? (Map<String, Object>) m : null;
             setTrainerInfo(info, c == null ? null : new TrainerCursor(num(c, "step"), num(c, "data_position"), num(c, "tokens_seen"),

@@ -125,7 +125,7 @@ class FaultInjectionTest {
         Path dir = PsTestSupport.testDir("noserver");
         ParameterServerClient.Context cctx = new ParameterServerClient.Context().jobName("nobody").secret(PsTestSupport.SECRET)
                 .aeronDirectoryName(dir.resolve("aeron").toString()).termLength(PsTestSupport.TERM)
-                .serverChannel("aeron:udp?endpoint=127.0.0.1:40999").udpChannelParams("").responseHost("127.0.0.1")
+                .channel("aeron:udp?endpoint=127.0.0.1:40999").udpChannelParams("").responseHost("127.0.0.1")
                 .connectTimeoutMs(1_000);
         long t0 = System.nanoTime();
         ParameterServerTimeoutException e = assertThrows(ParameterServerTimeoutException.class,

@@ -12,6 +12,7 @@ import io.catena.model.io.TrainingState;
 import io.catena.model.optim.AdamW;
 import io.catena.model.pipeline.StagePlan;
 import io.catena.ps.protocol.ChunkPlan;
+import io.catena.ps.protocol.FloatRange;
 import io.catena.ps.protocol.KeySchedule;
 import io.catena.ps.protocol.MessageType;
 import io.catena.ps.protocol.RejectReason;
@@ -63,7 +64,7 @@ class PipelineStagesTest {
 
     private static int stageOfFloat(ChunkPlan plan, long i) {
         for (int s = 0; s < plan.stages(); s++) {
-            for (StagePlan.ParamRange r : plan.stageRanges(s)) {
+            for (FloatRange r : plan.stageRanges(s)) {
                 if (i >= r.offset() && i < r.end()) {
                     return s;
                 }
@@ -168,7 +169,7 @@ class PipelineStagesTest {
             assertEquals(steps, ps.version());
             assertEquals(0, ps.metrics().totalRejections());
 
-            ChunkPlan plan = ChunkPlan.of(init.params().layout(), sctx.shards, sctx.chunkFloats(),
+            ChunkPlan plan = ServerLayout.chunkPlan(init.params().layout(), sctx.shards, sctx.chunkFloats(),
                     StagePlan.plan(init.config(), STAGES, MICRO_BATCH, SEQ_LEN));
             for (int w = 0; w < WORKERS; w++) {
                 assertOnlyStagePulled(plan, w % STAGES, server.params(), pulled.get(w)[0], "pull of worker " + w);
@@ -197,7 +198,7 @@ class PipelineStagesTest {
             assertEquals(1, c.replica());
             ChunkPlan plan = l.plan();
             for (int s = 0; s < STAGES; s++) {
-                assertEquals(expected.stage(s).paramRanges(), plan.stageRanges(s), "stage " + s + " ranges");
+                assertEquals(ServerLayout.ranges(expected.stage(s).paramRanges()), plan.stageRanges(s), "stage " + s + " ranges");
                 assertEquals(expected.stage(s).paramRanges(), l.stagePlan().stage(s).paramRanges());
             }
             int total = 0;
@@ -206,7 +207,7 @@ class PipelineStagesTest {
                     int i = plan.stageChunk(s, k);
                     assertEquals(s, plan.chunkStage(i));
                     boolean inside = false;
-                    for (StagePlan.ParamRange r : plan.stageRanges(s)) {
+                    for (FloatRange r : plan.stageRanges(s)) {
                         inside |= plan.chunkOffset(i) >= r.offset() && plan.chunkOffset(i) + plan.chunkLength(i) <= r.end();
                     }
                     assertTrue(inside, "chunk " + i + " must lie in one range of its stage " + s);
@@ -322,7 +323,7 @@ class PipelineStagesTest {
                 assertEquals(1, c.epoch());
                 ChunkPlan plan = c.serverLayout().plan();
                 for (int s = 0; s < STAGES; s++) {
-                    assertEquals(replanned.stage(s).paramRanges(), plan.stageRanges(s), "stage " + s + " after growth");
+                    assertEquals(ServerLayout.ranges(replanned.stage(s).paramRanges()), plan.stageRanges(s), "stage " + s + " after growth");
                     assertEquals(3, plan.stageRanges(s).size(), "one range per chain");
                 }
                 Params own = filled(c.layout(), SENTINEL);
@@ -347,15 +348,15 @@ class PipelineStagesTest {
         ParamLayout layout = new ParamLayout(cfg);
         for (int shards = 1; shards <= 5; shards++) {
             for (int chunkFloats : new int[] {7, 64, 100_000}) {
-                ChunkPlan unpiped = ChunkPlan.of(layout, shards, chunkFloats);
-                ChunkPlan oneStage = ChunkPlan.of(layout, shards, chunkFloats, StagePlan.plan(cfg, 1, MICRO_BATCH, SEQ_LEN));
+                ChunkPlan unpiped = ServerLayout.chunkPlan(layout, shards, chunkFloats, null);
+                ChunkPlan oneStage = ServerLayout.chunkPlan(layout, shards, chunkFloats, StagePlan.plan(cfg, 1, MICRO_BATCH, SEQ_LEN));
                 assertEquals(java.util.Arrays.toString(unpiped.shardBounds()), java.util.Arrays.toString(oneStage.shardBounds()));
                 assertEquals(unpiped.chunks(), oneStage.chunks());
                 assertEquals(unpiped.chunks(), unpiped.stageChunkCount(0));
-                assertEquals(List.of(new StagePlan.ParamRange(0, layout.size())), unpiped.stageRanges(0));
+                assertEquals(List.of(new FloatRange(0, layout.size())), unpiped.stageRanges(0));
                 for (int stages = 2; stages <= 3; stages++) {
                     StagePlan sp = StagePlan.plan(cfg, stages, MICRO_BATCH, SEQ_LEN);
-                    ChunkPlan plan = ChunkPlan.of(layout, shards, chunkFloats, sp);
+                    ChunkPlan plan = ServerLayout.chunkPlan(layout, shards, chunkFloats, sp);
                     java.util.Set<Long> bounds = new java.util.HashSet<>();
                     for (long b : plan.shardBounds()) {
                         bounds.add(b);
@@ -364,7 +365,7 @@ class PipelineStagesTest {
                         assertTrue(bounds.contains(b), "tensor shard bound " + b + " kept");
                     }
                     for (int s = 0; s < stages; s++) {
-                        assertEquals(sp.stage(s).paramRanges(), plan.stageRanges(s), "stage " + s + " of " + stages);
+                        assertEquals(ServerLayout.ranges(sp.stage(s).paramRanges()), plan.stageRanges(s), "stage " + s + " of " + stages);
                     }
                     for (int i = 0; i < plan.chunks(); i++) {
                         int owner = stageOfFloat(plan, plan.chunkOffset(i));
@@ -449,7 +450,7 @@ class PipelineStagesTest {
             assertEquals(kind, l.stagePlan().schedule());
             assertEquals(micros, l.stagePlan().micros());
             for (int s = 0; s < STAGES; s++) {
-                assertEquals(expected.stage(s).paramRanges(), l.plan().stageRanges(s), "stage " + s + " ranges");
+                assertEquals(ServerLayout.ranges(expected.stage(s).paramRanges()), l.plan().stageRanges(s), "stage " + s + " ranges");
                 assertEquals(expected.stage(s).firstUnit(), l.stagePlan().stage(s).firstUnit());
             }
             assertEquals("1f1b", ServerLayout.fromJson(l.toJson()).pipelineSchedule());

@@ -76,7 +76,7 @@ class TwoProcessUdpTest {
             for (int w = 0; w < WORKERS; w++) {
                 clients.add(ParameterServerClient.connect(new ParameterServerClient.Context().jobName("udp-job")
                         .secretFile(secret.toString()).aeronDirectoryName(dir.resolve("client-aeron").toString())
-                        .termLength(1024 * 1024).serverChannel(channel).responseHost("127.0.0.1").workerId(w)
+                        .termLength(1024 * 1024).channel(channel).responseHost("127.0.0.1").workerId(w)
                         .connectTimeoutMs(20_000).requestTimeoutMs(4_000)));
             }
             assertEquals(0.0, PsTestSupport.maxAbsDiff(init.params(), runSteps(pool, clients, 1, 3)),

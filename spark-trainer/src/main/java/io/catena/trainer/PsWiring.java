@@ -23,7 +23,7 @@ final class PsWiring {
         if (c.external() != null) {
             ParameterServerClient.Context cctx = new ParameterServerClient.Context()
                     .jobName(c.job()).secret(c.secret()).aeronDirectoryName(c.aeronDir()).embeddedDriver(true).termLength(c.termLength())
-                    .serverChannel(c.channel()).serverStreamId(c.streamId()).udpChannelParams(c.udpParams()).responseHost(c.host())
+                    .channel(c.channel()).streamId(c.streamId()).udpChannelParams(c.udpParams()).responseHost(c.host())
                     .requestTimeoutMs(opts.requestTimeoutMs()).idleStrategy("backoff");
             PsHandle.Remote remote = PsHandle.Remote.connect(cctx, c.external().endpoint(), c.job(), opts.psConnectTimeoutMs(), hconf);
             try {

@@ -112,7 +112,7 @@ final class WorkerTask implements Serializable {
         String aeronDir = sameJvm ? spec.driverAeronDir() : Configuration.AERON_DIR_DEFAULT + "-" + spec.jobName().replaceAll("[^A-Za-z0-9_.-]", "_");
         ParameterServerClient.Context cctx = new ParameterServerClient.Context()
                 .jobName(spec.jobName()).secret(spec.secret()).aeronDirectoryName(aeronDir).embeddedDriver(true)
-                .termLength(spec.termLength()).serverChannel(spec.psChannel()).serverStreamId(spec.psStreamId())
+                .termLength(spec.termLength()).channel(spec.psChannel()).streamId(spec.psStreamId())
                 .udpChannelParams(spec.udpParams()).responseHost(host).workerId(rank)
                 .connectTimeoutMs(30_000).requestTimeoutMs(Math.min(spec.requestTimeoutMs(), 5_000)).idleStrategy("backoff")
                 .cancelledWhen(tc::isInterrupted); // a killed task (another failed, the server restarted) stops waiting at once

@@ -1,7 +1,5 @@
 package io.catena.ps.protocol;
 
-import io.catena.model.ParamLayout;
-import io.catena.model.pipeline.StagePlan;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -14,8 +12,9 @@ import java.util.TreeSet;
  * chunk size sent in the WELCOME, so a chunk is identified by its index alone.
  *
  * <p>With pipeline stages the shard bounds also include every boundary of the stages' parameter ranges
- * (chain-model's {@link StagePlan}), so every shard, hence every chunk, belongs to exactly one stage and a
- * stage's chunks cover exactly its ranges. With one stage every shard belongs to stage 0.
+ * (plain {@link FloatRange}s; the server computes them from chain-model's stage plan), so every shard, hence every
+ * chunk, belongs to exactly one stage and a stage's chunks cover exactly its ranges. With one stage every shard
+ * belongs to stage 0. Nothing here knows the model: tensors are their end offsets, stages their ranges.
  */
 public final class ChunkPlan {
     private final long[] shardBounds;
@@ -27,7 +26,7 @@ public final class ChunkPlan {
     private final int[] chunkShard;
     private final int[] chunkStage;
     private final int[][] stageChunks;
-    private final List<List<StagePlan.ParamRange>> stageRanges;
+    private final List<List<FloatRange>> stageRanges;
 
     private ChunkPlan(long[] shardBounds, int chunkFloats, int stages, int[] shardStage) {
         if (chunkFloats < 1) {
@@ -72,17 +71,17 @@ public final class ChunkPlan {
         for (int i = 0; i < chunkStage.length; i++) {
             stageChunks[chunkStage[i]][perStage[chunkStage[i]]++] = i;
         }
-        List<List<StagePlan.ParamRange>> ranges = new ArrayList<>();
+        List<List<FloatRange>> ranges = new ArrayList<>();
         for (int st = 0; st < stages; st++) {
             ranges.add(new ArrayList<>());
         }
         for (int s = 0; s + 1 < shardBounds.length; s++) {
-            List<StagePlan.ParamRange> list = ranges.get(shardStage[s]);
-            StagePlan.ParamRange last = list.isEmpty() ? null : list.get(list.size() - 1);
+            List<FloatRange> list = ranges.get(shardStage[s]);
+            FloatRange last = list.isEmpty() ? null : list.get(list.size() - 1);
             if (last != null && last.end() == shardBounds[s]) {
-                list.set(list.size() - 1, new StagePlan.ParamRange(last.offset(), shardBounds[s + 1] - last.offset()));
+                list.set(list.size() - 1, new FloatRange(last.offset(), shardBounds[s + 1] - last.offset()));
             } else {
-                list.add(new StagePlan.ParamRange(shardBounds[s], shardBounds[s + 1] - shardBounds[s]));
+                list.add(new FloatRange(shardBounds[s], shardBounds[s + 1] - shardBounds[s]));
             }
         }
         stageRanges = ranges.stream().map(List::copyOf).toList();
@@ -109,43 +108,44 @@ public final class ChunkPlan {
         }
     }
 
-    /** Cuts {@code layout} into at most {@code shards} near-equal shards at tensor boundaries (one stage). */
-    public static ChunkPlan of(ParamLayout layout, int shards, int chunkFloats) {
-        long[] bounds = tensorBounds(layout, shards);
+    /**
+     * Cuts a vector of tensors ending at {@code tensorEnds} (increasing; the last is the vector's length) into at most
+     * {@code shards} near-equal shards at tensor boundaries (one stage).
+     */
+    public static ChunkPlan of(long[] tensorEnds, int shards, int chunkFloats) {
+        long[] bounds = tensorBounds(tensorEnds, shards);
         return new ChunkPlan(bounds, chunkFloats, 1, new int[bounds.length - 1]);
     }
 
     /**
-     * Cuts {@code layout} into near-equal shards at tensor boundaries and, in addition, at every boundary of
-     * the pipeline stages' parameter ranges, so that each shard lies in one stage's range. A null or
-     * one-stage {@code stagePlan} gives exactly {@link #of(ParamLayout, int, int)}.
+     * Cuts a vector of tensors ending at {@code tensorEnds} into near-equal shards at tensor boundaries and, in addition,
+     * at every boundary of the pipeline stages' parameter ranges ({@code stageRanges.get(s)}: stage s's ranges), so
+     * that each shard lies in one stage's range. The ranges must partition the vector. A null or one-stage
+     * {@code stageRanges} gives exactly {@link #of(long[], int, int)}.
      */
-    public static ChunkPlan of(ParamLayout layout, int shards, int chunkFloats, StagePlan stagePlan) {
-        if (stagePlan == null || stagePlan.numStages() == 1) {
-            return of(layout, shards, chunkFloats);
-        }
-        long total = layout.size();
-        if (new ParamLayout(stagePlan.config()).size() != total) {
-            throw new IllegalArgumentException("the stage plan is for a model of " + new ParamLayout(stagePlan.config()).size()
-                    + " parameters, the layout has " + total + "; re-plan the stages for this model");
+    public static ChunkPlan of(long[] tensorEnds, int shards, int chunkFloats, List<List<FloatRange>> stageRanges) {
+        if (stageRanges == null || stageRanges.size() <= 1) {
+            return of(tensorEnds, shards, chunkFloats);
         }
         TreeSet<Long> cuts = new TreeSet<>();
-        for (long b : tensorBounds(layout, shards)) {
+        for (long b : tensorBounds(tensorEnds, shards)) {
             cuts.add(b);
         }
+        long total = tensorEnds[tensorEnds.length - 1];
         // (offset, end, stage) of every range, in offset order
         List<long[]> ranges = new ArrayList<>();
-        for (StagePlan.Stage st : stagePlan.stages()) {
-            for (StagePlan.ParamRange r : st.paramRanges()) {
+        for (int st = 0; st < stageRanges.size(); st++) {
+            for (FloatRange r : stageRanges.get(st)) {
                 cuts.add(r.offset());
                 cuts.add(r.end());
-                ranges.add(new long[] {r.offset(), r.end(), st.index()});
+                ranges.add(new long[] {r.offset(), r.end(), st});
             }
         }
         ranges.sort((a, b) -> Long.compare(a[0], b[0]));
         long[] bounds = cuts.stream().mapToLong(Long::longValue).toArray();
         if (bounds[0] != 0 || bounds[bounds.length - 1] != total) {
-            throw new IllegalArgumentException("stage ranges reach outside [0, " + total + "): " + Arrays.toString(bounds));
+            throw new IllegalArgumentException("stage ranges reach outside [0, " + total + "): " + Arrays.toString(bounds)
+                    + "; re-plan the stages for this model");
         }
         int[] shardStage = new int[bounds.length - 1];
         int r = 0;
@@ -159,20 +159,27 @@ public final class ChunkPlan {
             }
             shardStage[s] = (int) ranges.get(r)[2];
         }
-        return new ChunkPlan(bounds, chunkFloats, stagePlan.numStages(), shardStage);
+        return new ChunkPlan(bounds, chunkFloats, stageRanges.size(), shardStage);
     }
 
-    /** Shard bounds at tensor boundaries, near {@code total * k / shards}. */
-    private static long[] tensorBounds(ParamLayout layout, int shards) {
+    /** Shard bounds at tensor ends, near {@code total * k / shards}. */
+    private static long[] tensorBounds(long[] tensorEnds, int shards) {
         if (shards < 1) {
             throw new IllegalArgumentException("shard count must be >= 1, got " + shards);
         }
-        long total = layout.size();
+        if (tensorEnds.length == 0 || tensorEnds[tensorEnds.length - 1] < 1) {
+            throw new IllegalArgumentException("no floats to cut: " + Arrays.toString(tensorEnds));
+        }
+        long total = tensorEnds[tensorEnds.length - 1];
         List<Long> bounds = new ArrayList<>();
         bounds.add(0L);
         int k = 1;
-        for (ParamLayout.Entry e : layout.entries()) {
-            long end = e.offset() + e.size();
+        long prev = 0;
+        for (long end : tensorEnds) {
+            if (end < prev) {
+                throw new IllegalArgumentException("tensor ends must not decrease: " + Arrays.toString(tensorEnds));
+            }
+            prev = end;
             if (k < shards && end < total && end >= total * k / shards) {
                 bounds.add(end);
                 while (k < shards && end >= total * k / shards) {
@@ -266,14 +273,14 @@ public final class ChunkPlan {
     }
 
     /** The stage's parameter ranges (adjacent shards merged), in offset order. */
-    public List<StagePlan.ParamRange> stageRanges(int stage) {
+    public List<FloatRange> stageRanges(int stage) {
         return stageRanges.get(stage);
     }
 
     /** Floats owned by a stage. */
     public long stageFloats(int stage) {
         long n = 0;
-        for (StagePlan.ParamRange r : stageRanges.get(stage)) {
+        for (FloatRange r : stageRanges.get(stage)) {
             n += r.length();
         }
         return n;

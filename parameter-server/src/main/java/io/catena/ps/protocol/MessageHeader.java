@@ -207,6 +207,13 @@ public final class MessageHeader {
         return offset + LENGTH;
     }
 
+    /** A copy of the payload in the wrapped buffer (e.g. an opened request's JSON). */
+    public byte[] payloadBytes() {
+        byte[] b = new byte[payloadLength()];
+        buffer.getBytes(payloadOffset(), b);
+        return b;
+    }
+
     /**
      * Structural check of a received frame of {@code length} bytes: null when it is well formed, otherwise what is wrong.
      */

@@ -69,4 +69,13 @@ class MessageHeaderTest {
         assertNull(MessageType.of(0));
         assertNull(RejectReason.of(99));
     }
+
+    @Test
+    void payloadBytesCopiesThePayloadOfTheWrappedFrame() {
+        UnsafeBuffer b = new UnsafeBuffer(new byte[4 + MessageHeader.OVERHEAD + 3]);
+        MessageHeader h = new MessageHeader().wrap(b, 4).reset(MessageType.GROW).payloadLength(3);
+        b.putBytes(h.payloadOffset(), new byte[] {7, 8, 9});
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new byte[] {7, 8, 9}, h.payloadBytes());
+        assertEquals(4 + MessageHeader.LENGTH, h.payloadOffset());
+    }
 }
