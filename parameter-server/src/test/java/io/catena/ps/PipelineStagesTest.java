@@ -112,7 +112,9 @@ class PipelineStagesTest {
         for (int i = 0; i < layout.size(); i++) {
             avg.buf().set(i, avg.buf().get(i) / REPLICAS);
         }
-        new AdamW(layout, PsTestSupport.ADAM, state.frozenChains()).step(p, avg, m, v, step, PsTestSupport.SCHEDULE.at(step));
+        // as the server: a growth recorded in the state gets the appended chains' LR warm-up (growth_warmup_steps)
+        AdamW.forState(layout, PsTestSupport.ADAM, state.frozenChains(), state.info()).step(p, avg, m, v, step,
+                PsTestSupport.SCHEDULE.at(step));
         return p;
     }
 
