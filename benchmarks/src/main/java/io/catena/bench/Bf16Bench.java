@@ -59,14 +59,11 @@ public final class Bf16Bench {
         Gemm.usePrecision(Gemm.Precision.BF16); // refuses here, with the reason, where bf16 cannot run
         Gemm.usePrecision(Gemm.Precision.FP32);
 
-        ParamLayout layout = new ParamLayout(cfg);
-        Params params = new Params(layout, DataType.FLOAT);
-        params.initialize(1, 0);
-        Params grads = new Params(layout, DataType.FLOAT);
-        Params m = new Params(layout, DataType.FLOAT);
-        Params v = new Params(layout, DataType.FLOAT);
-        ColmModel model = new ColmModel(cfg, params, grads, batch, seq);
-        AdamW opt = new AdamW(layout, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0), 0);
+        TrainBench.Rig rig = TrainBench.Rig.of(cfg, batch, seq);
+        ParamLayout layout = rig.layout();
+        Params params = rig.params(), grads = rig.grads(), m = rig.m(), v = rig.v();
+        ColmModel model = rig.model();
+        AdamW opt = rig.opt();
         SplittableRandom rnd = new SplittableRandom(7);
         int[] in = new int[batch * seq];
         int[] tg = new int[batch * seq];

@@ -85,18 +85,27 @@ public final class TrainBench {
     }
 
     /** With abGemm = {a, b} (engine names), consecutive steps alternate the two GEMM engines (a paired A/B). */
+    /** A model with its parameters (seed 1), gradients, AdamW moments and optimizer: what each training benchmark steps. */
+    record Rig(ParamLayout layout, Params params, Params grads, Params m, Params v, ColmModel model, AdamW opt) {
+        static Rig of(ColmConfig cfg, int batch, int seq) {
+            ParamLayout layout = new ParamLayout(cfg);
+            Params params = new Params(layout, DataType.FLOAT);
+            params.initialize(1, 0);
+            Params grads = new Params(layout, DataType.FLOAT);
+            return new Rig(layout, params, grads, new Params(layout, DataType.FLOAT), new Params(layout, DataType.FLOAT),
+                    new ColmModel(cfg, params, grads, batch, seq), new AdamW(layout, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0), 0));
+        }
+    }
+
     static Map<String, Object> train(int steps, int warmup, String[] abGemm) {
         Gemm.Engine initial = Gemm.engine();
         ColmConfig cfg = referenceConfig();
         int batch = 16, seq = 128;
-        ParamLayout layout = new ParamLayout(cfg);
-        Params params = new Params(layout, DataType.FLOAT);
-        params.initialize(1, 0);
-        Params grads = new Params(layout, DataType.FLOAT);
-        Params m = new Params(layout, DataType.FLOAT);
-        Params v = new Params(layout, DataType.FLOAT);
-        ColmModel model = new ColmModel(cfg, params, grads, batch, seq);
-        AdamW opt = new AdamW(layout, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0), 0);
+        Rig rig = Rig.of(cfg, batch, seq);
+        ParamLayout layout = rig.layout();
+        Params params = rig.params(), grads = rig.grads(), m = rig.m(), v = rig.v();
+        ColmModel model = rig.model();
+        AdamW opt = rig.opt();
         SplittableRandom rnd = new SplittableRandom(7);
         int[] in = new int[batch * seq];
         int[] tg = new int[batch * seq];

@@ -61,16 +61,11 @@ class TorchBf16ParityTest {
                 () -> "bf16 cannot run here: " + Bf16Policy.unsupportedReason(HostCpu.read()));
         int batch = 4, seq = Math.min(64, cfg.maxSeqLen()); // 256 rows: every GEMM passes bf16's 2^20 multiply-adds
         ParamLayout layout = new ParamLayout(cfg);
-        SplittableRandom rnd = new SplittableRandom(5);
-        Params params = TorchParityTest.perturbedParams(cfg, 11, rnd);
-        String ckpt = new CheckpointStore().saveTo(dir.resolve("ckpt").toString(),
-                new TrainingState(cfg, params, null, null, 0, 0, 0, 0, Map.of()));
-        int[] tokens = new int[batch * seq];
-        for (int i = 0; i < tokens.length; i++) {
-            tokens[i] = rnd.nextInt(cfg.vocabSize());
-        }
-        Path tokenFile = dir.resolve("tokens.npy");
-        TorchParityTest.writeInt32(tokenFile, tokens, batch, seq);
+        TorchParityTest.Case fixture = TorchParityTest.Case.of(cfg, dir, batch, seq);
+        Params params = fixture.params();
+        String ckpt = fixture.ckpt();
+        int[] tokens = fixture.tokens();
+        Path tokenFile = fixture.tokenFile();
         String c = ckpt.replaceFirst("^file:", "");
         TorchParityTest.python("colm_logits.py", "--ckpt", c, "--tokens", tokenFile.toString(), "--out", dir.resolve("fp32").toString());
         TorchParityTest.python("colm_logits.py", "--ckpt", c, "--tokens", tokenFile.toString(), "--out", dir.resolve("bf16").toString(),

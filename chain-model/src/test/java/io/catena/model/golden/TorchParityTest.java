@@ -48,16 +48,11 @@ class TorchParityTest {
     void shouldMatchPyTorchLogitsAtEveryScale(ColmConfig cfg, @TempDir Path dir) throws Exception {
         int batch = 2, seq = Math.min(64, cfg.maxSeqLen());
         ParamLayout layout = new ParamLayout(cfg);
-        SplittableRandom rnd = new SplittableRandom(5);
-        Params params = perturbedParams(cfg, 11, rnd);
-        String ckpt = new CheckpointStore().saveTo(dir.resolve("ckpt").toString(),
-                new TrainingState(cfg, params, null, null, 0, 0, 0, 0, Map.of()));
-        int[] tokens = new int[batch * seq];
-        for (int i = 0; i < tokens.length; i++) {
-            tokens[i] = rnd.nextInt(cfg.vocabSize());
-        }
-        Path tokenFile = dir.resolve("tokens.npy");
-        writeInt32(tokenFile, tokens, batch, seq);
+        Case c = Case.of(cfg, dir, batch, seq);
+        Params params = c.params();
+        String ckpt = c.ckpt();
+        int[] tokens = c.tokens();
+        Path tokenFile = c.tokenFile();
         Path out = dir.resolve("torch");
         // --strict-order: the checkpoint lists its tensors exactly in MODEL.md's order, as torch_colm reads it
         python("colm_logits.py", "--ckpt", ckpt.replaceFirst("^file:", ""), "--tokens", tokenFile.toString(), "--out", out.toString(),
@@ -85,6 +80,23 @@ class TorchParityTest {
     }
 
     /** Initialised parameters moved off their init by up to +-0.025 (gains, biases and zero head rows too). */
+    /** A checkpoint of perturbed parameters and random tokens (seed 5) under dir: what both engines get. */
+    record Case(Params params, String ckpt, int[] tokens, Path tokenFile) {
+        static Case of(ColmConfig cfg, Path dir, int batch, int seq) throws java.io.IOException {
+            SplittableRandom rnd = new SplittableRandom(5);
+            Params params = perturbedParams(cfg, 11, rnd);
+            String ckpt = new CheckpointStore().saveTo(dir.resolve("ckpt").toString(),
+                    new TrainingState(cfg, params, null, null, 0, 0, 0, 0, Map.of()));
+            int[] tokens = new int[batch * seq];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = rnd.nextInt(cfg.vocabSize());
+            }
+            Path tokenFile = dir.resolve("tokens.npy");
+            writeInt32(tokenFile, tokens, batch, seq);
+            return new Case(params, ckpt, tokens, tokenFile);
+        }
+    }
+
     static Params perturbedParams(ColmConfig cfg, long initSeed, SplittableRandom rnd) {
         Params params = new Params(new ParamLayout(cfg), DataType.FLOAT);
         params.initialize(initSeed, 0);
