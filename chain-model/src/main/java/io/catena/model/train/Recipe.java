@@ -39,7 +39,7 @@ public final class Recipe {
     }
 
     /** The recipes bundled in chain-model's jar (cluster-conf/recipes), each also {@code builtin:NAME}. */
-    public static final List<String> BUILTIN = List.of("tiny", "reference", "jdk-code");
+    public static final List<String> BUILTIN = List.of("tiny", "reference", "jdk-code", "small");
 
     /**
      * The one way every entry point reads a {@code --recipe}: a file (a path or a {@code file:} URI), or
