@@ -64,16 +64,13 @@ public final class CostCurveBench {
         }
         io.catena.model.kernel.NativeSetup.report(); // the host's GEMM path, chosen before ND4J loads, in the log
 
-        ParamLayout layout = new ParamLayout(cfg);
-        Params params = new Params(layout, DataType.FLOAT);
-        params.initialize(1, 0);
-        Params grads = new Params(layout, DataType.FLOAT);
-        Params m = new Params(layout, DataType.FLOAT);
-        Params v = new Params(layout, DataType.FLOAT);
-        long b0 = ActivationMemory.allocatedBytes();
-        ColmModel model = new ColmModel(cfg, params, grads, batch, seq);
+        long b0 = ActivationMemory.allocatedBytes(); // only activations count there: the model's buffers
+        TrainBench.Rig rig = TrainBench.Rig.of(cfg, batch, seq, ts.adamW());
         long activationBytes = ActivationMemory.allocatedBytes() - b0;
-        AdamW opt = new AdamW(layout, ts.adamW(), 0);
+        ParamLayout layout = rig.layout();
+        Params params = rig.params(), grads = rig.grads(), m = rig.m(), v = rig.v();
+        ColmModel model = rig.model();
+        AdamW opt = rig.opt();
 
         io.catena.model.kernel.Gemm.usePrecision(ts.precision()); // --set precision=bf16: the recipe's GEMM precision (refused where it cannot run)
         SplittableRandom rnd = new SplittableRandom(7);

@@ -88,12 +88,16 @@ public final class TrainBench {
     /** A model with its parameters (seed 1), gradients, AdamW moments and optimizer: what each training benchmark steps. */
     record Rig(ParamLayout layout, Params params, Params grads, Params m, Params v, ColmModel model, AdamW opt) {
         static Rig of(ColmConfig cfg, int batch, int seq) {
+            return of(cfg, batch, seq, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0));
+        }
+
+        static Rig of(ColmConfig cfg, int batch, int seq, AdamW.Settings adamW) {
             ParamLayout layout = new ParamLayout(cfg);
             Params params = new Params(layout, DataType.FLOAT);
             params.initialize(1, 0);
             Params grads = new Params(layout, DataType.FLOAT);
             return new Rig(layout, params, grads, new Params(layout, DataType.FLOAT), new Params(layout, DataType.FLOAT),
-                    new ColmModel(cfg, params, grads, batch, seq), new AdamW(layout, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0), 0));
+                    new ColmModel(cfg, params, grads, batch, seq), new AdamW(layout, adamW, 0));
         }
     }
 
