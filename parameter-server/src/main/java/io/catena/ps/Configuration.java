@@ -47,6 +47,14 @@ public final class Configuration {
     public static final String CHANNEL_PROP = "catena.ps.channel";
     public static final String CHANNEL_DEFAULT = "aeron:udp?endpoint=localhost:40123";
 
+    /**
+     * Also listen on {@code aeron:ipc} (same stream id) for clients that share the server's media driver, i.e. run in
+     * its JVM or use its Aeron directory: they skip the UDP socket path (Spark local mode's executors). Off by default
+     * for a standalone server; a job's embedded server turns it on.
+     */
+    public static final String ALSO_IPC_PROP = "catena.ps.also.ipc";
+    public static final boolean ALSO_IPC_DEFAULT = false;
+
     /** Stream id of requests to the server. */
     public static final String STREAM_ID_PROP = "catena.ps.stream.id";
     public static final int STREAM_ID_DEFAULT = 1001;
@@ -188,7 +196,7 @@ public final class Configuration {
             CLIENT_RESPONSE_HOST_PROP, CLIENT_RESPONSE_STREAM_ID_PROP, CHUNK_BYTES_PROP, IDLE_STRATEGY_PROP, SHARDS_PROP,
             WORKERS_PROP, SYNC_PROP, PIPELINE_STAGES_PROP, PIPELINE_MICRO_BATCH_PROP, PIPELINE_MICRO_BATCHES_PROP,
             PIPELINE_SCHEDULE_PROP, PIPELINE_SEQ_LEN_PROP, RECIPE_PROP, RECIPE_SET_PROP, VOCAB_SIZE_PROP, RESTORE_PROP, SEED_PROP, SNAPSHOT_URI_PROP,
-            SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, DEAD_SERVER_PROP, SEND_TIMEOUT_PROP,
+            SNAPSHOT_INTERVAL_PROP, SNAPSHOT_ON_CLOSE_PROP, ALSO_IPC_PROP, CONNECT_TIMEOUT_PROP, REQUEST_TIMEOUT_PROP, DEAD_SERVER_PROP, SEND_TIMEOUT_PROP,
             GROW_TIMEOUT_PROP, METRICS_INTERVAL_PROP, MAX_CLIENTS_PROP);
 
     private static String defaultAeronDir() {

@@ -220,6 +220,7 @@ public final class ParameterServer implements AutoCloseable {
         String snapshotUri;
         long snapshotInterval;
         boolean snapshotOnClose;
+        boolean alsoIpc;
         long sendTimeoutMs;
         long growTimeoutMs;
         int maxClients;
@@ -260,6 +261,7 @@ public final class ParameterServer implements AutoCloseable {
             snapshotUri = Configuration.get(p, Configuration.SNAPSHOT_URI_PROP, null);
             snapshotInterval = Configuration.getLong(p, Configuration.SNAPSHOT_INTERVAL_PROP, Configuration.SNAPSHOT_INTERVAL_DEFAULT);
             snapshotOnClose = Configuration.getBoolean(p, Configuration.SNAPSHOT_ON_CLOSE_PROP, Configuration.SNAPSHOT_ON_CLOSE_DEFAULT);
+            alsoIpc = Configuration.getBoolean(p, Configuration.ALSO_IPC_PROP, Configuration.ALSO_IPC_DEFAULT);
             sendTimeoutMs = Configuration.getLong(p, Configuration.SEND_TIMEOUT_PROP, Configuration.SEND_TIMEOUT_DEFAULT);
             growTimeoutMs = Configuration.getLong(p, Configuration.GROW_TIMEOUT_PROP, Configuration.GROW_TIMEOUT_DEFAULT);
             maxClients = Configuration.getInt(p, Configuration.MAX_CLIENTS_PROP, Configuration.MAX_CLIENTS_DEFAULT);
@@ -308,6 +310,8 @@ public final class ParameterServer implements AutoCloseable {
         public Context snapshotUri(String v) { snapshotUri = v; return this; }
         public Context snapshotInterval(long v) { snapshotInterval = v; return this; }
         public Context snapshotOnClose(boolean v) { snapshotOnClose = v; return this; }
+        /** Also accept clients on {@code aeron:ipc} ({@link Configuration#ALSO_IPC_PROP}). */
+        public Context alsoIpc(boolean v) { alsoIpc = v; return this; }
         public Context sendTimeoutMs(long v) { sendTimeoutMs = v; return this; }
         public Context growTimeoutMs(long v) { growTimeoutMs = v; return this; }
         public Context maxClients(int v) { maxClients = v; return this; }

@@ -38,7 +38,10 @@ final class ServerConductor implements Agent {
     private final ParameterServer.Context ctx;
     private final Aeron aeron;
     private final Subscription subscription;
+    /** aeron:ipc on the same stream for clients sharing this media driver ({@link Configuration#ALSO_IPC_PROP}), or null. */
+    private final Subscription ipcSubscription;
     private final FragmentAssembler assembler;
+    private final FragmentAssembler ipcAssembler;
     private final Framer framer;
     private final byte[] broadcastNonce = KeySchedule.randomNonce();
     private final ServerMetrics metrics;
@@ -75,6 +78,9 @@ final class ServerConductor implements Agent {
         String channel = Transport.udpParams(ctx.channel, ctx.udpChannelParams);
         this.subscription = aeron.addSubscription(channel, ctx.streamId, img -> { }, this::onImageLost);
         this.assembler = new FragmentAssembler(this::onMessage);
+        this.ipcSubscription = ctx.alsoIpc && !ctx.channel.startsWith("aeron:ipc")
+                ? aeron.addSubscription("aeron:ipc", ctx.streamId, img -> { }, this::onImageLost) : null;
+        this.ipcAssembler = ipcSubscription != null ? new FragmentAssembler(this::onMessage) : null;
     }
 
     ParamLayout layout() {
@@ -146,6 +152,9 @@ final class ServerConductor implements Agent {
             work++;
         }
         work += subscription.poll(assembler, 16);
+        if (ipcSubscription != null) {
+            work += ipcSubscription.poll(ipcAssembler, 16);
+        }
         work += sessions.poll();
         long now = System.nanoTime();
         work += pulls.expire(now);
@@ -159,6 +168,9 @@ final class ServerConductor implements Agent {
         growth.close();
         sessions.close();
         subscription.close();
+        if (ipcSubscription != null) {
+            ipcSubscription.close();
+        }
     }
 
     void shutdownSnapshots() {

@@ -71,6 +71,67 @@ class BspCorrectnessTest {
         }
     }
 
+    /**
+     * A UDP server that also listens on IPC (the trainer's embedded server): a worker sharing its media driver comes in
+     * over aeron:ipc, another over UDP, and the step is the same AdamW on their mean. Without the setting, nothing
+     * answers on IPC.
+     */
+    @Test
+    void shouldServeAnIpcAndAUdpWorkerOfOneJobWhenAlsoListeningOnIpc() throws Exception {
+        Path dir = PsTestSupport.testDir("also-ipc");
+        int port;
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0)) {
+            port = s.getLocalPort();
+        }
+        ParameterServer.Context sctx = PsTestSupport.server(dir, 2, SyncPolicy.bsp())
+                .channel("aeron:udp?endpoint=127.0.0.1:" + port).udpChannelParams("").alsoIpc(true);
+        TrainingState init = PsTestSupport.freshState(7);
+        int steps = 3;
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try (ParameterServer ps = ParameterServer.launch(sctx)) {
+            List<Future<String>> results = new ArrayList<>();
+            for (int w = 0; w < 2; w++) {
+                int worker = w;
+                ParameterServerClient.Context cctx = PsTestSupport.client(sctx, worker).responseHost("127.0.0.1");
+                if (worker == 0) {
+                    cctx.channel("aeron:ipc");
+                }
+                results.add(pool.submit(() -> {
+                    try (ParameterServerClient c = ParameterServerClient.connect(cctx)) {
+                        Params p = new Params(c.layout(), DataType.FLOAT);
+                        ParameterServerClient.PullResult r = c.pull(0, p);
+                        for (long step = r.version() + 1; step <= steps; step++) {
+                            c.push(step, r.version(), PsTestSupport.gradient(c.layout(), worker, step));
+                            r = c.pull(c.sync().minVersionFor(step + 1), p);
+                            assertEquals(step, r.version());
+                        }
+                        return cctx.channel();
+                    }
+                }));
+            }
+            assertEquals("aeron:ipc", results.get(0).get(90, TimeUnit.SECONDS));
+            assertTrue(results.get(1).get(90, TimeUnit.SECONDS).startsWith("aeron:udp"));
+            double diff = PsTestSupport.maxAbsDiff(PsTestSupport.reference(init, 2, steps), ps.copyState(5_000).params());
+            assertTrue(diff < 1e-6, "an IPC and a UDP worker must give chain-model's AdamW on their mean; differs by " + diff);
+            assertEquals(0, ps.metrics().totalRejections());
+        } finally {
+            pool.shutdownNow();
+        }
+
+        Path dir2 = PsTestSupport.testDir("udp-only");
+        int port2;
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0)) {
+            port2 = s.getLocalPort();
+        }
+        ParameterServer.Context udpOnly = PsTestSupport.server(dir2, 1, SyncPolicy.bsp())
+                .channel("aeron:udp?endpoint=127.0.0.1:" + port2).udpChannelParams("");
+        try (ParameterServer ps = ParameterServer.launch(udpOnly)) {
+            ParameterServerClient.Context ipc = PsTestSupport.client(udpOnly, 0).channel("aeron:ipc").connectTimeoutMs(1_500);
+            assertThrows(RuntimeException.class, () -> ParameterServerClient.connect(ipc).close(),
+                    "a server not listening on IPC must not answer there");
+        }
+    }
+
     @Test
     void shouldDropADuplicatePushAndKeepTheParameters() {
         Path dir = PsTestSupport.testDir("dup");

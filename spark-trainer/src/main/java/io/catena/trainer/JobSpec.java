@@ -18,13 +18,14 @@ import java.util.TreeMap;
  * @param attempt      0 for the first run of the stage, 1.. for reruns after a failure
  * @param pipeline     pipeline stages and micro-batches (stages 1: data parallelism only)
  * @param divergenceFactor the workers' {@link io.catena.model.train.NumericalGuard} factor (--divergence-factor)
+ * @param psAlsoIpc    the server listens on aeron:ipc too (the embedded one): workers in the driver's JVM use it
  */
 record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, String sync, long totalSteps, long untilStep,
                long baseStep, long baseDataPosition, long baseTokens, List<GrowthPlan> growth, int evalEvery, int ckptEvery,
                TrainOptions.FailAt failAt, int attempt, byte[] secret, String psChannel, int psStreamId, int termLength,
                String udpParams, String telemetryChannel, String driverAeronDir, long driverPid, String driverHostId,
                int kernelThreads, long requestTimeoutMs, Map<String, Object> snapshotInfo, PipelineOptions pipeline,
-               double divergenceFactor)
+               double divergenceFactor, boolean psAlsoIpc)
         implements Serializable {
 
     /** This JVM's identity: a worker whose driver has the same pid and id runs inside the driver's JVM (local mode). */
@@ -41,7 +42,7 @@ record JobSpec(String jobName, Map<String, String> recipe, String data, int dp, 
     JobSpec withAttempt(int a) {
         return new JobSpec(jobName, recipe, data, dp, sync, totalSteps, untilStep, baseStep, baseDataPosition, baseTokens, growth,
                 evalEvery, ckptEvery, failAt, a, secret, psChannel, psStreamId, termLength, udpParams, telemetryChannel, driverAeronDir,
-                driverPid, driverHostId, kernelThreads, requestTimeoutMs, snapshotInfo, pipeline, divergenceFactor);
+                driverPid, driverHostId, kernelThreads, requestTimeoutMs, snapshotInfo, pipeline, divergenceFactor, psAlsoIpc);
     }
 
     TrainSettings settings() {

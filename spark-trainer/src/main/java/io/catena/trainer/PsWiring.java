@@ -42,7 +42,7 @@ final class PsWiring {
                 .workers(plan.tasks()).pipeline(pipeline.stages(), s.batchSize() / plan.dp() / pipeline.microBatches(), s.seqLen(),
                         pipeline.schedule(), pipeline.microBatches()).sync(opts.sync()).initialState(plan.state())
                 .adamW(s.adamW()).schedule(plan.schedule()).seed(s.seed())
-                .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff")
+                .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff").alsoIpc(true)
                 .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
         return new PsHandle.Embedded(ParameterServer.launch(pctx));
     }

@@ -112,7 +112,7 @@ final class WorkerTask implements Serializable {
         String aeronDir = sameJvm ? spec.driverAeronDir() : Configuration.AERON_DIR_DEFAULT + "-" + spec.jobName().replaceAll("[^A-Za-z0-9_.-]", "_");
         ParameterServerClient.Context cctx = new ParameterServerClient.Context()
                 .jobName(spec.jobName()).secret(spec.secret()).aeronDirectoryName(aeronDir).embeddedDriver(true)
-                .termLength(spec.termLength()).channel(spec.psChannel()).streamId(spec.psStreamId())
+                .termLength(spec.termLength()).channel(psChannel()).streamId(spec.psStreamId())
                 .udpChannelParams(spec.udpParams()).responseHost(host).workerId(rank)
                 .connectTimeoutMs(30_000).requestTimeoutMs(Math.min(spec.requestTimeoutMs(), 5_000)).idleStrategy("backoff")
                 .cancelledWhen(tc::isInterrupted); // a killed task (another failed, the server restarted) stops waiting at once
@@ -168,6 +168,7 @@ final class WorkerTask implements Serializable {
         engine.put("host", host);
         engine.putAll(io.catena.model.kernel.NativeSetup.report().toMap());
         engine.put("precision", settings.precision().key());
+        engine.put("ps_channel", psChannel()); // aeron:ipc in the driver's JVM, else the server's UDP endpoint
         if (settings.precision() == io.catena.model.kernel.Gemm.Precision.BF16) {
             engine.put("bf16_gemm", io.catena.model.kernel.Bf16Policy.describe());
         }
@@ -248,6 +249,14 @@ final class WorkerTask implements Serializable {
         if (tc.isInterrupted() || Thread.currentThread().isInterrupted()) {
             throw new TaskKilledException("the barrier stage was cancelled (another task failed)");
         }
+    }
+
+    /**
+     * A worker in the driver's JVM (Spark local mode) shares the embedded server's media driver and reaches it over
+     * IPC: no UDP socket copies on either side, which on a small host is CPU the worker's own step needs.
+     */
+    private String psChannel() {
+        return sameJvm && spec.psAlsoIpc() ? "aeron:ipc" : spec.psChannel();
     }
 
     /** The version of the parameters this worker last pulled (-1 before the first pull). */

@@ -79,6 +79,9 @@ class LossParityTest {
         List<String> metrics = Files.readAllLines(Path.of(r.metricsFile()));
         assertTrue(metrics.stream().anyMatch(l -> l.contains("\"kind\":\"train\"") && l.contains("\"step\":50")), metrics.toString());
         assertTrue(metrics.stream().anyMatch(l -> l.contains("\"kind\":\"eval\"")), metrics.toString());
+        // both workers run in the driver's JVM (local mode): they reach the embedded server over IPC, not UDP
+        assertEquals(2, metrics.stream().filter(l -> l.contains("\"kind\":\"engine\"") && l.contains("\"ps_channel\":\"aeron:ipc\""))
+                .count(), metrics.toString());
         assertTrue(Files.exists(dir.resolve("ckpt").resolve("latest")), "final checkpoint missing");
     }
 }
