@@ -137,6 +137,7 @@ public final class GrowthBench {
         }
         over.add("growth_warmup_steps=" + run.lng("warm", 0));
         over.add("growth_lr_rewarm=" + run.dbl("rewarm", 0)); // the trainer re-warms the schedule at the growth step itself
+        over.add("growth_new_chain_lr=" + run.dbl("newlr", 1));
         over.add("eval_every=0");
         over.add("log_every=" + steps);
         Recipe r = recipe.with(over);
@@ -160,12 +161,23 @@ public final class GrowthBench {
             List<Integer> chains = full.chains();
             int last = chains.get(chains.size() - 1);
             ColmConfig small = r.with(List.of("chains=" + join(chains.subList(0, chains.size() - 1)))).modelConfig(ByteTokenizer.VOCAB_SIZE);
-            t = new LocalTrainer(LocalTrainer.freshState(small, s.seed()), s, train, val, null, null, quiet, null);
-            t.run(at);
-            double[] before = Evaluator.evaluate(t.model(), val, evalBatches);
-            res.put("val_loss_at_growth", before[before.length - 1]);
-            phases.add(phase("small", t, at));
-            TrainingState grown = ChainExpansion.expand(t.state(), List.of(last), freeze > 0, null, s.seed() + 1);
+            // the small phase depends only on these (and the recipe): runs that share them share it (copied, not re-trained)
+            String key = small.chains() + " lr=" + s.lr() + " min_lr=" + s.minLr() + " warmup=" + s.warmupSteps() + " steps=" + steps
+                    + " at=" + at;
+            Object[] cached = SMALL.get(key);
+            if (cached == null) {
+                t = new LocalTrainer(LocalTrainer.freshState(small, s.seed()), s, train, val, null, null, quiet, null);
+                t.run(at);
+                double[] before = Evaluator.evaluate(t.model(), val, evalBatches);
+                cached = new Object[] {copy(t.state()), before[before.length - 1], phase("small", t, at)};
+                SMALL.put(key, cached);
+            }
+            res.put("val_loss_at_growth", cached[1]);
+            @SuppressWarnings("unchecked")
+            Map<String, Object> smallPhase = (Map<String, Object>) cached[2];
+            phases.add(smallPhase);
+            TrainingState grown = ChainExpansion.expand(copy((TrainingState) cached[0]), List.of(last), freeze > 0, null, s.seed() + 1,
+                    ChainExpansion.Init.valueOf(run.opts.getOrDefault("init", "random").toUpperCase(Locale.ROOT)));
             t = new LocalTrainer(grown, s, train, val, null, null, quiet, null);
             long unfreezeAt = Math.min(steps, at + freeze);
             if (freeze > 0) {
@@ -188,6 +200,22 @@ public final class GrowthBench {
         res.put("lr", s.lr());
         res.put("phases", phases);
         return res;
+    }
+
+    private static final Map<String, Object[]> SMALL = new java.util.HashMap<>();
+
+    private static TrainingState copy(TrainingState st) {
+        return new TrainingState(st.config(), copy(st.params()), copy(st.adamM()), copy(st.adamV()), st.step(), st.tokensSeen(),
+                st.dataPosition(), st.frozenChains(), st.info());
+    }
+
+    private static io.catena.model.Params copy(io.catena.model.Params p) {
+        if (p == null) {
+            return null;
+        }
+        io.catena.model.Params c = new io.catena.model.Params(p.layout(), p.dataType());
+        c.copyFrom(p);
+        return c;
     }
 
     private static Map<String, Object> phase(String name, LocalTrainer t, long steps) {
