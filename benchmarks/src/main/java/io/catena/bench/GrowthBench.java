@@ -177,7 +177,7 @@ public final class GrowthBench {
             Map<String, Object> smallPhase = (Map<String, Object>) cached[2];
             phases.add(smallPhase);
             TrainingState grown = ChainExpansion.expand(copy((TrainingState) cached[0]), List.of(last), freeze > 0, null, s.seed() + 1,
-                    ChainExpansion.Init.valueOf(run.opts.getOrDefault("init", "random").toUpperCase(Locale.ROOT)));
+                    ChainExpansion.Init.parse(run.opts.getOrDefault("init", "auto")));
             t = new LocalTrainer(grown, s, train, val, null, null, quiet, null);
             long unfreezeAt = Math.min(steps, at + freeze);
             if (freeze > 0) {
@@ -198,6 +198,18 @@ public final class GrowthBench {
         res.put("val_loss", v[v.length - 1]);
         res.put("val_losses", Arrays.toString(Arrays.stream(v).map(x -> Math.round(x * 1e4) / 1e4).toArray()));
         res.put("lr", s.lr());
+        List<Double> headNorms = new ArrayList<>();
+        for (int c = 0; c < t.model().config().numChains(); c++) {
+            io.catena.model.kernel.Mat h = t.state().params().mat("head.c" + c);
+            double sq = 0;
+            for (int i = 0; i < h.rows; i++) {
+                for (int j = 0; j < h.cols; j++) {
+                    sq += h.get(i, j) * h.get(i, j);
+                }
+            }
+            headNorms.add(Math.round(Math.sqrt(sq) * 1e3) / 1e3);
+        }
+        res.put("head_norms", headNorms);
         res.put("phases", phases);
         return res;
     }

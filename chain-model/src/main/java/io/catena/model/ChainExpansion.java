@@ -9,8 +9,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * Progressive scaling: append chains to a trained model. Old tensors keep their values (the
- * chain-major layout makes them a prefix of the new buffer, untouched); new tensors get the usual
- * init (normal 0.02, gains 1, biases 0) except the LM-head rows of the new chains, which are zero,
+ * chain-major layout makes them a prefix of the new buffer, untouched); new tensors start as a copy of the last old
+ * chain ({@link Init#COPY}, the default when the widths match) or get the usual init (normal 0.02, gains 1, biases 0;
+ * {@link Init#RANDOM}); either way the LM-head rows of the new chains are zero,
  * so at the moment of growth every old scale and the new full model give exactly the old logits.
  * Optimizer moments of old tensors are kept, new ones start at zero.
  */
@@ -24,7 +25,7 @@ public final class ChainExpansion {
      * @param newWeights  per-scale loss weights for the grown model, or null for the mean over all scales
      */
     public static TrainingState expand(TrainingState old, List<Integer> added, boolean freezeOld, List<Double> newWeights, long seed) {
-        return expand(old, added, freezeOld, newWeights, seed, Init.RANDOM);
+        return expand(old, added, freezeOld, newWeights, seed, Init.defaultFor(old.config(), added));
     }
 
     /** How the appended chains' tensors start (their LM-head rows are zero either way). */
@@ -38,11 +39,34 @@ public final class ChainExpansion {
          * the last old chain's at every layer, while the model's outputs are unchanged (LM-head rows zero).
          * Needs each appended chain as wide as the last old chain.
          */
-        COPY
+        COPY;
+
+        /**
+         * The growth default ({@code expand}, {@code --grow-at}, {@code retrain --add-chains}): COPY when every appended
+         * chain is as wide as the last old chain, else RANDOM. COPY measured better than RANDOM on every growth of
+         * benchmarks/run-growth.sh (RESULTS.md "Growth").
+         */
+        public static Init defaultFor(ColmConfig old, List<Integer> added) {
+            int last = old.chains().get(old.numChains() - 1);
+            return added != null && !added.isEmpty() && added.stream().allMatch(h -> h == last) ? COPY : RANDOM;
+        }
+
+        /** "copy", "random" or "auto" ({@link #defaultFor}); null for auto. */
+        public static Init parse(String s) {
+            return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "copy" -> COPY;
+                case "random" -> RANDOM;
+                case "auto" -> null;
+                default -> throw new IllegalArgumentException("growth init must be copy, random or auto, got '" + s + "'");
+            };
+        }
     }
 
     public static TrainingState expand(TrainingState old, List<Integer> added, boolean freezeOld, List<Double> newWeights, long seed,
             Init init) {
+        if (init == null) {
+            init = Init.defaultFor(old.config(), added);
+        }
         if (added == null || added.isEmpty()) {
             throw new IllegalArgumentException("expansion needs at least one chain to add, e.g. --add-chains 2");
         }
