@@ -43,8 +43,12 @@ import java.util.zip.ZipFile;
  *                                                    the chain appended (old chains frozen for {@code freeze} steps,
  *                                                    new chain's LR ramped over {@code warm} steps), one LR schedule
  *                                                    over all {@code steps} ({@code rewarm=F}: after the growth
- *                                                    the rate restarts at F x lr and decays to min_lr at the end)
+ *                                                    the rate restarts at F x lr, capped at 3 x the share of the run
+ *                                                    left, and decays to min_lr at the end; {@code init=copy|random|auto}
+ *                                                    the new chain's init, auto = ChainExpansion's default;
+ *                                                    {@code newlr=M} growth_new_chain_lr)
  * </pre>
+ * Runs that share their small phase (chains, lr, min_lr, warm-up, steps, at) train it once and start from a copy.
  * Options: {@code --src-zip PATH --out FILE.jsonl --eval-batches N}; {@code --set key=value} overrides the tiny recipe.
  */
 public final class GrowthBench {

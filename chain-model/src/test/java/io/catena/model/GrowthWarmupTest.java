@@ -135,7 +135,15 @@ class GrowthWarmupTest {
         assertEquals(1.0, s.growthLrRewarm(), 0.0, "the growth recipe's default");
         Map<String, Object> ckpt = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 500L);
         io.catena.model.optim.LrSchedule grown = s.scheduleResuming(ckpt, 500, false);
-        assertEquals(3e-3, grown.at(501), 1e-6, "back at the peak right after the growth (one cosine step below)");
+        assertEquals(1.5e-3, grown.at(501), 1e-6, "a sixth of the run left: back at half the peak (3 x 1/6) right after the growth");
+        Map<String, Object> early = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 300L);
+        assertEquals(3e-3, s.scheduleResuming(early, 300, false).at(301), 1e-6, "half the run left: back at the peak (the cap is 1.5)");
+        Map<String, Object> late = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 590L);
+        assertEquals(3e-4, s.scheduleResuming(late, 590, false).continueLr(), 1e-12, "10 of 600 steps left: 0.05 x the peak, but not below min_lr");
+        io.catena.model.train.TrainSettings low = Recipe.of(Map.of("steps", "600", "lr", "3e-3", "growth_lr_rewarm", "0.25"), "t")
+                .trainSettings();
+        assertEquals(0.25 * 3e-3, low.scheduleResuming(Map.of("lr_schedule", low.schedule().toMap(), "expanded_at_step", 300L), 300,
+                false).continueLr(), 1e-12, "a share below the cap is kept");
         assertEquals(3e-4, grown.at(600), 1e-12, "min_lr at the last step");
         assertEquals(s.schedule().at(499), grown.at(499), 0.0, "before the growth: unchanged");
         // a resume later in the grown run keeps the recorded (re-warmed) schedule instead of re-warming again
