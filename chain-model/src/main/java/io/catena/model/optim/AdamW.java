@@ -20,7 +20,8 @@ public final class AdamW {
     /**
      * Hyper-parameters; lr comes from the schedule at each step. growthWarmupSteps: after a growth, the appended
      * chains' learning rate ramps linearly from 0 to the schedule's over this many steps while the old chains follow
-     * the schedule (0: no ramp).
+     * the schedule (0: no ramp). growthNewChainLr: the appended chains' rate is this multiple of the schedule's (on
+     * top of the ramp; 1: the schedule's). 2-4x measured no gain on benchmarks/run-growth.sh (RESULTS.md "Growth").
      */
     public record Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm, long growthWarmupSteps,
             double growthNewChainLr) {
