@@ -43,8 +43,12 @@ import java.util.zip.ZipFile;
  *                                                    the chain appended (old chains frozen for {@code freeze} steps,
  *                                                    new chain's LR ramped over {@code warm} steps), one LR schedule
  *                                                    over all {@code steps} ({@code rewarm=F}: after the growth
- *                                                    the rate restarts at F x lr and decays to min_lr at the end)
+ *                                                    the rate restarts at F x lr, capped at 3 x the share of the run
+ *                                                    left, and decays to min_lr at the end; {@code init=copy|random|auto}
+ *                                                    the new chain's init, auto = ChainExpansion's default;
+ *                                                    {@code newlr=M} growth_new_chain_lr)
  * </pre>
+ * Runs that share their small phase (chains, lr, min_lr, warm-up, steps, at) train it once and start from a copy.
  * Options: {@code --src-zip PATH --out FILE.jsonl --eval-batches N}; {@code --set key=value} overrides the tiny recipe.
  */
 public final class GrowthBench {
@@ -137,6 +141,7 @@ public final class GrowthBench {
         }
         over.add("growth_warmup_steps=" + run.lng("warm", 0));
         over.add("growth_lr_rewarm=" + run.dbl("rewarm", 0)); // the trainer re-warms the schedule at the growth step itself
+        over.add("growth_new_chain_lr=" + run.dbl("newlr", 1));
         over.add("eval_every=0");
         over.add("log_every=" + steps);
         Recipe r = recipe.with(over);
@@ -160,12 +165,23 @@ public final class GrowthBench {
             List<Integer> chains = full.chains();
             int last = chains.get(chains.size() - 1);
             ColmConfig small = r.with(List.of("chains=" + join(chains.subList(0, chains.size() - 1)))).modelConfig(ByteTokenizer.VOCAB_SIZE);
-            t = new LocalTrainer(LocalTrainer.freshState(small, s.seed()), s, train, val, null, null, quiet, null);
-            t.run(at);
-            double[] before = Evaluator.evaluate(t.model(), val, evalBatches);
-            res.put("val_loss_at_growth", before[before.length - 1]);
-            phases.add(phase("small", t, at));
-            TrainingState grown = ChainExpansion.expand(t.state(), List.of(last), freeze > 0, null, s.seed() + 1);
+            // the small phase depends only on these (and the recipe): runs that share them share it (copied, not re-trained)
+            String key = small.chains() + " lr=" + s.lr() + " min_lr=" + s.minLr() + " warmup=" + s.warmupSteps() + " steps=" + steps
+                    + " at=" + at;
+            Object[] cached = SMALL.get(key);
+            if (cached == null) {
+                t = new LocalTrainer(LocalTrainer.freshState(small, s.seed()), s, train, val, null, null, quiet, null);
+                t.run(at);
+                double[] before = Evaluator.evaluate(t.model(), val, evalBatches);
+                cached = new Object[] {copy(t.state()), before[before.length - 1], phase("small", t, at)};
+                SMALL.put(key, cached);
+            }
+            res.put("val_loss_at_growth", cached[1]);
+            @SuppressWarnings("unchecked")
+            Map<String, Object> smallPhase = (Map<String, Object>) cached[2];
+            phases.add(smallPhase);
+            TrainingState grown = ChainExpansion.expand(copy((TrainingState) cached[0]), List.of(last), freeze > 0, null, s.seed() + 1,
+                    ChainExpansion.Init.parse(run.opts.getOrDefault("init", "auto")));
             t = new LocalTrainer(grown, s, train, val, null, null, quiet, null);
             long unfreezeAt = Math.min(steps, at + freeze);
             if (freeze > 0) {
@@ -186,8 +202,36 @@ public final class GrowthBench {
         res.put("val_loss", v[v.length - 1]);
         res.put("val_losses", Arrays.toString(Arrays.stream(v).map(x -> Math.round(x * 1e4) / 1e4).toArray()));
         res.put("lr", s.lr());
+        List<Double> headNorms = new ArrayList<>();
+        for (int c = 0; c < t.model().config().numChains(); c++) {
+            io.catena.model.kernel.Mat h = t.state().params().mat("head.c" + c);
+            double sq = 0;
+            for (int i = 0; i < h.rows; i++) {
+                for (int j = 0; j < h.cols; j++) {
+                    sq += h.get(i, j) * h.get(i, j);
+                }
+            }
+            headNorms.add(Math.round(Math.sqrt(sq) * 1e3) / 1e3);
+        }
+        res.put("head_norms", headNorms);
         res.put("phases", phases);
         return res;
+    }
+
+    private static final Map<String, Object[]> SMALL = new java.util.HashMap<>();
+
+    private static TrainingState copy(TrainingState st) {
+        return new TrainingState(st.config(), copy(st.params()), copy(st.adamM()), copy(st.adamV()), st.step(), st.tokensSeen(),
+                st.dataPosition(), st.frozenChains(), st.info());
+    }
+
+    private static io.catena.model.Params copy(io.catena.model.Params p) {
+        if (p == null) {
+            return null;
+        }
+        io.catena.model.Params c = new io.catena.model.Params(p.layout(), p.dataType());
+        c.copyFrom(p);
+        return c;
     }
 
     private static Map<String, Object> phase(String name, LocalTrainer t, long steps) {

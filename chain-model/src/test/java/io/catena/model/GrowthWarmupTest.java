@@ -76,6 +76,42 @@ class GrowthWarmupTest {
         assertNotEquals(pa.buf().get(from), ph.buf().get(from), "the two rates differ on the new chain");
     }
 
+    /** growth_new_chain_lr multiplies the appended chains' rate, on top of their ramp; the old chains keep the schedule's. */
+    @Test
+    void theNewChainLrMultiplierScalesOnlyTheGrownChains() {
+        ColmConfig cfg = TinyConfigs.airSwigluRmsNorm(); // chains {2,2,4}
+        ParamLayout l = new ParamLayout(cfg);
+        AdamW.Settings x3ramp4 = new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, 4, 3.0);
+        AdamW grown = new AdamW(l, x3ramp4, 0, 2, 10);
+        assertEquals(1.0, grown.grownChainsLrFactor(10), 0.0, "before the growth");
+        assertEquals(0.75, grown.grownChainsLrFactor(11), 1e-15, "ramp 1/4 times 3");
+        assertEquals(3.0, grown.grownChainsLrFactor(100), 0.0);
+        assertEquals(3.0, new AdamW(l, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, 0, 3.0), 0, 2, 10).grownChainsLrFactor(11), 0.0);
+        assertEquals(1.0, new AdamW(l, x3ramp4, 0).grownChainsLrFactor(100), 0.0, "never grown: no multiplier");
+        assertEquals(1.0, AdamW.Settings.defaults().growthNewChainLr(), 0.0, "default: the schedule's rate");
+        assertEquals(2.5, Recipe.of(Map.of("growth_new_chain_lr", "2.5"), "t").trainSettings().adamW().growthNewChainLr(), 0.0);
+        assertThrows(IllegalArgumentException.class, () -> new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, 4, 0.0));
+
+        int from = (int) l.prefixSize(2);
+        Params p = filled(l, 1), g = filled(l, 2), m = filled(l, 3), v = filled(l, 4);
+        for (int i = 0; i < v.buf().length(); i++) {
+            v.buf().set(i, Math.abs(v.buf().get(i)));
+        }
+        double lr = 1e-3;
+        Params pg = copy(p), mg = copy(m), vg = copy(v);
+        grown.step(pg, g, mg, vg, 100, lr);
+        AdamW plain = new AdamW(l, x3ramp4, 0);
+        Params pa = copy(p), ma = copy(m), va = copy(v);
+        plain.step(pa, g, ma, va, 100, lr);
+        Params p3 = copy(p), m3 = copy(m), v3 = copy(v);
+        plain.step(p3, g, m3, v3, 100, 3 * lr);
+        for (int i = 0; i < p.buf().length(); i++) {
+            Params want = i < from ? pa : p3;
+            assertEquals(Float.floatToIntBits((float) want.buf().get(i)), Float.floatToIntBits((float) pg.buf().get(i)),
+                    (i < from ? "old" : "new") + " chain element " + i);
+        }
+    }
+
     @Test
     void theGrowthIsReadFromTheCheckpointInfo() {
         ColmConfig small = new ColmConfig(11, 4, List.of(1, 1), 1, 0, 2.0, ColmConfig.Activation.GELU, ColmConfig.NormKind.LAYERNORM,
@@ -99,7 +135,15 @@ class GrowthWarmupTest {
         assertEquals(1.0, s.growthLrRewarm(), 0.0, "the growth recipe's default");
         Map<String, Object> ckpt = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 500L);
         io.catena.model.optim.LrSchedule grown = s.scheduleResuming(ckpt, 500, false);
-        assertEquals(3e-3, grown.at(501), 1e-6, "back at the peak right after the growth (one cosine step below)");
+        assertEquals(1.5e-3, grown.at(501), 1e-6, "a sixth of the run left: back at half the peak (3 x 1/6) right after the growth");
+        Map<String, Object> early = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 300L);
+        assertEquals(3e-3, s.scheduleResuming(early, 300, false).at(301), 1e-6, "half the run left: back at the peak (the cap is 1.5)");
+        Map<String, Object> late = Map.of("lr_schedule", s.schedule().toMap(), "expanded_at_step", 590L);
+        assertEquals(3e-4, s.scheduleResuming(late, 590, false).continueLr(), 1e-12, "10 of 600 steps left: 0.05 x the peak, but not below min_lr");
+        io.catena.model.train.TrainSettings low = Recipe.of(Map.of("steps", "600", "lr", "3e-3", "growth_lr_rewarm", "0.25"), "t")
+                .trainSettings();
+        assertEquals(0.25 * 3e-3, low.scheduleResuming(Map.of("lr_schedule", low.schedule().toMap(), "expanded_at_step", 300L), 300,
+                false).continueLr(), 1e-12, "a share below the cap is kept");
         assertEquals(3e-4, grown.at(600), 1e-12, "min_lr at the last step");
         assertEquals(s.schedule().at(499), grown.at(499), 0.0, "before the growth: unchanged");
         // a resume later in the grown run keeps the recorded (re-warmed) schedule instead of re-warming again

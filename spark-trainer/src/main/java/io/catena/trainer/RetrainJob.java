@@ -61,8 +61,9 @@ public final class RetrainJob {
               (--data, default <ckpt>/dataset) as manifest version N+1, then training resumed from the latest
               checkpoint under --ckpt on that version for --steps more steps (default: the recipe's steps); the
               first run trains from scratch. --add-chains appends chains to the loaded checkpoint first (ChainExpansion;
-              :freeze trains only the new ones; by default all chains train, the new ones' LR ramping over
-              growth_warmup_steps and the run's schedule restarting at growth_lr_rewarm x lr); the trained model before growth stays in <ckpt>/pre-growth-step-N (roll back
+              :freeze trains only the new ones; a new chain as wide as the last starts as its copy; by default all
+              chains train, the new ones' LR ramping over growth_warmup_steps and the run's schedule restarting at
+              growth_lr_rewarm x lr, at most 3x the share of the run left); the trained model before growth stays in <ckpt>/pre-growth-step-N (roll back
               or compare with --ckpt on it) and the history records the growth. Each run continues the LR schedule of
               the checkpoint to its own last step (--lr-schedule restart: the recipe's schedule over 0..last step).
               --set key=value overrides the recipe for the prepare step and for training alike (--seq-len N and

@@ -56,8 +56,10 @@ public record TrainOptions(String data, String recipe, String out, String master
               recipe's batch_size; each task computes batch_size/dp of it, so a run matches `catena train-local` step
               for step. --grow-at 200:+2:freeze appends a 2-head chain
               after step 200 and trains only the new chain; without :freeze every chain trains on (the growth recipe,
-              benchmarks/run-growth.sh): the new chain's LR ramps over growth_warmup_steps (default 30) and the LR
-              schedule restarts at growth_lr_rewarm x lr (default 1.0) after the first growth, down to min_lr at the end. --eval-every/--ckpt-every default to the recipe's values.
+              benchmarks/run-growth.sh): the new chain starts as a copy of the last chain when as wide (else random;
+              the model's outputs unchanged either way), its LR ramps over growth_warmup_steps (default 30) and the LR
+              schedule restarts at growth_lr_rewarm x lr (default 1.0; at most 3x the share of the run left) after the
+              first growth, down to min_lr at the end. --eval-every/--ckpt-every default to the recipe's values.
               --resume continues from the latest checkpoint under --out; with another --steps the LR schedule
               continues (decays from the rate reached to min_lr at the new last step) unless --lr-schedule restart. --until-step stops early (the LR schedule
               still follows --steps). A failed stage is rerun from the parameter server's version, up to

@@ -155,6 +155,7 @@ class ConfigReferenceTest {
         v.put("frozen_chains", t.frozenChains());
         v.put("growth_warmup_steps", t.adamW().growthWarmupSteps());
         v.put("growth_lr_rewarm", t.growthLrRewarm());
+        v.put("growth_new_chain_lr", t.adamW().growthNewChainLr());
         v.put("precision", t.precision().key());
         Map<String, String> out = new LinkedHashMap<>();
         v.forEach((k, x) -> out.put(k, "`" + x + "`"));

@@ -48,7 +48,7 @@ public final class CatenaCli {
               train-local   train in this process: --recipe <file> --data <manifest|text file|dir|builtin:genesis> --out <ckpt dir>
               eval          validation loss and perplexity per number of chains: --ckpt <dir> --data <text>
               generate      sample text at k chains with a KV cache: --ckpt <dir> --prompt "..."
-              expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] [--loss-weights mean] --out <dir>
+              expand        append chains to a checkpoint: --ckpt <dir> --add-chains 2 [--freeze-old] [--loss-weights mean] [--init auto] --out <dir>
               inspect       print a checkpoint's config, chains, parameter counts and training state
               export        a checkpoint (or its first k chains) as model.safetensors + config.json + tokenizer.json
                             for PyTorch / numpy: --ckpt <dir> --out <dir> [--chains k] (docs/EXPORT.md)
@@ -352,12 +352,14 @@ public final class CatenaCli {
     // ---- expand / inspect ---------------------------------------------------------------------
 
     private void expand(String[] argv) {
-        Args a = new Args("expand", argv, 1, Set.of("ckpt", "add-chains", "out", "seed", "loss-weights"), Set.of("freeze-old"));
+        Args a = new Args("expand", argv, 1, Set.of("ckpt", "add-chains", "out", "seed", "loss-weights", "init"), Set.of("freeze-old"));
         if (help(a, """
                 catena expand --ckpt <dir> --add-chains <heads[,heads...]> --out <dir> [--freeze-old] [--seed 7]
-                              [--loss-weights mean|full-only|w1,...,wn]
+                              [--loss-weights mean|full-only|w1,...,wn] [--init auto|copy|random]
                   Appends chains: old tensors copied, new ones initialised, the new chains' LM-head rows zero, so every
                   old scale and the grown full model give exactly the old logits. --freeze-old trains only new chains.
+                  --init: copy starts each new chain as a replica of the last old chain (its hidden state equal to that
+                  chain's), random draws it fresh; auto (default) = copy when the new chain is as wide as the last one.
                   --loss-weights: the grown model's per-scale loss weights (default mean; n = old + added chains).
                 """)) {
             return;
@@ -376,7 +378,8 @@ public final class CatenaCli {
         List<Double> weights = a.has("loss-weights")
                 ? ColmConfig.parseLossWeights(a.require("loss-weights"), old.config().numChains() + added.size(), "--loss-weights")
                 : null;
-        TrainingState grown = ChainExpansion.expand(old, added, a.has("freeze-old"), weights, a.integer("seed", 7));
+        TrainingState grown = ChainExpansion.expand(old, added, a.has("freeze-old"), weights, a.integer("seed", 7),
+                ChainExpansion.Init.parse(a.has("init") ? a.require("init") : "auto"));
         String dir = store.saveTo(a.require("out"), grown);
         out.println("expanded " + old.config().chains() + " -> " + grown.config().chains() + " (" + old.params().layout().size()
                 + " -> " + grown.params().layout().size() + " parameters, frozen chains " + grown.frozenChains() + "): " + dir);

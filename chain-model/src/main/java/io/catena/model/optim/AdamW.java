@@ -20,9 +20,11 @@ public final class AdamW {
     /**
      * Hyper-parameters; lr comes from the schedule at each step. growthWarmupSteps: after a growth, the appended
      * chains' learning rate ramps linearly from 0 to the schedule's over this many steps while the old chains follow
-     * the schedule (0: no ramp).
+     * the schedule (0: no ramp). growthNewChainLr: the appended chains' rate is this multiple of the schedule's (on
+     * top of the ramp; 1: the schedule's). 2-4x measured no gain on benchmarks/run-growth.sh (RESULTS.md "Growth").
      */
-    public record Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm, long growthWarmupSteps) {
+    public record Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm, long growthWarmupSteps,
+            double growthNewChainLr) {
 
         /**
          * The warm-up of grown chains when a recipe does not set growth_warmup_steps: 30 steps, the growth recipe of
@@ -31,11 +33,21 @@ public final class AdamW {
          */
         public static final long DEFAULT_GROWTH_WARMUP_STEPS = 30;
 
+        /** The appended chains' LR multiplier when a recipe does not set growth_new_chain_lr. */
+        public static final double DEFAULT_GROWTH_NEW_CHAIN_LR = 1.0;
+
         public Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
             this(beta1, beta2, eps, weightDecay, clipNorm, DEFAULT_GROWTH_WARMUP_STEPS);
         }
 
+        public Settings(double beta1, double beta2, double eps, double weightDecay, double clipNorm, long growthWarmupSteps) {
+            this(beta1, beta2, eps, weightDecay, clipNorm, growthWarmupSteps, DEFAULT_GROWTH_NEW_CHAIN_LR);
+        }
+
         public Settings {
+            if (!(growthNewChainLr > 0 && growthNewChainLr <= 100)) {
+                throw new IllegalArgumentException("growth_new_chain_lr must be in (0, 100] (a multiplier on lr), got " + growthNewChainLr);
+            }
             if (growthWarmupSteps < 0) {
                 throw new IllegalArgumentException("growth_warmup_steps must be >= 0, got " + growthWarmupSteps);
             }
@@ -52,7 +64,7 @@ public final class AdamW {
 
         /** What a recipe that sets none of beta1, beta2, adam_eps, weight_decay, clip_norm gets. */
         public static Settings defaults() {
-            return new Settings(0.9, 0.95, 1e-8, 0.1, 1.0, DEFAULT_GROWTH_WARMUP_STEPS);
+            return new Settings(0.9, 0.95, 1e-8, 0.1, 1.0, DEFAULT_GROWTH_WARMUP_STEPS, DEFAULT_GROWTH_NEW_CHAIN_LR);
         }
     }
 
@@ -131,10 +143,11 @@ public final class AdamW {
      */
     public double grownChainsLrFactor(long step) {
         long w = settings.growthWarmupSteps;
-        if (w == 0 || grownFrom >= end || step <= grownAtStep) {
+        if (grownFrom >= end || step <= grownAtStep) {
             return 1.0;
         }
-        return Math.min(1.0, (double) (step - grownAtStep) / w);
+        double mult = settings.growthNewChainLr;
+        return w == 0 ? mult : mult * Math.min(1.0, (double) (step - grownAtStep) / w);
     }
 
     /** First element that the optimizer updates. */

@@ -27,7 +27,7 @@ public final class Recipe {
             "vocab_size", "head_dim", "chains", "layers", "kv_heads", "ffn_mult", "activation", "norm", "norm_eps",
             "rope_theta", "variant", "max_seq_len", "bias", "loss_weights", "d_model", "heads",
             "batch_size", "seq_len", "steps", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "adam_eps",
-            "clip_norm", "growth_warmup_steps", "growth_lr_rewarm", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every",
+            "clip_norm", "growth_warmup_steps", "growth_lr_rewarm", "growth_new_chain_lr", "seed", "eval_every", "eval_batches", "log_every", "ckpt_every",
             "val_fraction", "frozen_chains", "precision")));
 
     private final Map<String, String> values;
@@ -189,7 +189,7 @@ public final class Recipe {
         AdamW.Settings d = AdamW.Settings.defaults();
         AdamW.Settings adam = new AdamW.Settings(dbl("beta1", d.beta1()), dbl("beta2", d.beta2()), dbl("adam_eps", d.eps()),
                 dbl("weight_decay", d.weightDecay()), dbl("clip_norm", d.clipNorm()),
-                integer("growth_warmup_steps", (int) d.growthWarmupSteps()));
+                integer("growth_warmup_steps", (int) d.growthWarmupSteps()), dbl("growth_new_chain_lr", d.growthNewChainLr()));
         double lr = dbl("lr", TrainSettings.DEFAULT_LR);
         return new TrainSettings(integer("batch_size", TrainSettings.DEFAULT_BATCH_SIZE),
                 integer("seq_len", TrainSettings.DEFAULT_SEQ_LEN), steps, lr, dbl("min_lr", TrainSettings.defaultMinLr(lr)),

@@ -26,10 +26,12 @@ public record TrainSettings(int batchSize, int seqLen, long steps, double lr, do
     public static final double DEFAULT_VAL_FRACTION = 0.05;
     public static final int DEFAULT_FROZEN_CHAINS = 0;
     /**
-     * After a growth the LR schedule restarts at this share of the peak lr and decays by a cosine to min_lr at the last
-     * step, instead of going on from the (decayed) rate it had reached (0: go on). 1.0, the growth recipe of
-     * benchmarks/run-growth.sh: on the tiny recipe it took a {2,2} model grown to {2,2,2} after step 330 of 518 from
-     * 1.646 to 1.605 validation loss (neutral when growing after step 500 of 600; RESULTS.md "Growth").
+     * After a growth the LR schedule restarts at this share of the peak lr, capped at 3x the share of the run still
+     * ahead ({@link LrSchedule#REWARM_PER_SHARE_LEFT}: a late growth restarts lower), and decays by a cosine to min_lr
+     * at the last step, instead of going on from the (decayed) rate it had reached (0: go on). 1.0, the growth recipe
+     * of benchmarks/run-growth.sh: on the tiny recipe it took a {2,2} model grown to {2,2,2} after step 330 of 518 from
+     * 1.646 to 1.605 validation loss; the cap took a growth after step 600 of 648 from 1.5912 to 1.5667 (RESULTS.md
+     * "Growth").
      */
     public static final double DEFAULT_GROWTH_LR_REWARM = 1.0;
 

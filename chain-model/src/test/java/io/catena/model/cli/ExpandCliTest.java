@@ -60,6 +60,33 @@ class ExpandCliTest {
         assertFalse(Files.exists(out), "nothing written for a refused expansion");
     }
 
+    /** --init: auto (default) copies the last chain into an equally wide new one, random draws it, a bad value is refused. */
+    @Test
+    void shouldInitTheNewChainAsAskedByInit(@TempDir Path dir) {
+        TrainingState old = GenerateCodecTest.state(257, Map.of("data", "bytes:builtin:genesis")); // chains {1,1}
+        String ckpt = new CheckpointStore().saveTo(dir.resolve("old").toString(), old);
+        CheckpointStore store = new CheckpointStore();
+        expand("--ckpt", ckpt, "--add-chains", "1", "--out", dir.resolve("auto").toString());
+        expand("--ckpt", ckpt, "--add-chains", "1", "--init", "random", "--out", dir.resolve("random").toString());
+        io.catena.model.Params auto = store.load(dir.resolve("auto").toString(), false).params();
+        io.catena.model.Params random = store.load(dir.resolve("random").toString(), false).params();
+        assertEquals(0.0, maxDiff(auto.mat("embed.c1"), auto.mat("embed.c2")), 0.0, "auto: the new chain's embedding is the last chain's");
+        assertTrue(maxDiff(random.mat("embed.c1"), random.mat("embed.c2")) > 0, "random: drawn fresh");
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> expand("--ckpt", ckpt, "--add-chains", "1",
+                "--init", "clone", "--out", dir.resolve("bad").toString()));
+        assertTrue(bad.getMessage().contains("copy, random or auto"), bad.getMessage());
+    }
+
+    private static double maxDiff(io.catena.model.kernel.Mat a, io.catena.model.kernel.Mat b) {
+        double d = 0;
+        for (int r = 0; r < a.rows; r++) {
+            for (int c = 0; c < a.cols; c++) {
+                d = Math.max(d, Math.abs(a.get(r, c) - b.get(r, c)));
+            }
+        }
+        return d;
+    }
+
     /** What `train-local --resume` reports when the recipe no longer describes the checkpoint's model (e.g. after expand). */
     @Test
     void shouldNameEveryModelSettingInWhichRecipeAndCheckpointDiffer() {
