@@ -170,6 +170,7 @@ public final class Bf16Gemm {
                 }
             }
         }
+        long t0 = Prof.start();
         Span s = call[slot];
         s.storage = m.storage;
         s.start = start;
@@ -187,6 +188,7 @@ public final class Bf16Gemm {
         } else {
             toBf16(src, start, dst, 0, total);
         }
+        Prof.stop("bf16.convert", t0);
         if (st.depth > 0) {
             st.live.add(s);
             call[slot] = st.take();

@@ -30,7 +30,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  *
  * <ol>
  *   <li>against PyTorch with the same bf16 rounding emulated ({@code colm_logits.py --bf16-operands}: both operands
- *       of every linear and of the LM head rounded to bf16, fp32 products, attention core and norms fp32). The two
+ *       of every linear and of the LM head rounded to bf16, fp32 products; in the attention core q, k, v and the
+ *       probabilities rounded to bf16, softmax and norms fp32). The two
  *       engines' fp32 activations differ by ~1e-5 relative (the fp32 parity test allows 1e-4 absolute on the
  *       logits), so about 1e-5 / 2^-8 = 0.3% of the rounded operands land on the other side of a bf16 rounding
  *       boundary and move by one bf16 step (2^-8) instead of the ~u / sqrt(3) of an ordinary rounding
