@@ -69,9 +69,29 @@ public final class Bf16Gemm {
         final java.util.ArrayList<Span> live = new java.util.ArrayList<>();
         final java.util.ArrayDeque<Span> free = new java.util.ArrayDeque<>();
 
-        Span take() {
-            Span s = free.poll();
-            return s == null ? new Span() : s;
+        /**
+         * A free span for a conversion of n elements: the smallest whose buffer already holds n, else the largest
+         * (grown once). Best fit keeps the spans' sizes stable from step to step: taking any free span made the
+         * large ones (the LM head's logit gradients, 64 MB at 4096 x 8192) serve small operands and be reallocated,
+         * a zeroed direct buffer and its page faults, every step.
+         */
+        Span take(long n) {
+            Span best = null, largest = null;
+            for (Span s : free) {
+                long cap = s.scratch.bytes.capacity() / 2;
+                if (cap >= n && (best == null || cap < best.scratch.bytes.capacity() / 2)) {
+                    best = s;
+                }
+                if (largest == null || cap > largest.scratch.bytes.capacity() / 2) {
+                    largest = s;
+                }
+            }
+            Span s = best != null ? best : largest;
+            if (s == null) {
+                return new Span();
+            }
+            free.remove(s);
+            return s;
         }
 
         void release(Span s) {
@@ -171,7 +191,7 @@ public final class Bf16Gemm {
             }
         }
         long t0 = Prof.start();
-        Span s = call[slot];
+        Span s = st.depth > 0 ? st.take(end - start) : call[slot];
         s.storage = m.storage;
         s.start = start;
         s.end = end;
@@ -189,14 +209,14 @@ public final class Bf16Gemm {
             toBf16(src, start, dst, 0, total);
         }
         Prof.stop("bf16.convert", t0);
+        if (Prof.ON && Boolean.getBoolean("catena.profile.shapes")) { Prof.stop("cv." + m.rows + "x" + m.cols + "/" + m.ld + (st.depth > 0 ? "r" : ""), t0); }
         if (st.depth > 0) {
             st.live.add(s);
-            call[slot] = st.take();
         }
         return s.scratch.address + 2L * (m.offset - start);
     }
 
-    /** Per thread: the two spans a call outside a scope converts into (inside one, fresh ones replace those kept). */
+    /** Per thread: the two spans a call outside a scope converts into (inside one, spans come from the scope's free list). */
     private static final ThreadLocal<Span[]> CALL = ThreadLocal.withInitial(() -> new Span[] {new Span(), new Span()});
 
     /** {@code C = op(A) op(B)} or {@code C += op(A) op(B)} in bf16 x bf16 -> fp32; shapes already checked by {@link Gemm}. */
