@@ -30,6 +30,7 @@ public final class Bf16Gemm {
     private static final VectorSpecies<Short> SH = I.length() == 16 ? ShortVector.SPECIES_256 : ShortVector.SPECIES_128;
     private static final int L = I.length();
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final boolean PROFILE_SHAPES = Prof.ON && Boolean.getBoolean("catena.profile.shapes");
 
     private Bf16Gemm() {
     }
@@ -209,7 +210,9 @@ public final class Bf16Gemm {
             toBf16(src, start, dst, 0, total);
         }
         Prof.stop("bf16.convert", t0);
-        if (Prof.ON && Boolean.getBoolean("catena.profile.shapes")) { Prof.stop("cv." + m.rows + "x" + m.cols + "/" + m.ld + (st.depth > 0 ? "r" : ""), t0); }
+        if (PROFILE_SHAPES) { // -Dcatena.profile.shapes=true: conversion time per operand shape (rows x cols / ld)
+            Prof.stop("bf16.convert." + m.rows + "x" + m.cols + "/" + m.ld, t0);
+        }
         if (st.depth > 0) {
             st.live.add(s);
         }
