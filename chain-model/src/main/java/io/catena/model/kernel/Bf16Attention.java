@@ -44,9 +44,17 @@ public final class Bf16Attention {
     private Bf16Attention() {
     }
 
-    /** Whether the attention core runs here in bf16: the precision is bf16 and the core was not switched off. */
-    public static boolean applies() {
-        return ENABLED && Gemm.precision() == Gemm.Precision.BF16;
+    /**
+     * Shortest sequence whose core runs in bf16 (-Dcatena.attention.bf16.minSeq): a fixed rule of the shape, so every
+     * process computes the same floats. Measured (benchmarks/RESULTS.md, "bf16"): at T 128 (the reference model, one
+     * block per pair, 64 x 7 small library calls per layer) the bf16 core took 37 ms/step against the float32 tiled
+     * core's 23; from T 512 up it is 2.4-2.7x faster than the float32 core.
+     */
+    public static final int MIN_SEQ = Integer.getInteger("catena.attention.bf16.minSeq", 512);
+
+    /** Whether the attention core of sequences of length t runs here in bf16: precision bf16, t >= {@link #MIN_SEQ}, not switched off. */
+    public static boolean applies(int t) {
+        return ENABLED && t >= MIN_SEQ && Gemm.precision() == Gemm.Precision.BF16;
     }
 
     /** Query blocks of a sequence of length t (units of work of {@link #forward}). */

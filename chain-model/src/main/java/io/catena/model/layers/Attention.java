@@ -343,7 +343,7 @@ public final class Attention {
             });
             return;
         }
-        if (Bf16Attention.applies()) {
+        if (Bf16Attention.applies(t)) {
             final int blocks = Bf16Attention.blocks(t);
             Parallel.forUnits(heads * batch * blocks, (from, to) -> {
                 Bf16Attention.Workspace ws = Bf16Attention.workspace();
@@ -376,7 +376,7 @@ public final class Attention {
         final int t = seqLen, hd = cfg.headDim();
         final double scale = 1.0 / Math.sqrt(hd);
         final boolean f32 = qh.buf instanceof Buf.F32;
-        if (f32 && Bf16Attention.applies()) {
+        if (f32 && Bf16Attention.applies(t)) {
             Parallel.forUnits((heads - firstHead) * batch, (from, to) -> {
                 Bf16Attention.Workspace ws = Bf16Attention.workspace();
                 for (int pr = from; pr < to; pr++) {
