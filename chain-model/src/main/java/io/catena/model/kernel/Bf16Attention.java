@@ -52,9 +52,16 @@ public final class Bf16Attention {
      */
     public static final int MIN_SEQ = Integer.getInteger("catena.attention.bf16.minSeq", 512);
 
+    private static volatile int minSeq = MIN_SEQ;
+
+    /** Tests only: the bf16 core from length t (1: always), so model-level checks cover it at test sizes; MIN_SEQ restores. */
+    public static void minSeqForTests(int t) {
+        minSeq = t;
+    }
+
     /** Whether the attention core of sequences of length t runs here in bf16: precision bf16, t >= {@link #MIN_SEQ}, not switched off. */
     public static boolean applies(int t) {
-        return ENABLED && t >= MIN_SEQ && Gemm.precision() == Gemm.Precision.BF16;
+        return ENABLED && t >= minSeq && Gemm.precision() == Gemm.Precision.BF16;
     }
 
     /** Query blocks of a sequence of length t (units of work of {@link #forward}). */

@@ -9,6 +9,7 @@ import io.catena.model.Params;
 import io.catena.model.io.CheckpointStore;
 import io.catena.model.io.Npy;
 import io.catena.model.io.TrainingState;
+import io.catena.model.kernel.Bf16Attention;
 import io.catena.model.kernel.Bf16Policy;
 import io.catena.model.kernel.Gemm;
 import io.catena.model.kernel.HostCpu;
@@ -51,6 +52,7 @@ class TorchBf16ParityTest {
     @AfterEach
     void noEmulationAfterwards() {
         Bf16Policy.allowEmulationForTests(false);
+        Bf16Attention.minSeqForTests(Bf16Attention.MIN_SEQ);
     }
 
 
@@ -58,6 +60,7 @@ class TorchBf16ParityTest {
     @MethodSource("io.catena.model.golden.TorchParityTest#configs")
     void bf16LogitsMatchPyTorchWithTheSameRoundingAndStayNearFp32(ColmConfig cfg, @TempDir Path dir) throws Exception {
         Bf16Policy.allowEmulationForTests(true); // the numerics are checked on every host whose oneDNN computes bf16
+        Bf16Attention.minSeqForTests(1); // the bf16 attention core at this test's T 64 too (PyTorch emulates it)
         Assumptions.assumeTrue(Bf16Policy.unsupportedReason(HostCpu.read()) == null,
                 () -> "bf16 cannot run here: " + Bf16Policy.unsupportedReason(HostCpu.read()));
         int batch = 4, seq = Math.min(64, cfg.maxSeqLen()); // 256 rows: every GEMM passes bf16's 2^20 multiply-adds
