@@ -47,8 +47,9 @@ public final class Bf16Attention {
     /**
      * Shortest sequence whose core runs in bf16 (-Dcatena.attention.bf16.minSeq): a fixed rule of the shape, so every
      * process computes the same floats. Measured (benchmarks/RESULTS.md, "bf16"): at T 128 (the reference model, one
-     * block per pair, 64 x 7 small library calls per layer) the bf16 core took 37 ms/step against the float32 tiled
-     * core's 23; from T 512 up it is 2.4-2.7x faster than the float32 core.
+     * block per pair, 64 x 7 small library calls per layer) the bf16 core did not win (37 against the float32 tiled
+     * core's 23 ms/step in one profile; a paired A/B of whole steps within noise); from T 1024 up one pair runs
+     * 2.4-2.7x faster than in the float32 core.
      */
     public static final int MIN_SEQ = Integer.getInteger("catena.attention.bf16.minSeq", 512);
 
