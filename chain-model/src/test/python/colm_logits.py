@@ -29,7 +29,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--elastic", action="store_true", help="compute scale k with forward(tokens, k)")
     ap.add_argument("--bf16-operands", action="store_true",
-                    help="emulate Catena's precision=bf16: both operands of every linear rounded to bf16, fp32 products")
+                    help="emulate Catena's precision=bf16: both operands of every linear and of the attention core's products rounded to bf16, fp32 products")
     ap.add_argument("--strict-order", action="store_true",
                     help="fail (not warn) when model.json's tensor order differs from ours")
     a = ap.parse_args(argv)

@@ -43,8 +43,9 @@ def round_to_bf16(t: torch.Tensor) -> torch.Tensor:
 
 
 # Catena's precision=bf16, emulated: GEMM_OPERANDS["round"] = round_to_bf16 rounds both operands of every linear
-# (the chain linears and the LM head) to bf16 before an fp32 product; the attention core, norms and softmax
-# stay fp32, as in Catena. None (default): plain fp32.
+# (the chain linears and the LM head) to bf16 before an fp32 product, and the attention core's q, k, v and
+# probabilities (Catena's Bf16Attention: bf16 products, fp32 softmax); norms and softmax stay fp32, as in Catena.
+# None (default): plain fp32.
 GEMM_OPERANDS = {"round": None}
 
 
@@ -383,10 +384,15 @@ class Attention(nn.Module):
         q = q.reshape(B * Hk, T, hd)
         kk = kk.reshape(B * Hk, T, hd)
         vv = vv.reshape(B * Hk, T, hd)
+        rnd = GEMM_OPERANDS["round"]
+        if rnd is not None:  # Catena's bf16 attention core: q, k, v and the probabilities rounded, softmax fp32
+            q, kk, vv = rnd(q), rnd(kk), rnd(vv)
         # scores = mask + (q k^T) / sqrt(hd), causal (-inf above the diagonal)
         s = torch.baddbmm(self._mask(T, q.dtype, q.device), q, kk.transpose(1, 2),
                           beta=1.0, alpha=1.0 / math.sqrt(hd))
         p = torch.softmax(s, dim=-1)
+        if rnd is not None:
+            p = rnd(p)
         a = torch.bmm(p, vv)                                               # [B*Hk, T, hd]
         a = a.view(B, Hk, T, hd).transpose(1, 2).reshape(B * T, Hk * hd)  # heads chain-major
         return self.o(a, k)

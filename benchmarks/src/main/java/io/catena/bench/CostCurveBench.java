@@ -82,6 +82,7 @@ public final class CostCurveBench {
         double firstLoss = 0;
         double busy0 = 0, own0 = 0;
         long wall0 = 0;
+        double[] gemmMs = new double[steps];
         for (int s = 0; s < warmup + steps; s++) {
             for (int i = 0; i < in.length; i++) {
                 in[i] = rnd.nextInt(cfg.vocabSize());
@@ -91,14 +92,19 @@ public final class CostCurveBench {
                 busy0 = boxBusyS();
                 own0 = ownCpuS();
                 wall0 = System.nanoTime();
+                io.catena.model.kernel.Prof.reset();
             }
             double sb = boxBusyS(), so = ownCpuS();
+            long g0 = io.catena.model.kernel.Gemm.nanos();
             long t0 = System.nanoTime();
             double[] l = model.forwardBackward(in, tg, 0, 0, false, 1.0);
+            long to = io.catena.model.kernel.Prof.start();
             opt.step(params, grads, m, v, s + 1, ts.lr());
+            io.catena.model.kernel.Prof.stop("adamw", to);
             long t1 = System.nanoTime();
             if (s >= warmup) {
                 ms[s - warmup] = (t1 - t0) / 1e6;
+                gemmMs[s - warmup] = (io.catena.model.kernel.Gemm.nanos() - g0) / 1e6;
                 othersCpuS[s - warmup] = (boxBusyS() - sb) - (ownCpuS() - so);
             }
             if (s == 0) {
@@ -126,6 +132,12 @@ public final class CostCurveBench {
         out.put("ms_per_step", med);
         out.put("ms_all", Arrays.stream(ms).map(x -> Math.round(x * 10) / 10.0).toArray());
         out.put("tokens_per_s", batch * seq / (med / 1000));
+        out.put("gemm_ms_per_step", TrainBench.median(gemmMs));
+        if (io.catena.model.kernel.Prof.ON) { // -Dcatena.profile=true: wall ms per phase per timed step (phases nest)
+            Map<String, Double> phases = new LinkedHashMap<>();
+            io.catena.model.kernel.Prof.snapshot().forEach((phase, x) -> phases.put(phase, Math.round(x / steps * 10) / 10.0));
+            out.put("phase_ms_per_step", phases);
+        }
         out.put("activation_mb", activationBytes / (1024.0 * 1024.0));
         out.put("peak_rss_mb", TrainBench.peakRssMb());
         out.put("loss_first", firstLoss);

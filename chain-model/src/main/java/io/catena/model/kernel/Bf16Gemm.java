@@ -30,6 +30,7 @@ public final class Bf16Gemm {
     private static final VectorSpecies<Short> SH = I.length() == 16 ? ShortVector.SPECIES_256 : ShortVector.SPECIES_128;
     private static final int L = I.length();
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final boolean PROFILE_SHAPES = Prof.ON && Boolean.getBoolean("catena.profile.shapes");
 
     private Bf16Gemm() {
     }
@@ -69,9 +70,29 @@ public final class Bf16Gemm {
         final java.util.ArrayList<Span> live = new java.util.ArrayList<>();
         final java.util.ArrayDeque<Span> free = new java.util.ArrayDeque<>();
 
-        Span take() {
-            Span s = free.poll();
-            return s == null ? new Span() : s;
+        /**
+         * A free span for a conversion of n elements: the smallest whose buffer already holds n, else the largest
+         * (grown once). Best fit keeps the spans' sizes stable from step to step: taking any free span made the
+         * large ones (the LM head's logit gradients, 64 MB at 4096 x 8192) serve small operands and be reallocated,
+         * a zeroed direct buffer and its page faults, every step.
+         */
+        Span take(long n) {
+            Span best = null, largest = null;
+            for (Span s : free) {
+                long cap = s.scratch.bytes.capacity() / 2;
+                if (cap >= n && (best == null || cap < best.scratch.bytes.capacity() / 2)) {
+                    best = s;
+                }
+                if (largest == null || cap > largest.scratch.bytes.capacity() / 2) {
+                    largest = s;
+                }
+            }
+            Span s = best != null ? best : largest;
+            if (s == null) {
+                return new Span();
+            }
+            free.remove(s);
+            return s;
         }
 
         void release(Span s) {
@@ -170,7 +191,8 @@ public final class Bf16Gemm {
                 }
             }
         }
-        Span s = call[slot];
+        long t0 = Prof.start();
+        Span s = st.depth > 0 ? st.take(end - start) : call[slot];
         s.storage = m.storage;
         s.start = start;
         s.end = end;
@@ -187,14 +209,17 @@ public final class Bf16Gemm {
         } else {
             toBf16(src, start, dst, 0, total);
         }
+        Prof.stop("bf16.convert", t0);
+        if (PROFILE_SHAPES) { // -Dcatena.profile.shapes=true: conversion time per operand shape (rows x cols / ld)
+            Prof.stop("bf16.convert." + m.rows + "x" + m.cols + "/" + m.ld, t0);
+        }
         if (st.depth > 0) {
             st.live.add(s);
-            call[slot] = st.take();
         }
         return s.scratch.address + 2L * (m.offset - start);
     }
 
-    /** Per thread: the two spans a call outside a scope converts into (inside one, fresh ones replace those kept). */
+    /** Per thread: the two spans a call outside a scope converts into (inside one, spans come from the scope's free list). */
     private static final ThreadLocal<Span[]> CALL = ThreadLocal.withInitial(() -> new Span[] {new Span(), new Span()});
 
     /** {@code C = op(A) op(B)} or {@code C += op(A) op(B)} in bf16 x bf16 -> fp32; shapes already checked by {@link Gemm}. */

@@ -80,6 +80,8 @@ public final class Bf16Policy {
     /** One line for the engine report: the library and the rule. */
     public static String describe() {
         return Dnnl.describe() + ", bf16 for GEMMs of >= " + MIN_MULTIPLY_ADDS + " multiply-adds"
-                + (MAX_K_RATIO == Double.POSITIVE_INFINITY ? "" : " with k < " + MAX_K_RATIO + " x max(m, n)");
+                + (MAX_K_RATIO == Double.POSITIVE_INFINITY ? "" : " with k < " + MAX_K_RATIO + " x max(m, n)")
+                + (Bf16Attention.ENABLED ? ", attention core in bf16 at T >= " + Bf16Attention.MIN_SEQ + " (blocks of "
+                + Bf16Attention.BLOCK + " query rows)" : ", attention core fp32");
     }
 }

@@ -356,6 +356,43 @@ public final class VectorKernels {
         }
     }
 
+    /**
+     * SwiGLU in float32: act = silu(g) u = g sigma(g) u, sigma(g) = 1 / (1 + e^-g). The precision = bf16 path's
+     * activation (its output is rounded to bf16 for the next GEMM); the fp32 path keeps FeedForward's float64
+     * scalar formula. Scalar tails use the same operations in the same order, so an element's bits do not depend
+     * on its lane.
+     */
+    public static void swiglu(ByteBuffer u, int uo, ByteBuffer g, int go, ByteBuffer act, int ao, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector z = load(g, go + i);
+            FloatVector sig = FloatVector.broadcast(S, 1f).div(exp(z.neg()).add(1f));
+            z.mul(sig).mul(load(u, uo + i)).intoByteBuffer(act, (ao + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            float z = g.getFloat((go + i) * 4);
+            float sig = 1f / (expScalar(-z) + 1f);
+            act.putFloat((ao + i) * 4, z * sig * u.getFloat((uo + i) * 4));
+        }
+    }
+
+    /** SwiGLU's gradient in float32 (see {@link #swiglu}): du = d g sigma(g), dg = d u sigma(g) (1 + g (1 - sigma(g))). */
+    public static void swigluBackward(ByteBuffer u, ByteBuffer g, ByteBuffer d, ByteBuffer du, ByteBuffer dg, int off, int n) {
+        int i = 0;
+        for (int ub = S.loopBound(n); i < ub; i += L) {
+            FloatVector z = load(g, off + i), x = load(u, off + i), dd = load(d, off + i);
+            FloatVector sig = FloatVector.broadcast(S, 1f).div(exp(z.neg()).add(1f));
+            dd.mul(z).mul(sig).intoByteBuffer(du, (off + i) * 4, NATIVE);
+            dd.mul(x).mul(sig).mul(z.mul(FloatVector.broadcast(S, 1f).sub(sig)).add(1f)).intoByteBuffer(dg, (off + i) * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            float z = g.getFloat((off + i) * 4), x = u.getFloat((off + i) * 4), dd = d.getFloat((off + i) * 4);
+            float sig = 1f / (expScalar(-z) + 1f);
+            du.putFloat((off + i) * 4, dd * z * sig);
+            dg.putFloat((off + i) * 4, dd * x * sig * (z * (1f - sig) + 1f));
+        }
+    }
+
     /** out = a * b over n elements. */
     public static void mul(ByteBuffer a, int ao, ByteBuffer b, int bo, ByteBuffer out, int oo, int n) {
         int i = 0;

@@ -3,6 +3,7 @@ package io.catena.model.layers;
 import io.catena.model.ColmConfig;
 import io.catena.model.Params;
 import io.catena.model.kernel.AttentionKernels;
+import io.catena.model.kernel.Bf16Attention;
 import io.catena.model.kernel.Bf16Gemm;
 import io.catena.model.kernel.Buf;
 import io.catena.model.kernel.FlashAttention;
@@ -342,6 +343,20 @@ public final class Attention {
             });
             return;
         }
+        if (Bf16Attention.applies(t)) {
+            final int blocks = Bf16Attention.blocks(t);
+            Parallel.forUnits(heads * batch * blocks, (from, to) -> {
+                Bf16Attention.Workspace ws = Bf16Attention.workspace();
+                for (int u = from; u < to; ) {
+                    int pair = u / blocks, first = u % blocks, last = Math.min(blocks, first + (to - u));
+                    int h = pair / batch, b = pair % batch, off = qh.index(h, b, 0);
+                    Bf16Attention.forward(ws, qh.bytes(), kh.bytes(), vh.bytes(), off, t, hd, (float) scale, first, last,
+                            s.oh.bytes(), rowLse.bytes(), rowLse.index(h, b, 0));
+                    u += last - first;
+                }
+            });
+            return;
+        }
         final int tiles = FlashAttention.tiles(t);
         Parallel.forUnits(heads * batch * tiles, (from, to) -> {
             FlashAttention.Workspace ws = FlashAttention.workspace();
@@ -361,6 +376,18 @@ public final class Attention {
         final int t = seqLen, hd = cfg.headDim();
         final double scale = 1.0 / Math.sqrt(hd);
         final boolean f32 = qh.buf instanceof Buf.F32;
+        if (f32 && Bf16Attention.applies(t)) {
+            Parallel.forUnits((heads - firstHead) * batch, (from, to) -> {
+                Bf16Attention.Workspace ws = Bf16Attention.workspace();
+                for (int pr = from; pr < to; pr++) {
+                    int h = firstHead + pr / batch, b = pr % batch, off = qh.index(h, b, 0);
+                    Bf16Attention.backward(ws, qh.bytes(), kh.bytes(), vh.bytes(), s.dOh.bytes(), off, t, hd, (float) scale,
+                            rowLse.bytes(), rowLse.index(h, b, 0), ((Buf.F32) att.buf).bytes(), att.index(b * t, attCol[h]), att.ld,
+                            s.dQh.bytes(), s.dKh.bytes(), s.dVh.bytes());
+                }
+            });
+            return;
+        }
         Parallel.forUnits((heads - firstHead) * batch, (from, to) -> {
             FlashAttention.Workspace ws = f32 ? FlashAttention.workspace() : null;
             for (int pr = from; pr < to; pr++) {

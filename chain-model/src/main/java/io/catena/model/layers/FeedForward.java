@@ -4,8 +4,10 @@ import io.catena.model.ColmConfig;
 import io.catena.model.Params;
 import io.catena.model.kernel.Bf16Gemm;
 import io.catena.model.kernel.Buf;
+import io.catena.model.kernel.Gemm;
 import io.catena.model.kernel.Mat;
 import io.catena.model.kernel.Parallel;
+import io.catena.model.kernel.Prof;
 import io.catena.model.kernel.VectorKernels;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -72,7 +74,9 @@ public final class FeedForward {
                 gate.forward(h, g, k);
             }
         }
+        long t = Prof.start();
         activate(f);
+        Prof.stop("ffn.fwd.act", t);
         down.forward(act, y, k);
     }
 
@@ -83,7 +87,9 @@ public final class FeedForward {
     public void backward(Mat h, Mat dy, Mat dh, int k, int firstTrainable, boolean accParams, boolean accInput) {
         int f = cfg.ffnPrefixWidth(k);
         down.backward(act, dy, s.dAct, k, firstTrainable, accParams, false);
+        long t = Prof.start();
         activationBackward(cfg.ffnPrefixWidth(Math.min(Math.max(firstTrainable, 0), k)), f);
+        Prof.stop("ffn.bwd.act", t);
         try (var reuse = Bf16Gemm.reuse()) {
             up.backward(h, s.dUp, dh, k, firstTrainable, accParams, accInput);
             if (swiglu) {
@@ -92,11 +98,28 @@ public final class FeedForward {
         }
     }
 
+    /**
+     * precision = bf16 computes SwiGLU in float32 vector code ({@link VectorKernels#swiglu}): its output and input
+     * gradients are rounded to bf16 by the GEMMs that read them. fp32 keeps the float64 scalar formula below.
+     */
+    private boolean vectorSwiglu() {
+        return swiglu && Gemm.precision() == Gemm.Precision.BF16 && u.buf instanceof Buf.F32;
+    }
+
     private void activate(int f) {
         final Buf ub = u.buf, ab = act.buf, gb = swiglu ? g.buf : null;
+        final boolean vectorSwiglu = vectorSwiglu();
         Parallel.forRows(u.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int o = r * u.ld;
+                if (vectorSwiglu) { // per chain segment, as GELU below
+                    for (int i = 0; i < chainsIn(f); i++) {
+                        int so = o + cfg.ffnPrefixWidth(i);
+                        VectorKernels.swiglu(((Buf.F32) ub).bytes(), so, ((Buf.F32) gb).bytes(), so, ((Buf.F32) ab).bytes(), so,
+                                cfg.ffnChainWidth(i));
+                    }
+                    continue;
+                }
                 if (!swiglu && ub instanceof Buf.F32 fu && ab instanceof Buf.F32 fa) {
                     // per chain segment: a chain's elements split into vector body and scalar tail the same way at every scale
                     for (int i = 0; i < chainsIn(f); i++) {
@@ -117,9 +140,20 @@ public final class FeedForward {
     private void activationBackward(int col, int f) {
         final Buf ub = u.buf, da = s.dAct.buf, du = s.dUp.buf;
         final Buf gb = swiglu ? g.buf : null, dg = swiglu ? s.dGate.buf : null;
+        final boolean vectorSwiglu = vectorSwiglu();
         Parallel.forRows(u.rows, (from, to) -> {
             for (int r = from; r < to; r++) {
                 int o = r * u.ld;
+                if (vectorSwiglu) { // per chain segment, as the forward
+                    for (int i = 0; i < chainsIn(f); i++) {
+                        int a = Math.max(cfg.ffnPrefixWidth(i), col), b = cfg.ffnPrefixWidth(i + 1);
+                        if (a < b) {
+                            VectorKernels.swigluBackward(((Buf.F32) ub).bytes(), ((Buf.F32) gb).bytes(), ((Buf.F32) da).bytes(),
+                                    ((Buf.F32) du).bytes(), ((Buf.F32) dg).bytes(), o + a, b - a);
+                        }
+                    }
+                    continue;
+                }
                 if (!swiglu && ub instanceof Buf.F32 fu && da instanceof Buf.F32 fa && du instanceof Buf.F32 fd) {
                     // the forward left gelu'(u) in u
                     VectorKernels.mul(fu.bytes(), o + col, fa.bytes(), o + col, fd.bytes(), o + col, f - col);
