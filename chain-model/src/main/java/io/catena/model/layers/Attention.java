@@ -344,28 +344,34 @@ public final class Attention {
             return;
         }
         if (Bf16Attention.applies(t)) {
-            final int blocks = Bf16Attention.blocks(t);
-            Parallel.forUnits(heads * batch * blocks, (from, to) -> {
-                Bf16Attention.Workspace ws = Bf16Attention.workspace();
-                for (int u = from; u < to; ) {
-                    int pair = u / blocks, first = u % blocks, last = Math.min(blocks, first + (to - u));
-                    int h = pair / batch, b = pair % batch, off = qh.index(h, b, 0);
-                    Bf16Attention.forward(ws, qh.bytes(), kh.bytes(), vh.bytes(), off, t, hd, (float) scale, first, last,
-                            s.oh.bytes(), rowLse.bytes(), rowLse.index(h, b, 0));
-                    u += last - first;
-                }
-            });
+            forQueryBlocks(heads, Bf16Attention.blocks(t), (h, b, off, first, last) ->
+                    Bf16Attention.forward(Bf16Attention.workspace(), qh.bytes(), kh.bytes(), vh.bytes(), off, t, hd, (float) scale,
+                            first, last, s.oh.bytes(), rowLse.bytes(), rowLse.index(h, b, 0)));
             return;
         }
-        final int tiles = FlashAttention.tiles(t);
-        Parallel.forUnits(heads * batch * tiles, (from, to) -> {
+        forQueryBlocks(heads, FlashAttention.tiles(t), (h, b, off, first, last) -> {
             FlashAttention.Workspace ws = FlashAttention.workspace();
+            FlashAttention.loadForward(ws, qh.bytes(), kh.bytes(), vh.bytes(), off, t, hd);
+            FlashAttention.forwardTiles(ws, first, last, t, hd, (float) scale, s.oh.bytes(), off, rowLse.bytes(),
+                    rowLse.index(h, b, 0));
+        });
+    }
+
+    /** Query blocks [first, last) of the (head h, sequence b) pair whose rows start at element off. */
+    private interface QueryBlocks {
+        void run(int h, int b, int off, int first, int last);
+    }
+
+    /**
+     * The forward's units of work: every (head, sequence) pair's query blocks, split over the kernel team; a thread's
+     * range is handed over pair by pair, so one pair's q, k, v are loaded once per contiguous run of its blocks.
+     */
+    private void forQueryBlocks(int heads, int blocks, QueryBlocks body) {
+        Parallel.forUnits(heads * batch * blocks, (from, to) -> {
             for (int u = from; u < to; ) {
-                int pair = u / tiles, first = u % tiles, last = Math.min(tiles, first + (to - u));
-                int h = pair / batch, b = pair % batch, off = qh.index(h, b, 0);
-                FlashAttention.loadForward(ws, qh.bytes(), kh.bytes(), vh.bytes(), off, t, hd);
-                FlashAttention.forwardTiles(ws, first, last, t, hd, (float) scale, s.oh.bytes(), off, rowLse.bytes(),
-                        rowLse.index(h, b, 0));
+                int pair = u / blocks, first = u % blocks, last = Math.min(blocks, first + (to - u));
+                int h = pair / batch, b = pair % batch;
+                body.run(h, b, qh.index(h, b, 0), first, last);
                 u += last - first;
             }
         });
