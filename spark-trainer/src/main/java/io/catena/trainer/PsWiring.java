@@ -42,9 +42,17 @@ final class PsWiring {
                 .workers(plan.tasks()).pipeline(pipeline.stages(), s.batchSize() / plan.dp() / pipeline.microBatches(), s.seqLen(),
                         pipeline.schedule(), pipeline.microBatches()).sync(opts.sync()).initialState(plan.state())
                 .adamW(s.adamW()).schedule(plan.schedule()).seed(s.seed())
-                .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff").alsoIpc(true)
+                .snapshotUri(opts.out()).snapshotOnClose(false).hadoopConf(hconf).idleStrategy("backoff").alsoIpc(embeddedAlsoIpc())
                 .growTimeoutMs(opts.requestTimeoutMs()).sendTimeoutMs(10_000);
         return new PsHandle.Embedded(ParameterServer.launch(pctx));
+    }
+
+    /**
+     * Whether the embedded server also listens on IPC for tasks in the driver's JVM: yes unless the driver runs with
+     * -Dcatena.ps.also.ipc=false (then local-mode tasks go over UDP loopback too, as executors on other hosts do).
+     */
+    static boolean embeddedAlsoIpc() {
+        return Boolean.parseBoolean(System.getProperty(io.catena.ps.Configuration.ALSO_IPC_PROP, "true"));
     }
 
     /**

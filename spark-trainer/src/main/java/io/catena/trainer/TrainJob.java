@@ -190,7 +190,7 @@ public final class TrainJob {
                 plan.startStep(), plan.baseData(), plan.state().tokensSeen(), plan.growth(), plan.evalEvery(), plan.ckptEvery(),
                 opts.failAt(), 0, c.secret(), c.channel(), c.streamId(), c.termLength(), c.udpParams(), telemetryChannel, c.aeronDir(),
                 ProcessHandle.current().pid(), JobSpec.THIS_JVM, opts.kernelThreads(), opts.requestTimeoutMs(),
-                new HashMap<>(plan.info()), plan.pipeline(), opts.divergenceFactor(), c.external() == null);
+                new HashMap<>(plan.info()), plan.pipeline(), opts.divergenceFactor(), c.external() == null && PsWiring.embeddedAlsoIpc());
     }
 
     /** The stage runs with the monitor thread (telemetry, growth) beside them. Returns the number of stage runs. */
