@@ -1,6 +1,5 @@
 package io.catena.model;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -32,12 +31,7 @@ class ChainExpansionCopyInitTest {
         Params p = TinyConfigs.randomParams(cfg, DataType.FLOAT, 3);
         int[] tokens = TinyConfigs.randomTokens(B * T, cfg.vocabSize(), 4);
         float[][] old = ChainCausalityTest.logitsAllScales(cfg, p, tokens);
-        TrainingState g = grown(cfg, p);
-        float[][] now = ChainCausalityTest.logitsAllScales(g.config(), g.params(), tokens);
-        for (int k = 0; k < cfg.numChains(); k++) {
-            assertArrayEquals(old[k], now[k], "old scale " + (k + 1) + " changed by growth");
-        }
-        assertArrayEquals(old[cfg.numChains() - 1], now[cfg.numChains()], "grown full model must equal the old model at growth");
+        ExpansionTest.assertOldScalesAndFullModelUnchanged(cfg, old, grown(cfg, p), tokens);
     }
 
     /**

@@ -31,6 +31,11 @@ class ExpansionTest {
         TrainingState grown = ChainExpansion.expand(st, List.of(added), true, null, 9);
         assertEquals(cfg.numChains() + 1, grown.config().numChains());
         assertEquals(cfg.numChains(), grown.frozenChains());
+        assertOldScalesAndFullModelUnchanged(cfg, old, grown, tokens);
+    }
+
+    /** Every old scale of {@code grown} gives the logits {@code old} of the model before growth, and so does the full model. */
+    static void assertOldScalesAndFullModelUnchanged(ColmConfig cfg, float[][] old, TrainingState grown, int[] tokens) {
         float[][] now = ChainCausalityTest.logitsAllScales(grown.config(), grown.params(), tokens);
         for (int k = 0; k < cfg.numChains(); k++) {
             assertArrayEquals(old[k], now[k], "old scale " + (k + 1) + " changed by growth");

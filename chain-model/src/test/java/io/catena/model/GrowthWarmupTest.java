@@ -53,27 +53,34 @@ class GrowthWarmupTest {
         assertEquals(1.0, new AdamW(l, new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, 0), 0, 2, 10).grownChainsLrFactor(11), 0.0,
                 "0: no ramp");
 
+        // the grown optimizer at step 12 (factor 0.5) against plain ones at lr and lr/2
+        assertGrownStepIsPlainStepAtFactor(l, grown, new AdamW(l, RAMP4, 0), 12, 1e-2, 0.5);
+    }
+
+    /**
+     * One step of {@code grown} (chains 2.. appended) equals, bit for bit, {@code plain}'s step at lr on the old chains
+     * and at factor x lr on the new ones; the moments do not depend on the rate.
+     */
+    private static void assertGrownStepIsPlainStepAtFactor(ParamLayout l, AdamW grown, AdamW plain, long step, double lr,
+                                                           double factor) {
         int from = (int) l.prefixSize(2);
         Params p = filled(l, 1), g = filled(l, 2), m = filled(l, 3), v = filled(l, 4);
         for (int i = 0; i < v.buf().length(); i++) {
             v.buf().set(i, Math.abs(v.buf().get(i)));
         }
-        double lr = 1e-2;
-        // the grown optimizer at step 12 (factor 0.5) against plain ones at lr and lr/2
         Params pg = copy(p), mg = copy(m), vg = copy(v);
-        grown.step(pg, g, mg, vg, 12, lr);
-        AdamW plain = new AdamW(l, RAMP4, 0);
+        grown.step(pg, g, mg, vg, step, lr);
         Params pa = copy(p), ma = copy(m), va = copy(v);
-        plain.step(pa, g, ma, va, 12, lr);
-        Params ph = copy(p), mh = copy(m), vh = copy(v);
-        plain.step(ph, g, mh, vh, 12, lr / 2);
+        plain.step(pa, g, ma, va, step, lr);
+        Params pf = copy(p), mf = copy(m), vf = copy(v);
+        plain.step(pf, g, mf, vf, step, factor * lr);
         for (int i = 0; i < p.buf().length(); i++) {
-            Params want = i < from ? pa : ph;
+            Params want = i < from ? pa : pf;
             assertEquals(Float.floatToIntBits((float) want.buf().get(i)), Float.floatToIntBits((float) pg.buf().get(i)),
                     (i < from ? "old" : "new") + " chain element " + i);
             assertEquals(ma.buf().get(i), mg.buf().get(i), 0.0, "moments do not depend on the rate");
         }
-        assertNotEquals(pa.buf().get(from), ph.buf().get(from), "the two rates differ on the new chain");
+        assertNotEquals(pa.buf().get(from), pf.buf().get(from), "the two rates differ on the new chain");
     }
 
     /** growth_new_chain_lr multiplies the appended chains' rate, on top of their ramp; the old chains keep the schedule's. */
@@ -91,25 +98,7 @@ class GrowthWarmupTest {
         assertEquals(1.0, AdamW.Settings.defaults().growthNewChainLr(), 0.0, "default: the schedule's rate");
         assertEquals(2.5, Recipe.of(Map.of("growth_new_chain_lr", "2.5"), "t").trainSettings().adamW().growthNewChainLr(), 0.0);
         assertThrows(IllegalArgumentException.class, () -> new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, 1.0, 4, 0.0));
-
-        int from = (int) l.prefixSize(2);
-        Params p = filled(l, 1), g = filled(l, 2), m = filled(l, 3), v = filled(l, 4);
-        for (int i = 0; i < v.buf().length(); i++) {
-            v.buf().set(i, Math.abs(v.buf().get(i)));
-        }
-        double lr = 1e-3;
-        Params pg = copy(p), mg = copy(m), vg = copy(v);
-        grown.step(pg, g, mg, vg, 100, lr);
-        AdamW plain = new AdamW(l, x3ramp4, 0);
-        Params pa = copy(p), ma = copy(m), va = copy(v);
-        plain.step(pa, g, ma, va, 100, lr);
-        Params p3 = copy(p), m3 = copy(m), v3 = copy(v);
-        plain.step(p3, g, m3, v3, 100, 3 * lr);
-        for (int i = 0; i < p.buf().length(); i++) {
-            Params want = i < from ? pa : p3;
-            assertEquals(Float.floatToIntBits((float) want.buf().get(i)), Float.floatToIntBits((float) pg.buf().get(i)),
-                    (i < from ? "old" : "new") + " chain element " + i);
-        }
+        assertGrownStepIsPlainStepAtFactor(l, grown, new AdamW(l, x3ramp4, 0), 100, 1e-3, 3.0);
     }
 
     @Test
