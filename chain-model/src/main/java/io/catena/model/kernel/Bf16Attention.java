@@ -208,7 +208,15 @@ public final class Bf16Attention {
         FloatVector acc = FloatVector.zero(S);
         int c = 0;
         for (; c + L <= n; c += L) {
-            FloatVector e = maskedExp(s, o, c, valid, scale, shift);
+            // the masked exp is written out in both row loops: a helper returning a FloatVector is a call C2 may not
+            // inline, and then it boxes the vector (see the note above the row operations)
+            FloatVector e = FloatVector.zero(S);
+            if (c < valid) {
+                e = FlashAttention.expNonPositive(FloatVector.fromByteBuffer(S, s, (o + c) * 4, NATIVE).fma(scale, -shift));
+                if (c + L > valid) {
+                    e = FloatVector.zero(S).blend(e, S.indexInRange(c, valid));
+                }
+            }
             e.intoByteBuffer(s, (o + c) * 4, NATIVE);
             acc = acc.add(e);
         }
@@ -225,20 +233,17 @@ public final class Bf16Attention {
         return sum;
     }
 
-    /** exp(scale s[o + c ..] - shift) for the L keys from c, 0 for keys at or past valid (the causal mask). */
-    private static FloatVector maskedExp(ByteBuffer s, int o, int c, int valid, float scale, float shift) {
-        if (c >= valid) {
-            return FloatVector.zero(S);
-        }
-        FloatVector e = FlashAttention.expNonPositive(FloatVector.fromByteBuffer(S, s, (o + c) * 4, NATIVE).fma(scale, -shift));
-        return c + L > valid ? FloatVector.zero(S).blend(e, S.indexInRange(c, valid)) : e;
-    }
-
     /** Backward, one row: p = exp(scale s - lse) in s (0 for keys c >= valid), ds = p (dp - delta) scale in dp, over [0, n). */
     private static void gradientRow(ByteBuffer s, ByteBuffer dp, int o, int valid, int n, float scale, float lse, float delta) {
         int c = 0;
         for (; c + L <= n; c += L) {
-            FloatVector e = maskedExp(s, o, c, valid, scale, lse);
+            FloatVector e = FloatVector.zero(S);
+            if (c < valid) {
+                e = FlashAttention.expNonPositive(FloatVector.fromByteBuffer(S, s, (o + c) * 4, NATIVE).fma(scale, -lse));
+                if (c + L > valid) {
+                    e = FloatVector.zero(S).blend(e, S.indexInRange(c, valid));
+                }
+            }
             e.intoByteBuffer(s, (o + c) * 4, NATIVE);
             e.mul(FloatVector.fromByteBuffer(S, dp, (o + c) * 4, NATIVE).sub(delta)).mul(scale).intoByteBuffer(dp, (o + c) * 4, NATIVE);
         }
