@@ -291,13 +291,18 @@ final class GradientAccumulator {
         }
         long now = System.nanoTime();
         metrics.pushesAccepted.incrementAndGet();
+        boolean published;
         if (asp) {
             applyAsp(w, ws, now);
+            published = true;
         } else {
             accumulate(w, ws, own, now);
-            advance(); // first, so that the ack's version includes this push when it completed a step
+            published = advance(); // first, so that the ack's version includes this push when it completed a step
         }
         sender.send(s, MessageType.PUSH_ACK, 0, corr, step, model.version(), 0, 0, null, 0, 0);
+        if (published) {
+            afterPublish.run(); // after the ack: this worker's pull can then join the answers to the waiting ones
+        }
     }
 
     /** ASP: the push is a step of its own. */
@@ -307,7 +312,6 @@ final class GradientAccumulator {
         metrics.recordUpdate(model.applyStep(ws.staging, 1));
         metrics.latency(System.nanoTime() - now);
         metrics.published(System.nanoTime());
-        afterPublish.run();
     }
 
     /** BSP/SSP: adds the push to its step's slot. */
@@ -357,8 +361,8 @@ final class GradientAccumulator {
         }
     }
 
-    /** Publishes every complete step in order (BSP/SSP). */
-    private void advance() {
+    /** Publishes every complete step in order (BSP/SSP); whether it published one (the caller runs afterPublish). */
+    private boolean advance() {
         boolean published = false;
         while (true) {
             long step = model.version() + 1;
@@ -376,9 +380,7 @@ final class GradientAccumulator {
             metrics.published(now);
             published = true;
         }
-        if (published) {
-            afterPublish.run();
-        }
+        return published;
     }
 
     private void clearSlot(int sl) {

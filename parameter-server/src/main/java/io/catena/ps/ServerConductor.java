@@ -72,6 +72,7 @@ final class ServerConductor implements Agent {
                 .traffic(KeySchedule.Direction.BROADCAST);
         this.accumulator = new GradientAccumulator(ctx, model, metrics, sender, this::afterPublish);
         this.pulls = new PullServer(ctx, model, sender, metrics, framer, new SealedParams(broadcast));
+        model.beforeParamsChange(pulls::finishAnswers);
         this.growth = new ChainGrowth(ctx, model, accumulator, pulls, sender);
         this.snapshots = new SnapshotWriter(ctx, model, metrics, sender, completions);
         this.sessions = new ClientSessions(ctx, aeron, metrics, sender, model, accumulator, pulls, broadcastNonce);
@@ -156,6 +157,7 @@ final class ServerConductor implements Agent {
             work += ipcSubscription.poll(ipcAssembler, 16);
         }
         work += sessions.poll();
+        work += pulls.doWork();
         long now = System.nanoTime();
         work += pulls.expire(now);
         work += growth.expire(now);

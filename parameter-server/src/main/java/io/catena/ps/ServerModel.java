@@ -49,6 +49,8 @@ final class ServerModel {
      * ({@link SealedParams}) is valid for one value only.
      */
     private long paramsChanges;
+    /** Runs before the parameters change (the pull answers in flight read them: {@link PullServer#finishAnswers}). */
+    private Runnable beforeParamsChange = () -> { };
 
     ServerModel(ParameterServer.Context ctx) {
         this.ctx = ctx;
@@ -86,6 +88,7 @@ final class ServerModel {
 
     /** Appends chains (chain-model's ChainExpansion) and moves to the next epoch; the version stays. */
     void grow(List<Integer> added, boolean freezeOld, List<Double> weights, long seed) {
+        beforeParamsChange.run();
         TrainingState cur = new TrainingState(layout.config(), params, adamM, adamV, version, 0, 0, frozenChains, Map.of());
         TrainingState grown = ChainExpansion.expand(cur, added, freezeOld, weights, seed);
         baseInfo.put("expanded_from_chains", grown.info().get("expanded_from_chains")); // snapshots (and a restore) keep the warm-up
@@ -128,6 +131,10 @@ final class ServerModel {
         return paramsView;
     }
 
+    void beforeParamsChange(Runnable r) {
+        this.beforeParamsChange = r;
+    }
+
     /** How many times the parameters changed (see the field). */
     long paramsChanges() {
         return paramsChanges;
@@ -143,6 +150,7 @@ final class ServerModel {
     }
 
     Update applyStep(Params gradSum, int count) {
+        beforeParamsChange.run();
         paramsChanges++; // the parameters change: the sealed broadcast chunks are stale
         double ss = 0;
         for (int s = 0; s < plan.shards(); s++) {

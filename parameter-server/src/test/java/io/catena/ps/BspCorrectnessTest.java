@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.catena.model.ParamLayout;
 import io.catena.model.Params;
+import io.catena.model.optim.AdamW;
 import io.catena.model.io.TrainingState;
 import io.catena.ps.protocol.RejectReason;
 import java.nio.file.Path;
@@ -189,6 +191,64 @@ class BspCorrectnessTest {
             assertEquals(0, ps.metrics().maxStaleness(0));
             assertEquals(1, ps.metrics().maxStaleness(1));
             assertTrue(b.push(1, 0, PsTestSupport.gradient(b.layout(), 1, 1)).duplicate());
+        }
+    }
+
+    /**
+     * Pull answers go out a chunk per duty cycle while other frames keep arriving: under ASP every push publishes a
+     * version, yet each answer must be exactly one version's parameters (the server completes the answers in flight
+     * before it changes them). Worker 1 only pushes, always the same gradient, so the parameters of version v are v
+     * AdamW steps on it; worker 0 only pulls, and every vector it gets is checked against its version's.
+     */
+    @Test
+    void shouldAnswerEveryPullWithOneVersionWhilePushesPublishNewOnesUnderAsp() throws Exception {
+        Path dir = PsTestSupport.testDir("asp-answers");
+        int pushes = 60;
+        ParameterServer.Context sctx = PsTestSupport.server(dir, 2, SyncPolicy.asp());
+        TrainingState init = PsTestSupport.freshState(7);
+        ParamLayout layout = init.params().layout();
+        Params g = PsTestSupport.gradient(layout, 0, 1);
+        List<Params> byVersion = new ArrayList<>(); // the oracle: byVersion.get(v) = the parameters of version v
+        Params p = new Params(layout, DataType.FLOAT);
+        p.copyFrom(init.params());
+        Params m = new Params(layout, DataType.FLOAT);
+        Params v = new Params(layout, DataType.FLOAT);
+        AdamW adam = new AdamW(layout, PsTestSupport.ADAM, 0);
+        for (int s = 0; s <= pushes; s++) {
+            if (s > 0) {
+                adam.step(p, g, m, v, s, PsTestSupport.SCHEDULE.at(s));
+            }
+            Params copy = new Params(layout, DataType.FLOAT);
+            copy.copyFrom(p);
+            byVersion.add(copy);
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try (ParameterServer ps = ParameterServer.launch(sctx);
+             ParameterServerClient puller = ParameterServerClient.connect(PsTestSupport.client(sctx, 0));
+             ParameterServerClient pusher = ParameterServerClient.connect(PsTestSupport.client(sctx, 1))) {
+            Future<?> pushing = pool.submit(() -> {
+                for (long step = 1; step <= pushes; step++) {
+                    pusher.push(step, 0, g);
+                }
+            });
+            Params pulled = new Params(layout, DataType.FLOAT);
+            java.util.Set<Long> versions = new java.util.TreeSet<>();
+            while (!pushing.isDone() || versions.isEmpty()) {
+                long version = puller.pull(0, pulled).version();
+                double d = PsTestSupport.maxAbsDiff(byVersion.get((int) version), pulled);
+                assertTrue(d < 1e-6, "pulled version " + version + " but its parameters differ from that version's by " + d
+                        + " (an answer mixing versions?)");
+                versions.add(version);
+            }
+            pushing.get(60, TimeUnit.SECONDS);
+            assertEquals(0, puller.badMessages(), "the puller dropped frames (chunks of another version in an answer?)");
+            assertEquals(pushes, ps.version());
+            assertTrue(versions.size() > 2, "the pulls must have seen several versions, saw " + versions);
+            assertTrue(PsTestSupport.maxAbsDiff(byVersion.get(1), byVersion.get(2)) > 1e-4, "versions must differ for the check to bite");
+            assertTrue(PsTestSupport.maxAbsDiff(byVersion.get(pushes), ps.copyState(5_000).params()) < 1e-6);
+            assertEquals(0, ps.metrics().totalRejections());
+        } finally {
+            pool.shutdownNow();
         }
     }
 }
