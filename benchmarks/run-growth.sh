@@ -5,7 +5,7 @@
 #   val:   the other files (held out: code the model never saw), 64 batches of 16 x 64 tokens, full model (k = 3)
 # FLOPs: matmul FLOPs of every training step, counted from the chain layout (chain-model FlopCount; a frozen chain's
 # backward is skipped and not counted; evaluation not counted). The ratio is against the first scratch run.
-#   benchmarks/run-growth.sh [RUN ...]      -> benchmarks/results/growth.jsonl + a markdown table on stdout
+#   benchmarks/run-growth.sh [RUN ...]      -> benchmarks/results/growth.jsonl (or $OUT) + a markdown table on stdout
 # Default runs: the baseline at its tuned LR (3e-3; 2e-3 and 5e-3 measured worse), the baseline cut to 0.6x its FLOPs,
 # growth within 0.6x with the growth recipe's defaults (copy init, growth_warmup_steps 30, growth_lr_rewarm 1.0 capped
 # at 3x the share of the run left) at lr 3e-3 (after step 400 and 600) and with the small phase at lr 5e-3 (after 600),
@@ -34,6 +34,6 @@ if [[ $# -eq 0 ]]; then
 fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "src.zip: $SRC_ZIP sha256 $(sha256sum "$(readlink -f "$SRC_ZIP")" | cut -c1-16)..."
-OUT="$ROOT/benchmarks/results/growth.jsonl"
+OUT="${OUT:-$ROOT/benchmarks/results/growth.jsonl}"
 : > "$OUT"
 "${BENCH_JVM[@]}" -cp "$CP" io.catena.bench.GrowthBench --src-zip "$SRC_ZIP" --out "$OUT" --set chains=2,2,2 "$@" | grep -v '^RESULT '
