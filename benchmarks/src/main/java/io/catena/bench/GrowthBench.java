@@ -38,7 +38,8 @@ import java.util.zip.ZipFile;
  *
  * <p>Runs (one per argument after the options):
  * <pre>
- *   scratch lr=3e-3 steps=600                       the full model ({@code chains}) from step 0
+ *   scratch lr=3e-3 steps=600                       the full model ({@code chains}) from step 0 ({@code weights=a,b,c}:
+ *                                                    its loss weights per scale, default the recipe's)
  *   grow lr=3e-3 steps=600 at=300 freeze=100 warm=50 the model without its last chain until step {@code at}, then
  *                                                    the chain appended (old chains frozen for {@code freeze} steps,
  *                                                    new chain's LR ramped over {@code warm} steps), one LR schedule
@@ -46,7 +47,8 @@ import java.util.zip.ZipFile;
  *                                                    the rate restarts at F x lr, capped at 3 x the share of the run
  *                                                    left, and decays to min_lr at the end; {@code init=copy|random|auto}
  *                                                    the new chain's init, auto = ChainExpansion's default;
- *                                                    {@code newlr=M} growth_new_chain_lr)
+ *                                                    {@code newlr=M} growth_new_chain_lr; {@code weights=a,b,c} the
+ *                                                    grown model's loss weights per scale, default the mean)
  * </pre>
  * Runs that share their small phase (chains, lr, min_lr, warm-up, steps, at) train it once and start from a copy.
  * Options: {@code --src-zip PATH --out FILE.jsonl --eval-batches N}; {@code --set key=value} overrides the tiny recipe.
@@ -142,6 +144,9 @@ public final class GrowthBench {
         over.add("growth_warmup_steps=" + run.lng("warm", 0));
         over.add("growth_lr_rewarm=" + run.dbl("rewarm", 0)); // the trainer re-warms the schedule at the growth step itself
         over.add("growth_new_chain_lr=" + run.dbl("newlr", 1));
+        if (run.kind.equals("scratch") && run.opts.containsKey("weights")) {
+            over.add("loss_weights=" + run.opts.get("weights"));
+        }
         over.add("eval_every=0");
         over.add("log_every=" + steps);
         Recipe r = recipe.with(over);
@@ -180,7 +185,9 @@ public final class GrowthBench {
             @SuppressWarnings("unchecked")
             Map<String, Object> smallPhase = (Map<String, Object>) cached[2];
             phases.add(smallPhase);
-            TrainingState grown = ChainExpansion.expand(copy((TrainingState) cached[0]), List.of(last), freeze > 0, null, s.seed() + 1,
+            List<Double> weights = run.opts.containsKey("weights")
+                    ? Arrays.stream(run.opts.get("weights").split(",")).map(Double::parseDouble).toList() : null;
+            TrainingState grown = ChainExpansion.expand(copy((TrainingState) cached[0]), List.of(last), freeze > 0, weights, s.seed() + 1,
                     ChainExpansion.Init.parse(run.opts.getOrDefault("init", "auto")));
             t = new LocalTrainer(grown, s, train, val, null, null, quiet, null);
             long unfreezeAt = Math.min(steps, at + freeze);
