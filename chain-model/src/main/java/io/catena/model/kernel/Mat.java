@@ -42,29 +42,9 @@ public final class Mat {
 
     /** A new zero-filled contiguous matrix of its own. */
     public static Mat allocate(DataType type, int rows, int cols) {
-        return aligned(type, (long) rows * cols, rows, cols, cols);
-    }
-
-    /** Start every new matrix on a 64-byte boundary (one AVX-512 vector, one cache line); off: -Dcatena.mat.align=false. */
-    static final boolean ALIGN = !"false".equals(System.getProperty("catena.mat.align"));
-    private static final int ALIGN_BYTES = 64;
-
-    /**
-     * A zero-filled buffer of {@code n} elements whose region starts on a 64-byte boundary. The native allocator
-     * gives some buffers 32 mod 64 and others 0, differently from run to run, and every vector load of a misaligned
-     * buffer then spans two cache lines.
-     */
-    private static Mat aligned(DataType type, long n, int rows, int cols, int ld) {
-        int elem = type.width();
-        int pad = ALIGN ? ALIGN_BYTES / elem : 0;
-        INDArray a = Nd4j.zeros(type, Math.max(1, n + pad));
+        INDArray a = Nd4j.zeros(type, Math.max(1, (long) rows * cols));
         ActivationMemory.allocated(a.length(), type);
-        int offset = 0;
-        if (ALIGN) {
-            long addr = a.data().addressPointer().address();
-            offset = (int) (((ALIGN_BYTES - addr % ALIGN_BYTES) % ALIGN_BYTES) / elem);
-        }
-        return new Mat(a, Buf.of(a), offset, rows, cols, ld);
+        return new Mat(a, Buf.of(a), 0, rows, cols, cols);
     }
 
     /** Extra floats at the end of every activation row (64 bytes). */
@@ -78,7 +58,9 @@ public final class Mat {
      */
     public static Mat allocateActivation(DataType type, int rows, int cols) {
         int ld = cols + ROW_PAD;
-        return aligned(type, (long) rows * ld, rows, cols, ld);
+        INDArray a = Nd4j.zeros(type, Math.max(1, (long) rows * ld));
+        ActivationMemory.allocated(a.length(), type);
+        return new Mat(a, Buf.of(a), 0, rows, cols, ld);
     }
 
     public DataType dataType() {
