@@ -130,11 +130,6 @@ final class PullServer {
         }
     }
 
-    /** Answers in flight (tests). */
-    int answersInFlight() {
-        return answers.size();
-    }
-
     /**
      * Sends the current parameters: every chunk to admins, to one-stage workers and for {@code all}, else only
      * the chunks of the worker's stage. Chunk indices stay those of the whole plan; the chunk count is what
